@@ -1,0 +1,75 @@
+//! `AwsAccount`: an AWS account xacct may act in, and how to reach it.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::Condition;
+
+/// An AWS account that xacct may change policies in (cluster-scoped).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "xacct.dev",
+    version = "v1alpha1",
+    kind = "AwsAccount",
+    shortname = "awsacct",
+    category = "xacct",
+    status = "AwsAccountStatus",
+    cel,
+    printcolumn = r#"{"name":"Account","type":"string","jsonPath":".spec.accountId"}"#,
+    printcolumn = r#"{"name":"Region","type":"string","jsonPath":".spec.region"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.assumeRole) || self.assumeRole.roleArn.startsWith('arn:aws:iam::' + self.accountId + ':') || self.assumeRole.roleArn.matches('^arn:aws-[a-z-]+:iam::' + self.accountId + ':')").message("assumeRole.roleArn must be a role in accountId"))]
+pub struct AwsAccountSpec {
+    /// The 12-digit AWS account id.
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]{12}$')").message("accountId must be a 12-digit AWS account id"))]
+    pub account_id: String,
+    /// How to reach the account. Omitted: the tool's own credentials, which must be in `accountId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role: Option<AssumeRoleSpec>,
+    /// The default region of this account's resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$')").message("region must look like us-east-1"))]
+    pub region: Option<String>,
+    /// Namespaces whose grants may expose this account's resources (`*` for all). Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_namespaces: Vec<String>,
+    /// Whether grants may name the principal `*` (anyone) on this account's resources.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_public_principals: bool,
+}
+
+/// The role xacct assumes to act in the account.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AssumeRoleSpec {
+    /// ARN of the role to assume, in this account.
+    #[x_kube(validation = Rule::new("self.matches('^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$')").message("roleArn must be an IAM role ARN like arn:aws:iam::222222222222:role/xacct-manager"))]
+    pub role_arn: String,
+    /// The external id the role's trust policy requires, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9+=,.@:/-]{2,1224}$')").message("externalId must be 2 to 1224 characters of letters, digits and +=,.@:/-"))]
+    pub external_id: Option<String>,
+    /// The role session name (default `xacct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9+=,.@_-]{2,64}$')").message("sessionName must be 2 to 64 characters of letters, digits and +=,.@_-"))]
+    pub session_name: Option<String>,
+}
+
+/// What xacct last saw of the account.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsAccountStatus {
+    /// `Ready` with reason `Verified`, `AssumeRoleFailed` or `AccountMismatch`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// When the account was last reached with the expected identity (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<String>,
+    /// The generation the conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}

@@ -1,0 +1,193 @@
+//! `CrossAccountGrant`: access for principals of one account to a resource of another.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Condition, DeletionPolicy};
+
+/// Access to one resource in a managed account for principals of another account (namespaced).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "xacct.dev",
+    version = "v1alpha1",
+    kind = "CrossAccountGrant",
+    namespaced,
+    shortname = "xag",
+    category = "xacct",
+    status = "CrossAccountGrantStatus",
+    cel,
+    printcolumn = r#"{"name":"Kind","type":"string","jsonPath":".spec.resource.kind"}"#,
+    printcolumn = r#"{"name":"Resource","type":"string","jsonPath":".spec.resource.name"}"#,
+    printcolumn = r#"{"name":"Grantee","type":"string","jsonPath":".spec.grantee.accountId"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("size(self.access) > 0 || size(self.actions) > 0").message("set access (presets) or actions (or both)"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'S3Bucket' || self.access.all(a, a in ['read', 'write', 'readWrite'])").message("access presets for S3Bucket are read, write and readWrite"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'EcrRepository' || self.access.all(a, a in ['pull', 'push', 'pullPush'])").message("access presets for EcrRepository are pull, push and pullPush"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'KmsKey' || self.access.all(a, a in ['decrypt', 'encrypt', 'encryptDecrypt', 'grant', 'describe'])").message("access presets for KmsKey are decrypt, encrypt, encryptDecrypt, grant and describe"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'IamRole' || self.access.all(a, a == 'assume')").message("the access preset for IamRole is assume"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'S3Bucket' || self.actions.all(a, a.startsWith('s3:'))").message("actions on an S3Bucket must start with s3:"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'EcrRepository' || self.actions.all(a, a.startsWith('ecr:'))").message("actions on an EcrRepository must start with ecr:"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'KmsKey' || self.actions.all(a, a.startsWith('kms:'))").message("actions on a KmsKey must start with kms:"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'IamRole' || self.actions.all(a, a.startsWith('sts:'))").message("actions on an IamRole must start with sts:"))]
+#[x_kube(validation = Rule::new("!has(self.externalId) || self.resource.kind == 'IamRole'").message("externalId applies to IamRole grants only"))]
+pub struct CrossAccountGrantSpec {
+    /// The resource to share, in a managed account.
+    pub resource: ResourceSpec,
+    /// Who gets access.
+    pub grantee: GranteeSpec,
+    /// Access presets; which ones apply depends on `resource.kind`.
+    #[serde(default)]
+    pub access: Vec<AccessPreset>,
+    /// Explicit IAM actions, of the resource's service (`s3:`, `ecr:`, `kms:`, `sts:`).
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self.all(a, a.matches('^[a-z0-9-]+:[A-Za-z0-9*?]+$'))").message("each action must look like service:Action"))]
+    pub actions: Vec<String>,
+    /// An IAM Condition block (operator → key → value or list of values) added to every statement of
+    /// this grant.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "condition_block_schema")]
+    pub conditions: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// IamRole only: the external id callers must present (an `sts:ExternalId` condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9+=,.@:/-]{2,1224}$')").message("externalId must be 2 to 1224 characters of letters, digits and +=,.@:/-"))]
+    pub external_id: Option<String>,
+    /// Delete: revoke on delete. Retain: leave AWS as it is.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// The resource a grant exposes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.prefix) || self.kind == 'S3Bucket'").message("prefix applies to S3Bucket only"))]
+pub struct ResourceSpec {
+    /// Name of the `AwsAccount` that owns the resource.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("account must be the name of an AwsAccount"))]
+    pub account: String,
+    /// The kind of resource.
+    pub kind: ResourceKind,
+    /// Bucket name, repository name, key id / key ARN / alias/NAME, or role name.
+    #[x_kube(validation = Rule::new("size(self) > 0 && size(self) <= 2048").message("name must be 1 to 2048 characters"))]
+    pub name: String,
+    /// Region of the resource; default: the account's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$')").message("region must look like us-east-1"))]
+    pub region: Option<String>,
+    /// S3 only: limit object access, and listing, to keys under this prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("size(self) > 0 && !self.contains('*') && !self.contains('?')").message("prefix must be non-empty and without wildcards"))]
+    pub prefix: Option<String>,
+}
+
+/// Kinds of resource a grant can expose.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+pub enum ResourceKind {
+    /// An S3 bucket (bucket policy).
+    S3Bucket,
+    /// An ECR repository (repository policy).
+    EcrRepository,
+    /// A KMS key (key policy).
+    KmsKey,
+    /// An IAM role (trust policy: switch role).
+    IamRole,
+}
+
+/// Who gets access.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.accountId) != has(self.account)").message("set exactly one of grantee.accountId and grantee.account"))]
+pub struct GranteeSpec {
+    /// The grantee's 12-digit account id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]{12}$')").message("accountId must be a 12-digit AWS account id"))]
+    pub account_id: Option<String>,
+    /// Name of the grantee's `AwsAccount`, when that account is managed too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// IAM principals in the grantee account: full ARNs, or `role/NAME` / `user/NAME`. Empty: the
+    /// account root (the whole account, subject to its own IAM policies).
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self.all(p, p == '*' || p.matches('^arn:aws[a-z-]*:(iam::[0-9]{12}:(root|role/.+|user/.+)|sts::[0-9]{12}:assumed-role/.+)$') || p.matches('^(role|user)/[A-Za-z0-9+=,.@_/-]+$'))").message("each principal must be an IAM role or user ARN, arn:aws:iam::ACCOUNT:root, role/NAME or user/NAME"))]
+    pub principals: Vec<String>,
+}
+
+/// Named bundles of actions.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum AccessPreset {
+    /// S3: get objects, list the bucket.
+    Read,
+    /// S3: put and delete objects, multipart uploads.
+    Write,
+    /// S3: read and write.
+    ReadWrite,
+    /// ECR: pull images.
+    Pull,
+    /// ECR: push images.
+    Push,
+    /// ECR: pull and push.
+    PullPush,
+    /// KMS: decrypt.
+    Decrypt,
+    /// KMS: encrypt and generate data keys.
+    Encrypt,
+    /// KMS: encrypt and decrypt.
+    EncryptDecrypt,
+    /// KMS: create grants for AWS services (`kms:GrantIsForAWSResource`).
+    Grant,
+    /// KMS: describe the key.
+    Describe,
+    /// IAM role: `sts:AssumeRole`.
+    Assume,
+}
+
+/// Observed state of a grant.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossAccountGrantStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (and `Drifted` when drift was seen).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Where this grant's statements are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<GrantedTarget>,
+}
+
+/// One policy a grant has statements in.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantedTarget {
+    /// ARN of the resource whose policy holds the statements.
+    pub arn: String,
+    /// Sids of the statements this grant owns there.
+    #[serde(default)]
+    pub sids: Vec<String>,
+    /// When the statements were last written or confirmed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied: Option<String>,
+}
+
+fn condition_block_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "IAM Condition block: operator (StringEquals, ...) to condition key to value(s).",
+        "additionalProperties": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true
+        }
+    })
+}

@@ -1,0 +1,20 @@
+//! The IAM policy document model: parsing every valid JSON form, comparison by meaning, statement
+//! ownership (Sid markers), the merge that replaces only owned statements, and size limits.
+//!
+//! Pure: nothing here does I/O.
+
+mod canonical;
+mod document;
+mod error;
+mod merge;
+mod ownership;
+mod principal;
+mod size;
+
+pub use canonical::{CanonicalDocument, CanonicalStatement};
+pub use document::{PolicyDocument, Statement};
+pub use error::PolicyError;
+pub use merge::{ChangeKind, Merged, StatementChange, WriteDecision, merge};
+pub use ownership::{GrantOwner, OwnershipScope, SID_PREFIX, instance_sid_prefix};
+pub use principal::{account_root_arn, is_unique_id, partition_for_region};
+pub use size::{SizeLimit, SizeUnit};

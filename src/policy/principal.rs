@@ -1,0 +1,60 @@
+//! Principal forms.
+
+/// The ARN partition of a region (`aws`, `aws-cn`, `aws-us-gov`).
+pub fn partition_for_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// `arn:PARTITION:iam::ACCOUNT:root`, the principal that delegates to a whole account.
+pub fn account_root_arn(partition: &str, account_id: &str) -> String {
+    format!("arn:{partition}:iam::{account_id}:root")
+}
+
+/// Whether a principal string is an IAM unique id (`AROA…` for a role, `AIDA…` for a user). AWS shows
+/// these in place of an ARN once the role or user was deleted; they never match again.
+pub fn is_unique_id(principal: &str) -> bool {
+    let upper_alnum = |s: &str| {
+        s.len() >= 16
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    };
+    (principal.starts_with("AROA") || principal.starts_with("AIDA")) && upper_alnum(&principal[4..])
+}
+
+/// A bare 12-digit account id means the account's root ARN; everything else stays as written.
+pub(crate) fn canonical_aws_principal(principal: &str) -> String {
+    if principal.len() == 12 && principal.bytes().all(|b| b.is_ascii_digit()) {
+        account_root_arn("aws", principal)
+    } else {
+        principal.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_ids_are_recognised() {
+        assert!(is_unique_id("AROAEXAMPLEID1234567"));
+        assert!(is_unique_id("AIDAJQABLZS4A3QDU576Q"));
+        assert!(!is_unique_id("AROA"));
+        assert!(!is_unique_id(
+            "arn:aws:iam::111111111111:role/AROAEXAMPLEID1234567"
+        ));
+        assert!(!is_unique_id("AROAexample12345678"));
+    }
+
+    #[test]
+    fn partitions_follow_regions() {
+        assert_eq!(partition_for_region("eu-west-1"), "aws");
+        assert_eq!(partition_for_region("cn-north-1"), "aws-cn");
+        assert_eq!(partition_for_region("us-gov-west-1"), "aws-us-gov");
+    }
+}
