@@ -1,0 +1,212 @@
+//! Credentials per account: the SDK's default chain for the tool itself, `sts:AssumeRole` into each
+//! managed account, cached and refreshed before expiry, with the account checked.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future};
+use aws_types::region::Region;
+use tokio::sync::Mutex;
+
+use super::account::{AccountAccess, AssumeRole};
+use super::calls::CallLog;
+use super::error::{AwsError, AwsErrorKind};
+
+/// The region used for STS and as a last resort when neither resource nor account names one.
+pub const FALLBACK_REGION: &str = "us-east-1";
+/// Refresh assumed-role credentials this long before they expire.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+
+/// Options for [`Connector::new`].
+#[derive(Debug, Clone, Default)]
+pub struct ConnectorOptions {
+    /// Send every call here instead of AWS (tests, emulators). `AWS_ENDPOINT_URL` works too.
+    pub endpoint_url: Option<String>,
+}
+
+/// Hands out SDK configuration acting in a given account; one per process.
+pub struct Connector {
+    base: SdkConfig,
+    calls: CallLog,
+    sessions: Mutex<HashMap<AccountAccess, Arc<SdkConfig>>>,
+}
+
+impl Connector {
+    /// Loads the tool's own credentials and settings from the SDK's default chain.
+    pub async fn new(options: ConnectorOptions) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(url) = &options.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let mut base = loader.load().await;
+        if base.region().is_none() {
+            base = base.into_builder().region(Region::new(FALLBACK_REGION)).build();
+        }
+        Connector { base, calls: CallLog::default(), sessions: Mutex::new(HashMap::new()) }
+    }
+
+    /// Every call made through clients of this connector.
+    pub fn calls(&self) -> &CallLog {
+        &self.calls
+    }
+
+    /// Whether calls go to a custom endpoint (an emulator) rather than AWS.
+    pub fn has_custom_endpoint(&self) -> bool {
+        self.base.endpoint_url().is_some()
+    }
+
+    /// SDK configuration whose credentials act in `account` (verified once, then cached).
+    pub async fn session(&self, account: &AccountAccess) -> Result<Arc<SdkConfig>, AwsError> {
+        let mut sessions = self.sessions.lock().await;
+        if let Some(config) = sessions.get(account) {
+            return Ok(config.clone());
+        }
+        let config = Arc::new(match &account.assume_role {
+            Some(role) => self.assume(account, role).await?,
+            None => {
+                self.check_own_account(account).await?;
+                self.base.clone()
+            }
+        });
+        sessions.insert(account.clone(), config.clone());
+        Ok(config)
+    }
+
+    async fn assume(&self, account: &AccountAccess, role: &AssumeRole) -> Result<SdkConfig, AwsError> {
+        let provider = AssumeRoleProvider {
+            sts: self.sts_client(&self.base),
+            account_id: account.account_id.clone(),
+            role: role.clone(),
+            cached: Arc::new(Mutex::new(None)),
+        };
+        // Assume once now so a wrong role or account fails here, with a clear error.
+        provider.fetch().await?;
+        Ok(self.base.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build())
+    }
+
+    async fn check_own_account(&self, account: &AccountAccess) -> Result<(), AwsError> {
+        let identity = self.sts_client(&self.base).get_caller_identity().send().await.map_err(|e| {
+            AwsError::from_sdk(&e, "sts:GetCallerIdentity", &account.account_id, &[])
+        })?;
+        match identity.account() {
+            Some(id) if id == account.account_id => Ok(()),
+            other => Err(AwsError::new(
+                AwsErrorKind::AccountMismatch,
+                "sts:GetCallerIdentity",
+                &account.account_id,
+                format!(
+                    "AwsAccount {} has no assumeRole, so the tool's own credentials are used, but they act in account {} instead of {}",
+                    account.name,
+                    other.unwrap_or("(unknown)"),
+                    account.account_id
+                ),
+            )),
+        }
+    }
+
+    /// An STS client on `config`, recording its calls.
+    pub fn sts_client(&self, config: &SdkConfig) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(config).interceptor(self.calls.clone()).build())
+    }
+
+    /// An S3 client for `region`.
+    pub fn s3_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
+        let builder = aws_sdk_s3::config::Builder::from(config)
+            .region(Region::new(region.to_string()))
+            .force_path_style(self.has_custom_endpoint())
+            .interceptor(self.calls.clone());
+        aws_sdk_s3::Client::from_conf(builder.build())
+    }
+
+    /// An ECR client for `region`.
+    pub fn ecr_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_ecr::Client {
+        let builder = aws_sdk_ecr::config::Builder::from(config)
+            .region(Region::new(region.to_string()))
+            .interceptor(self.calls.clone());
+        aws_sdk_ecr::Client::from_conf(builder.build())
+    }
+
+    /// A KMS client for `region`.
+    pub fn kms_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_kms::Client {
+        let builder = aws_sdk_kms::config::Builder::from(config)
+            .region(Region::new(region.to_string()))
+            .interceptor(self.calls.clone());
+        aws_sdk_kms::Client::from_conf(builder.build())
+    }
+
+    /// An IAM client (IAM is global).
+    pub fn iam_client(&self, config: &SdkConfig) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(config).interceptor(self.calls.clone()).build())
+    }
+}
+
+/// Credentials from `sts:AssumeRole`, checked to act in the expected account and cached until
+/// shortly before they expire.
+#[derive(Clone)]
+struct AssumeRoleProvider {
+    sts: aws_sdk_sts::Client,
+    account_id: String,
+    role: AssumeRole,
+    cached: Arc<Mutex<Option<Credentials>>>,
+}
+
+impl std::fmt::Debug for AssumeRoleProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssumeRoleProvider").field("account_id", &self.account_id).field("role", &self.role).finish()
+    }
+}
+
+impl AssumeRoleProvider {
+    async fn fetch(&self) -> Result<Credentials, AwsError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(creds) = cached.as_ref() {
+            let fresh = creds.expiry().is_none_or(|exp| exp > SystemTime::now() + REFRESH_BEFORE_EXPIRY);
+            if fresh {
+                return Ok(creds.clone());
+            }
+        }
+        let operation = "sts:AssumeRole";
+        let mut request = self.sts.assume_role().role_arn(&self.role.role_arn).role_session_name(&self.role.session_name);
+        if let Some(external_id) = &self.role.external_id {
+            request = request.external_id(external_id);
+        }
+        let out = request.send().await.map_err(|e| {
+            let mut err = AwsError::from_sdk(&e, operation, &self.account_id, &[]);
+            if !err.kind.is_transient() {
+                err.kind = AwsErrorKind::AssumeRoleFailed;
+            }
+            err.message = format!("could not assume {}: {}", self.role.role_arn, err.message);
+            err
+        })?;
+        let assumed_account = out.assumed_role_user().and_then(|u| u.arn().split(':').nth(4)).unwrap_or_default();
+        if assumed_account != self.account_id {
+            return Err(AwsError::new(
+                AwsErrorKind::AccountMismatch,
+                operation,
+                &self.account_id,
+                format!("assuming {} gave credentials in account {assumed_account:?}", self.role.role_arn),
+            ));
+        }
+        let c = out.credentials().ok_or_else(|| {
+            AwsError::new(AwsErrorKind::AssumeRoleFailed, operation, &self.account_id, "AssumeRole returned no credentials")
+        })?;
+        let expiry = SystemTime::try_from(*c.expiration()).ok();
+        let creds = Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_string()), expiry, "xacct-assume-role");
+        *cached = Some(creds.clone());
+        Ok(creds)
+    }
+}
+
+impl ProvideCredentials for AssumeRoleProvider {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            self.fetch().await.map_err(|e| CredentialsError::provider_error(e))
+        })
+    }
+}
