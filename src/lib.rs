@@ -6,5 +6,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
-pub mod policy;
 pub mod aws;
+pub mod policy;
+pub mod engine;

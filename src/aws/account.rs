@@ -39,7 +39,10 @@ impl fmt::Debug for AssumeRole {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AssumeRole")
             .field("role_arn", &self.role_arn)
-            .field("external_id", &self.external_id.as_ref().map(|_| "<redacted>"))
+            .field(
+                "external_id",
+                &self.external_id.as_ref().map(|_| "<redacted>"),
+            )
             .field("session_name", &self.session_name)
             .finish()
     }

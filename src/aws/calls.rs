@@ -57,7 +57,11 @@ impl CallLog {
 
     /// Calls of one operation so far, whatever their outcome.
     pub fn count(&self, operation: &str) -> u64 {
-        self.snapshot().iter().filter(|(call, _)| call.operation == operation).map(|(_, n)| n).sum()
+        self.snapshot()
+            .iter()
+            .filter(|(call, _)| call.operation == operation)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Calls whose operation name starts with one of `prefixes` (e.g. `Put`, `Set`, `Update`, `Delete`).
@@ -101,7 +105,10 @@ impl Intercept for CallLog {
         let outcome = match context.response() {
             Some(response) => {
                 let status = response.status().as_u16();
-                let error_type = response.headers().get("x-amzn-errortype").unwrap_or_default();
+                let error_type = response
+                    .headers()
+                    .get("x-amzn-errortype")
+                    .unwrap_or_default();
                 if (200..300).contains(&status) {
                     CallOutcome::Success
                 } else if status == 429 || status == 503 || error_type.contains("Throttl") {
@@ -112,7 +119,11 @@ impl Intercept for CallLog {
             }
             None => CallOutcome::Error,
         };
-        self.record(ApiCall { service, operation, outcome });
+        self.record(ApiCall {
+            service,
+            operation,
+            outcome,
+        });
         Ok(())
     }
 }

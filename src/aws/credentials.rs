@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future};
+use aws_credential_types::provider::{
+    ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future,
+};
 use aws_types::region::Region;
 use tokio::sync::Mutex;
 
@@ -43,9 +45,16 @@ impl Connector {
         }
         let mut base = loader.load().await;
         if base.region().is_none() {
-            base = base.into_builder().region(Region::new(FALLBACK_REGION)).build();
+            base = base
+                .into_builder()
+                .region(Region::new(FALLBACK_REGION))
+                .build();
         }
-        Connector { base, calls: CallLog::default(), sessions: Mutex::new(HashMap::new()) }
+        Connector {
+            base,
+            calls: CallLog::default(),
+            sessions: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Every call made through clients of this connector.
@@ -75,7 +84,11 @@ impl Connector {
         Ok(config)
     }
 
-    async fn assume(&self, account: &AccountAccess, role: &AssumeRole) -> Result<SdkConfig, AwsError> {
+    async fn assume(
+        &self,
+        account: &AccountAccess,
+        role: &AssumeRole,
+    ) -> Result<SdkConfig, AwsError> {
         let provider = AssumeRoleProvider {
             sts: self.sts_client(&self.base),
             account_id: account.account_id.clone(),
@@ -84,13 +97,22 @@ impl Connector {
         };
         // Assume once now so a wrong role or account fails here, with a clear error.
         provider.fetch().await?;
-        Ok(self.base.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build())
+        Ok(self
+            .base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .build())
     }
 
     async fn check_own_account(&self, account: &AccountAccess) -> Result<(), AwsError> {
-        let identity = self.sts_client(&self.base).get_caller_identity().send().await.map_err(|e| {
-            AwsError::from_sdk(&e, "sts:GetCallerIdentity", &account.account_id, &[])
-        })?;
+        let identity = self
+            .sts_client(&self.base)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(&e, "sts:GetCallerIdentity", &account.account_id, &[])
+            })?;
         match identity.account() {
             Some(id) if id == account.account_id => Ok(()),
             other => Err(AwsError::new(
@@ -109,7 +131,11 @@ impl Connector {
 
     /// An STS client on `config`, recording its calls.
     pub fn sts_client(&self, config: &SdkConfig) -> aws_sdk_sts::Client {
-        aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(config).interceptor(self.calls.clone()).build())
+        aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(config)
+                .interceptor(self.calls.clone())
+                .build(),
+        )
     }
 
     /// An S3 client for `region`.
@@ -139,7 +165,11 @@ impl Connector {
 
     /// An IAM client (IAM is global).
     pub fn iam_client(&self, config: &SdkConfig) -> aws_sdk_iam::Client {
-        aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(config).interceptor(self.calls.clone()).build())
+        aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(config)
+                .interceptor(self.calls.clone())
+                .build(),
+        )
     }
 }
 
@@ -155,7 +185,10 @@ struct AssumeRoleProvider {
 
 impl std::fmt::Debug for AssumeRoleProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AssumeRoleProvider").field("account_id", &self.account_id).field("role", &self.role).finish()
+        f.debug_struct("AssumeRoleProvider")
+            .field("account_id", &self.account_id)
+            .field("role", &self.role)
+            .finish()
     }
 }
 
@@ -163,13 +196,19 @@ impl AssumeRoleProvider {
     async fn fetch(&self) -> Result<Credentials, AwsError> {
         let mut cached = self.cached.lock().await;
         if let Some(creds) = cached.as_ref() {
-            let fresh = creds.expiry().is_none_or(|exp| exp > SystemTime::now() + REFRESH_BEFORE_EXPIRY);
+            let fresh = creds
+                .expiry()
+                .is_none_or(|exp| exp > SystemTime::now() + REFRESH_BEFORE_EXPIRY);
             if fresh {
                 return Ok(creds.clone());
             }
         }
         let operation = "sts:AssumeRole";
-        let mut request = self.sts.assume_role().role_arn(&self.role.role_arn).role_session_name(&self.role.session_name);
+        let mut request = self
+            .sts
+            .assume_role()
+            .role_arn(&self.role.role_arn)
+            .role_session_name(&self.role.session_name);
         if let Some(external_id) = &self.role.external_id {
             request = request.external_id(external_id);
         }
@@ -181,20 +220,37 @@ impl AssumeRoleProvider {
             err.message = format!("could not assume {}: {}", self.role.role_arn, err.message);
             err
         })?;
-        let assumed_account = out.assumed_role_user().and_then(|u| u.arn().split(':').nth(4)).unwrap_or_default();
+        let assumed_account = out
+            .assumed_role_user()
+            .and_then(|u| u.arn().split(':').nth(4))
+            .unwrap_or_default();
         if assumed_account != self.account_id {
             return Err(AwsError::new(
                 AwsErrorKind::AccountMismatch,
                 operation,
                 &self.account_id,
-                format!("assuming {} gave credentials in account {assumed_account:?}", self.role.role_arn),
+                format!(
+                    "assuming {} gave credentials in account {assumed_account:?}",
+                    self.role.role_arn
+                ),
             ));
         }
         let c = out.credentials().ok_or_else(|| {
-            AwsError::new(AwsErrorKind::AssumeRoleFailed, operation, &self.account_id, "AssumeRole returned no credentials")
+            AwsError::new(
+                AwsErrorKind::AssumeRoleFailed,
+                operation,
+                &self.account_id,
+                "AssumeRole returned no credentials",
+            )
         })?;
         let expiry = SystemTime::try_from(*c.expiration()).ok();
-        let creds = Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_string()), expiry, "xacct-assume-role");
+        let creds = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            expiry,
+            "xacct-assume-role",
+        );
         *cached = Some(creds.clone());
         Ok(creds)
     }
@@ -206,7 +262,9 @@ impl ProvideCredentials for AssumeRoleProvider {
         Self: 'a,
     {
         future::ProvideCredentials::new(async move {
-            self.fetch().await.map_err(|e| CredentialsError::provider_error(e))
+            self.fetch()
+                .await
+                .map_err(|e| CredentialsError::provider_error(e))
         })
     }
 }

@@ -52,12 +52,28 @@ pub struct AwsError {
 
 impl AwsError {
     /// An error of a known kind that did not come from an SDK call.
-    pub fn new(kind: AwsErrorKind, operation: &str, account_id: &str, message: impl Into<String>) -> Self {
-        AwsError { kind, operation: operation.into(), account_id: account_id.into(), code: None, message: message.into() }
+    pub fn new(
+        kind: AwsErrorKind,
+        operation: &str,
+        account_id: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        AwsError {
+            kind,
+            operation: operation.into(),
+            account_id: account_id.into(),
+            code: None,
+            message: message.into(),
+        }
     }
 
     /// Classifies an SDK error; `not_found_codes` are the service's codes for a missing resource.
-    pub fn from_sdk<E, R>(err: &SdkError<E, R>, operation: &str, account_id: &str, not_found_codes: &[&str]) -> Self
+    pub fn from_sdk<E, R>(
+        err: &SdkError<E, R>,
+        operation: &str,
+        account_id: &str,
+        not_found_codes: &[&str],
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: fmt::Debug,
@@ -70,35 +86,66 @@ impl AwsError {
                 (classify(code.as_deref(), not_found_codes), code, message)
             }
             SdkError::TimeoutError(_) => (AwsErrorKind::Unavailable, None, "timed out".to_string()),
-            SdkError::DispatchFailure(_) => {
-                (AwsErrorKind::Unavailable, None, format!("could not reach AWS: {}", source_chain(err)))
-            }
-            SdkError::ResponseError(_) => (AwsErrorKind::Unavailable, None, "unreadable response".to_string()),
+            SdkError::DispatchFailure(_) => (
+                AwsErrorKind::Unavailable,
+                None,
+                format!("could not reach AWS: {}", source_chain(err)),
+            ),
+            SdkError::ResponseError(_) => (
+                AwsErrorKind::Unavailable,
+                None,
+                "unreadable response".to_string(),
+            ),
             other => (AwsErrorKind::Other, None, source_chain(other)),
         };
-        AwsError { kind, operation: operation.into(), account_id: account_id.into(), code, message }
+        AwsError {
+            kind,
+            operation: operation.into(),
+            account_id: account_id.into(),
+            code,
+            message,
+        }
     }
 }
 
 fn classify(code: Option<&str>, not_found_codes: &[&str]) -> AwsErrorKind {
-    let Some(code) = code else { return AwsErrorKind::Other };
+    let Some(code) = code else {
+        return AwsErrorKind::Other;
+    };
     if not_found_codes.contains(&code) {
         return AwsErrorKind::NotFound;
     }
     match code {
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "InvalidClientTokenId"
-        | "ExpiredToken" | "ExpiredTokenException" | "SignatureDoesNotMatch" | "UnrecognizedClientException" => {
-            AwsErrorKind::AccessDenied
-        }
-        "Throttling" | "ThrottlingException" | "ThrottledException" | "SlowDown" | "RequestLimitExceeded"
-        | "TooManyRequestsException" | "RequestThrottled" | "RequestThrottledException"
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "InvalidClientTokenId"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "SignatureDoesNotMatch"
+        | "UnrecognizedClientException" => AwsErrorKind::AccessDenied,
+        "Throttling"
+        | "ThrottlingException"
+        | "ThrottledException"
+        | "SlowDown"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "RequestThrottled"
+        | "RequestThrottledException"
         | "ProvisionedThroughputExceededException" => AwsErrorKind::Throttled,
-        "InternalError" | "InternalFailure" | "ServiceUnavailable" | "ServiceUnavailableException"
-        | "KMSInternalException" | "ServerException" | "ServiceFailure" => AwsErrorKind::Unavailable,
-        "MalformedPolicy" | "MalformedPolicyDocument" | "MalformedPolicyDocumentException"
-        | "InvalidParameterException" | "LimitExceeded" | "PolicyLengthExceededException" => {
-            AwsErrorKind::InvalidPolicy
-        }
+        "InternalError"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "KMSInternalException"
+        | "ServerException"
+        | "ServiceFailure" => AwsErrorKind::Unavailable,
+        "MalformedPolicy"
+        | "MalformedPolicyDocument"
+        | "MalformedPolicyDocumentException"
+        | "InvalidParameterException"
+        | "LimitExceeded"
+        | "PolicyLengthExceededException" => AwsErrorKind::InvalidPolicy,
         _ => AwsErrorKind::Other,
     }
 }
@@ -135,13 +182,31 @@ mod tests {
 
     #[test]
     fn codes_sort_into_categories() {
-        assert_eq!(classify(Some("NoSuchBucket"), &["NoSuchBucket"]), AwsErrorKind::NotFound);
-        assert_eq!(classify(Some("AccessDenied"), &[]), AwsErrorKind::AccessDenied);
+        assert_eq!(
+            classify(Some("NoSuchBucket"), &["NoSuchBucket"]),
+            AwsErrorKind::NotFound
+        );
+        assert_eq!(
+            classify(Some("AccessDenied"), &[]),
+            AwsErrorKind::AccessDenied
+        );
         assert_eq!(classify(Some("SlowDown"), &[]), AwsErrorKind::Throttled);
-        assert_eq!(classify(Some("ThrottlingException"), &[]), AwsErrorKind::Throttled);
-        assert_eq!(classify(Some("RequestLimitExceeded"), &[]), AwsErrorKind::Throttled);
-        assert_eq!(classify(Some("MalformedPolicy"), &[]), AwsErrorKind::InvalidPolicy);
-        assert_eq!(classify(Some("InternalError"), &[]), AwsErrorKind::Unavailable);
+        assert_eq!(
+            classify(Some("ThrottlingException"), &[]),
+            AwsErrorKind::Throttled
+        );
+        assert_eq!(
+            classify(Some("RequestLimitExceeded"), &[]),
+            AwsErrorKind::Throttled
+        );
+        assert_eq!(
+            classify(Some("MalformedPolicy"), &[]),
+            AwsErrorKind::InvalidPolicy
+        );
+        assert_eq!(
+            classify(Some("InternalError"), &[]),
+            AwsErrorKind::Unavailable
+        );
         assert_eq!(classify(Some("Whatever"), &[]), AwsErrorKind::Other);
         assert_eq!(classify(None, &[]), AwsErrorKind::Other);
     }

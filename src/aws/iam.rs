@@ -6,7 +6,11 @@ use super::error::{AwsError, AwsErrorKind};
 
 const NOT_FOUND: &[&str] = &["NoSuchEntity"];
 
-pub(super) async fn read(client: &Client, account_id: &str, role: &str) -> Result<Option<String>, AwsError> {
+pub(super) async fn read(
+    client: &Client,
+    account_id: &str,
+    role: &str,
+) -> Result<Option<String>, AwsError> {
     let out = client
         .get_role()
         .role_name(role)
@@ -17,12 +21,25 @@ pub(super) async fn read(client: &Client, account_id: &str, role: &str) -> Resul
         return Ok(None);
     };
     // IAM returns policy documents URL-encoded (RFC 3986).
-    percent_encoding::percent_decode_str(encoded).decode_utf8().map(|s| Some(s.into_owned())).map_err(|e| {
-        AwsError::new(AwsErrorKind::Other, "iam:GetRole", account_id, format!("trust policy of {role} is not UTF-8: {e}"))
-    })
+    percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .map(|s| Some(s.into_owned()))
+        .map_err(|e| {
+            AwsError::new(
+                AwsErrorKind::Other,
+                "iam:GetRole",
+                account_id,
+                format!("trust policy of {role} is not UTF-8: {e}"),
+            )
+        })
 }
 
-pub(super) async fn write(client: &Client, account_id: &str, role: &str, policy: &str) -> Result<(), AwsError> {
+pub(super) async fn write(
+    client: &Client,
+    account_id: &str,
+    role: &str,
+    policy: &str,
+) -> Result<(), AwsError> {
     client
         .update_assume_role_policy()
         .role_name(role)

@@ -16,11 +16,18 @@ pub(super) async fn locate(
     region: &str,
     name: &str,
 ) -> Result<(String, String), AwsError> {
-    if let Some(key_id) = name.strip_prefix("arn:").and_then(|_| name.split_once(":key/")).map(|(_, id)| id) {
+    if let Some(key_id) = name
+        .strip_prefix("arn:")
+        .and_then(|_| name.split_once(":key/"))
+        .map(|(_, id)| id)
+    {
         return Ok((key_id.to_string(), name.to_string()));
     }
     if !name.starts_with("alias/") && !name.starts_with("arn:") {
-        return Ok((name.to_string(), format!("arn:{partition}:kms:{region}:{account_id}:key/{name}")));
+        return Ok((
+            name.to_string(),
+            format!("arn:{partition}:kms:{region}:{account_id}:key/{name}"),
+        ));
     }
     // Aliases are resolved by KMS; the key they point to is the target.
     let out = client
@@ -30,16 +37,35 @@ pub(super) async fn locate(
         .await
         .map_err(|e| AwsError::from_sdk(&e, "kms:DescribeKey", account_id, NOT_FOUND))?;
     let meta = out.key_metadata().ok_or_else(|| {
-        AwsError::new(AwsErrorKind::Other, "kms:DescribeKey", account_id, format!("no metadata for key {name}"))
+        AwsError::new(
+            AwsErrorKind::Other,
+            "kms:DescribeKey",
+            account_id,
+            format!("no metadata for key {name}"),
+        )
     })?;
     if meta.key_state() == Some(&KeyState::PendingDeletion) {
-        return Err(AwsError::new(AwsErrorKind::NotFound, "kms:DescribeKey", account_id, format!("key {name} is pending deletion")));
+        return Err(AwsError::new(
+            AwsErrorKind::NotFound,
+            "kms:DescribeKey",
+            account_id,
+            format!("key {name} is pending deletion"),
+        ));
     }
-    let arn = meta.arn().map(str::to_string).unwrap_or_else(|| format!("arn:{partition}:kms:{region}:{account_id}:key/{}", meta.key_id()));
+    let arn = meta.arn().map(str::to_string).unwrap_or_else(|| {
+        format!(
+            "arn:{partition}:kms:{region}:{account_id}:key/{}",
+            meta.key_id()
+        )
+    });
     Ok((meta.key_id().to_string(), arn))
 }
 
-pub(super) async fn read(client: &Client, account_id: &str, key_id: &str) -> Result<Option<String>, AwsError> {
+pub(super) async fn read(
+    client: &Client,
+    account_id: &str,
+    key_id: &str,
+) -> Result<Option<String>, AwsError> {
     client
         .get_key_policy()
         .key_id(key_id)
@@ -50,7 +76,12 @@ pub(super) async fn read(client: &Client, account_id: &str, key_id: &str) -> Res
         .map_err(|e| AwsError::from_sdk(&e, "kms:GetKeyPolicy", account_id, NOT_FOUND))
 }
 
-pub(super) async fn write(client: &Client, account_id: &str, key_id: &str, policy: &str) -> Result<(), AwsError> {
+pub(super) async fn write(
+    client: &Client,
+    account_id: &str,
+    key_id: &str,
+    policy: &str,
+) -> Result<(), AwsError> {
     client
         .put_key_policy()
         .key_id(key_id)

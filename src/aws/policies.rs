@@ -30,7 +30,13 @@ pub struct TargetRef {
 #[async_trait]
 pub trait PolicyBackend: Send + Sync {
     /// Resolves what a grant names (a key alias, say) to the resource's identity.
-    async fn locate(&self, account: &AccountAccess, kind: ResourceKind, region: &str, name: &str) -> Result<TargetRef, AwsError>;
+    async fn locate(
+        &self,
+        account: &AccountAccess,
+        kind: ResourceKind,
+        region: &str,
+        name: &str,
+    ) -> Result<TargetRef, AwsError>;
     /// The policy text; `None` when the resource has no policy. `NotFound` when the resource is missing.
     async fn read(&self, target: &TargetRef) -> Result<Option<String>, AwsError>;
     /// Replaces the policy.
@@ -58,31 +64,73 @@ impl AwsPolicies {
 
 #[async_trait]
 impl PolicyBackend for AwsPolicies {
-    async fn locate(&self, account: &AccountAccess, kind: ResourceKind, region: &str, name: &str) -> Result<TargetRef, AwsError> {
+    async fn locate(
+        &self,
+        account: &AccountAccess,
+        kind: ResourceKind,
+        region: &str,
+        name: &str,
+    ) -> Result<TargetRef, AwsError> {
         let partition = partition_for_region(region);
         let (id, arn) = match kind {
             ResourceKind::S3Bucket => (name.to_string(), format!("arn:{partition}:s3:::{name}")),
-            ResourceKind::EcrRepository => {
-                (name.to_string(), format!("arn:{partition}:ecr:{region}:{}:repository/{name}", account.account_id))
-            }
-            ResourceKind::IamRole => (name.to_string(), format!("arn:{partition}:iam::{}:role/{name}", account.account_id)),
+            ResourceKind::EcrRepository => (
+                name.to_string(),
+                format!(
+                    "arn:{partition}:ecr:{region}:{}:repository/{name}",
+                    account.account_id
+                ),
+            ),
+            ResourceKind::IamRole => (
+                name.to_string(),
+                format!("arn:{partition}:iam::{}:role/{name}", account.account_id),
+            ),
             ResourceKind::KmsKey => {
                 let config = self.connector.session(account).await?;
                 let client = self.connector.kms_client(&config, region);
                 kms::locate(&client, &account.account_id, partition, region, name).await?
             }
         };
-        Ok(TargetRef { account: account.clone(), kind, region: region.to_string(), id, arn })
+        Ok(TargetRef {
+            account: account.clone(),
+            kind,
+            region: region.to_string(),
+            id,
+            arn,
+        })
     }
 
     async fn read(&self, t: &TargetRef) -> Result<Option<String>, AwsError> {
         let config = self.connector.session(&t.account).await?;
         let account_id = &t.account.account_id;
         match t.kind {
-            ResourceKind::S3Bucket => s3::read(&self.connector.s3_client(&config, &t.region), account_id, &t.id).await,
-            ResourceKind::EcrRepository => ecr::read(&self.connector.ecr_client(&config, &t.region), account_id, &t.id).await,
-            ResourceKind::KmsKey => kms::read(&self.connector.kms_client(&config, &t.region), account_id, &t.id).await,
-            ResourceKind::IamRole => iam::read(&self.connector.iam_client(&config), account_id, &t.id).await,
+            ResourceKind::S3Bucket => {
+                s3::read(
+                    &self.connector.s3_client(&config, &t.region),
+                    account_id,
+                    &t.id,
+                )
+                .await
+            }
+            ResourceKind::EcrRepository => {
+                ecr::read(
+                    &self.connector.ecr_client(&config, &t.region),
+                    account_id,
+                    &t.id,
+                )
+                .await
+            }
+            ResourceKind::KmsKey => {
+                kms::read(
+                    &self.connector.kms_client(&config, &t.region),
+                    account_id,
+                    &t.id,
+                )
+                .await
+            }
+            ResourceKind::IamRole => {
+                iam::read(&self.connector.iam_client(&config), account_id, &t.id).await
+            }
         }
     }
 
@@ -90,12 +138,42 @@ impl PolicyBackend for AwsPolicies {
         let config = self.connector.session(&t.account).await?;
         let account_id = &t.account.account_id;
         match t.kind {
-            ResourceKind::S3Bucket => s3::write(&self.connector.s3_client(&config, &t.region), account_id, &t.id, policy).await,
-            ResourceKind::EcrRepository => {
-                ecr::write(&self.connector.ecr_client(&config, &t.region), account_id, &t.id, policy).await
+            ResourceKind::S3Bucket => {
+                s3::write(
+                    &self.connector.s3_client(&config, &t.region),
+                    account_id,
+                    &t.id,
+                    policy,
+                )
+                .await
             }
-            ResourceKind::KmsKey => kms::write(&self.connector.kms_client(&config, &t.region), account_id, &t.id, policy).await,
-            ResourceKind::IamRole => iam::write(&self.connector.iam_client(&config), account_id, &t.id, policy).await,
+            ResourceKind::EcrRepository => {
+                ecr::write(
+                    &self.connector.ecr_client(&config, &t.region),
+                    account_id,
+                    &t.id,
+                    policy,
+                )
+                .await
+            }
+            ResourceKind::KmsKey => {
+                kms::write(
+                    &self.connector.kms_client(&config, &t.region),
+                    account_id,
+                    &t.id,
+                    policy,
+                )
+                .await
+            }
+            ResourceKind::IamRole => {
+                iam::write(
+                    &self.connector.iam_client(&config),
+                    account_id,
+                    &t.id,
+                    policy,
+                )
+                .await
+            }
         }
     }
 
@@ -103,8 +181,22 @@ impl PolicyBackend for AwsPolicies {
         let config = self.connector.session(&t.account).await?;
         let account_id = &t.account.account_id;
         match t.kind {
-            ResourceKind::S3Bucket => s3::delete(&self.connector.s3_client(&config, &t.region), account_id, &t.id).await,
-            ResourceKind::EcrRepository => ecr::delete(&self.connector.ecr_client(&config, &t.region), account_id, &t.id).await,
+            ResourceKind::S3Bucket => {
+                s3::delete(
+                    &self.connector.s3_client(&config, &t.region),
+                    account_id,
+                    &t.id,
+                )
+                .await
+            }
+            ResourceKind::EcrRepository => {
+                ecr::delete(
+                    &self.connector.ecr_client(&config, &t.region),
+                    account_id,
+                    &t.id,
+                )
+                .await
+            }
             ResourceKind::KmsKey | ResourceKind::IamRole => Err(AwsError::new(
                 super::AwsErrorKind::Other,
                 "delete policy",

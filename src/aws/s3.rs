@@ -7,16 +7,32 @@ use super::error::AwsError;
 
 const NOT_FOUND: &[&str] = &["NoSuchBucket"];
 
-pub(super) async fn read(client: &Client, account_id: &str, bucket: &str) -> Result<Option<String>, AwsError> {
+pub(super) async fn read(
+    client: &Client,
+    account_id: &str,
+    bucket: &str,
+) -> Result<Option<String>, AwsError> {
     match client.get_bucket_policy().bucket(bucket).send().await {
         Ok(out) => Ok(out.policy().map(str::to_string)),
         // The SDK does not model NoSuchBucketPolicy as a typed error: match the code.
-        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchBucketPolicy") => Ok(None),
-        Err(e) => Err(AwsError::from_sdk(&e, "s3:GetBucketPolicy", account_id, NOT_FOUND)),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchBucketPolicy") => {
+            Ok(None)
+        }
+        Err(e) => Err(AwsError::from_sdk(
+            &e,
+            "s3:GetBucketPolicy",
+            account_id,
+            NOT_FOUND,
+        )),
     }
 }
 
-pub(super) async fn write(client: &Client, account_id: &str, bucket: &str, policy: &str) -> Result<(), AwsError> {
+pub(super) async fn write(
+    client: &Client,
+    account_id: &str,
+    bucket: &str,
+    policy: &str,
+) -> Result<(), AwsError> {
     client
         .put_bucket_policy()
         .bucket(bucket)
@@ -27,7 +43,11 @@ pub(super) async fn write(client: &Client, account_id: &str, bucket: &str, polic
         .map_err(|e| AwsError::from_sdk(&e, "s3:PutBucketPolicy", account_id, NOT_FOUND))
 }
 
-pub(super) async fn delete(client: &Client, account_id: &str, bucket: &str) -> Result<(), AwsError> {
+pub(super) async fn delete(
+    client: &Client,
+    account_id: &str,
+    bucket: &str,
+) -> Result<(), AwsError> {
     client
         .delete_bucket_policy()
         .bucket(bucket)

@@ -1,0 +1,75 @@
+//! Applying a plan: per target, re-read just before writing and merge again if the policy changed
+//! since it was planned, so a concurrent writer's statements are not lost.
+
+use futures::stream::{self, StreamExt};
+
+use super::Engine;
+use super::error::GrantError;
+use super::plan::{Plan, TargetPlan};
+use crate::policy::WriteDecision;
+
+impl Engine {
+    /// Carries out a plan; every target ends up with `applied` or `error` set.
+    pub async fn apply(&self, mut plan: Plan) -> Plan {
+        let targets = std::mem::take(&mut plan.targets);
+        plan.targets = stream::iter(targets)
+            .map(|target| self.apply_target(target))
+            .buffered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        plan
+    }
+
+    async fn apply_target(&self, mut plan: TargetPlan) -> TargetPlan {
+        if plan.error.is_some() {
+            return plan;
+        }
+        if plan.decision() == WriteDecision::Unchanged {
+            plan.applied = Some(WriteDecision::Unchanged);
+            return plan;
+        }
+        match self.write_converged(&mut plan).await {
+            Ok(decision) => plan.applied = Some(decision),
+            Err(e) => plan.error = Some(e),
+        }
+        plan
+    }
+
+    /// Re-reads until two reads agree with the merge's base (merging again each time they do not),
+    /// then writes. S3, ECR and IAM have no conditional write, so the window between the last read
+    /// and the write remains; it is as short as one call.
+    async fn write_converged(&self, plan: &mut TargetPlan) -> Result<WriteDecision, GrantError> {
+        let attempts = self.settings.write_attempts.max(1);
+        let mut stable = false;
+        for _ in 0..attempts {
+            let now = self.read_document(&plan.target).await?;
+            let unchanged = match (&now, &plan.current) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.same_meaning(b),
+                _ => false,
+            };
+            if unchanged {
+                stable = true;
+                break;
+            }
+            tracing::info!(target = %plan.target.arn, "policy changed since it was read; merging again");
+            let (merged, size) = self.merge_target(&plan.target, now.as_ref(), &plan.owners, &plan.desired)?;
+            plan.current = now;
+            plan.merged = Some(merged);
+            plan.size = size;
+        }
+        if !stable {
+            return Err(GrantError::Conflict { target: plan.target.arn.clone(), attempts });
+        }
+        let Some(merged) = &plan.merged else {
+            return Ok(WriteDecision::Unchanged);
+        };
+        match merged.decision {
+            WriteDecision::Unchanged => {}
+            WriteDecision::Put => self.backend.write(&plan.target, &merged.document.to_compact_string()).await?,
+            WriteDecision::Delete => self.backend.delete(&plan.target).await?,
+        }
+        tracing::info!(target = %plan.target.arn, decision = ?merged.decision, changes = merged.changes.len(), "converged");
+        Ok(merged.decision)
+    }
+}

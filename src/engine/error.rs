@@ -1,0 +1,112 @@
+//! Why a grant did not converge, sorted into the reasons a status and an event carry.
+
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::aws::{AwsError, AwsErrorKind};
+use crate::policy::SizeUnit;
+
+/// One thing wrong with a field of a resource.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// Path of the field, e.g. `spec.grantee.principals[1]`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Why a grant could not be converged. Nothing is written for a grant in error.
+#[derive(Debug, Clone, Error)]
+pub enum GrantError {
+    /// The spec is wrong; waits for a change.
+    #[error("{}", join(.0))]
+    InvalidSpec(Vec<FieldError>),
+    /// The resource's account does not list the grant's namespace in `allowedNamespaces`.
+    #[error("spec.resource.account: AwsAccount {account} does not allow grants from namespace {namespace} (spec.allowedNamespaces)")]
+    NamespaceNotAllowed {
+        /// The AwsAccount.
+        account: String,
+        /// The grant's namespace.
+        namespace: String,
+    },
+    /// An AWS call failed.
+    #[error("{0}")]
+    Aws(#[from] AwsError),
+    /// The merged policy would be over the service's limit.
+    #[error("the policy of {target} would be {size} {unit}, over the limit of {limit}; nothing was written")]
+    PolicyTooLarge {
+        /// The resource's ARN.
+        target: String,
+        /// The merged document's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+        /// What is counted.
+        unit: SizeUnit,
+    },
+    /// The policy now on the resource cannot be read as a policy; xacct will not rewrite it.
+    #[error("the current policy of {target} cannot be read ({reason}); nothing was written")]
+    UnreadablePolicy {
+        /// The resource's ARN.
+        target: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The policy kept changing between read and write.
+    #[error("the policy of {target} changed underneath on every one of {attempts} attempts; nothing was written")]
+    Conflict {
+        /// The resource's ARN.
+        target: String,
+        /// How many times it was tried.
+        attempts: usize,
+    },
+}
+
+impl GrantError {
+    /// The status/event reason for this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GrantError::InvalidSpec(_) => "InvalidSpec",
+            GrantError::NamespaceNotAllowed { .. } => "NamespaceNotAllowed",
+            GrantError::PolicyTooLarge { .. } => "PolicyTooLarge",
+            GrantError::UnreadablePolicy { .. } => "UnreadablePolicy",
+            GrantError::Conflict { .. } => "Conflict",
+            GrantError::Aws(e) => match e.kind {
+                AwsErrorKind::NotFound => "NotFound",
+                AwsErrorKind::AccessDenied => "AccessDenied",
+                AwsErrorKind::Throttled => "Throttled",
+                AwsErrorKind::Unavailable => "AwsUnavailable",
+                AwsErrorKind::InvalidPolicy => "PolicyRejected",
+                AwsErrorKind::AssumeRoleFailed | AwsErrorKind::AccountMismatch => "AccountNotReady",
+                AwsErrorKind::Other => "AwsError",
+            },
+        }
+    }
+
+    /// Whether a retry later may succeed without a change to the spec.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GrantError::Aws(e) => e.kind.is_transient(),
+            GrantError::Conflict { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+fn join(errors: &[FieldError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}

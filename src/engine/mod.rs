@@ -1,0 +1,94 @@
+//! Desired state from resources → a plan (a diff per target) → apply (coalesced per target,
+//! re-read before write). Used by the CLI and the controller alike.
+
+pub mod actions;
+mod apply;
+mod error;
+mod plan;
+mod report;
+mod resolve;
+mod statements;
+
+use std::sync::Arc;
+
+pub use error::{FieldError, GrantError};
+pub use plan::{Plan, PlannedGrant, TargetPlan};
+pub use report::{ChangeReport, ConditionReport, GrantReport, Report, TargetReport};
+pub use resolve::{AccountDirectory, DEFAULT_REGION, ResolvedGrant, account_access, namespace_allowed, resolve_grant};
+pub use statements::grant_statements;
+
+use crate::api::CrossAccountGrant;
+use crate::aws::PolicyBackend;
+use crate::policy::SizeLimit;
+
+/// What a run does to the grants it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Make the grants' statements present and current.
+    Apply,
+    /// Remove the grants' statements (except `deletionPolicy: Retain`).
+    Delete,
+}
+
+/// A grant and where it came from (a manifest file and document, or a cluster object).
+#[derive(Debug, Clone)]
+pub struct GrantInput {
+    /// The grant.
+    pub grant: CrossAccountGrant,
+    /// Where it came from, for messages.
+    pub origin: String,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Instance id: part of every Sid, so several installations can share accounts.
+    pub instance_id: String,
+    /// IAM trust policy size quota of the managed accounts (2,048 unless raised, at most 4,096).
+    pub trust_policy_limit: usize,
+    /// How many targets are read and written at once.
+    pub concurrency: usize,
+    /// How many times a write re-reads a policy that keeps changing underneath before giving up.
+    pub write_attempts: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            instance_id: "default".into(),
+            trust_policy_limit: SizeLimit::IAM_TRUST_DEFAULT.max,
+            concurrency: 8,
+            write_attempts: 3,
+        }
+    }
+}
+
+/// Converges resource policies to what the grants want.
+#[derive(Clone)]
+pub struct Engine {
+    backend: Arc<dyn PolicyBackend>,
+    settings: EngineSettings,
+}
+
+impl Engine {
+    /// An engine acting through `backend`.
+    pub fn new(backend: Arc<dyn PolicyBackend>, settings: EngineSettings) -> Self {
+        Engine { backend, settings }
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// Plans and, unless `dry_run`, applies; returns what was (or would be) done.
+    pub async fn run(&self, accounts: &AccountDirectory, grants: &[GrantInput], operation: Operation, dry_run: bool) -> Report {
+        let plan = self.plan(accounts, grants, operation).await;
+        if dry_run {
+            Report::from_plan(&plan)
+        } else {
+            let applied = self.apply(plan).await;
+            Report::from_applied(&applied)
+        }
+    }
+}

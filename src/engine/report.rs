@@ -1,0 +1,262 @@
+//! What a run did (or would do), per target and per grant, with the status conditions a
+//! Kubernetes status would carry. Serializes as the CLI's `-o json`.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Operation;
+use super::error::GrantError;
+use super::plan::{GrantState, Plan, TargetPlan};
+use crate::policy::{ChangeKind, WriteDecision};
+
+/// The result of a plan, apply or delete.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// `apply` or `delete`.
+    pub operation: &'static str,
+    /// True for `plan`: nothing was written.
+    pub dry_run: bool,
+    /// Per policy.
+    pub targets: Vec<TargetReport>,
+    /// Per grant, in input order.
+    pub grants: Vec<GrantReport>,
+}
+
+/// One policy.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetReport {
+    /// The resource's ARN.
+    pub arn: String,
+    /// The AwsAccount's name.
+    pub account: String,
+    /// Its account id.
+    pub account_id: String,
+    /// Resource kind.
+    pub kind: String,
+    /// `none`, `put` or `delete`.
+    pub action: &'static str,
+    /// Whether the action was carried out (false in a plan and on error).
+    pub done: bool,
+    /// Grants (`namespace/name`) converged here.
+    pub grants: Vec<String>,
+    /// Owned statements added, changed or removed.
+    pub changes: Vec<ChangeReport>,
+    /// Size of the written document and the service's limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<SizeReport>,
+    /// Things worth knowing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+}
+
+/// A statement change.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeReport {
+    /// The statement's Sid.
+    pub sid: String,
+    /// The grant owning it.
+    pub grant: String,
+    /// added, changed or removed.
+    pub change: ChangeKind,
+    /// The statement before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    /// The statement after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+}
+
+/// A document's size against its limit.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SizeReport {
+    /// Measured size.
+    pub size: usize,
+    /// Limit.
+    pub limit: usize,
+    /// What is counted.
+    pub unit: String,
+}
+
+/// An error with its status reason.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorReport {
+    /// Status/event reason.
+    pub reason: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// Whether trying again later may succeed without changing anything.
+    pub transient: bool,
+}
+
+impl From<&GrantError> for ErrorReport {
+    fn from(e: &GrantError) -> Self {
+        ErrorReport { reason: e.reason(), message: e.to_string(), transient: e.is_transient() }
+    }
+}
+
+/// One grant.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantReport {
+    /// `namespace/name`.
+    pub name: String,
+    /// Where it came from.
+    pub origin: String,
+    /// ARN of the resource whose policy holds its statements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Sids it owns there after this run.
+    pub sids: Vec<String>,
+    /// How many of its statements change.
+    pub changes: usize,
+    /// The conditions its Kubernetes status would carry.
+    pub conditions: Vec<ConditionReport>,
+}
+
+/// A `metav1.Condition`, without the timestamps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionReport {
+    /// Condition type, `Ready`.
+    #[serde(rename = "type")]
+    pub type_: &'static str,
+    /// `True` or `False`.
+    pub status: &'static str,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// For people.
+    pub message: String,
+}
+
+impl GrantReport {
+    /// The `Ready` condition.
+    pub fn ready(&self) -> Option<&ConditionReport> {
+        self.conditions.iter().find(|c| c.type_ == "Ready")
+    }
+}
+
+impl Report {
+    /// A report of a plan that was not applied.
+    pub fn from_plan(plan: &Plan) -> Self {
+        Self::build(plan, true)
+    }
+
+    /// A report of an applied plan.
+    pub fn from_applied(plan: &Plan) -> Self {
+        Self::build(plan, false)
+    }
+
+    /// Whether anything failed.
+    pub fn has_errors(&self) -> bool {
+        self.targets.iter().any(|t| t.error.is_some())
+            || self.grants.iter().any(|g| g.ready().is_some_and(|c| c.status == "False" && !matches!(c.reason, "Pending" | "Revoked" | "Retained" | "RevokePending")))
+    }
+
+    /// Whether anything would change (or changed).
+    pub fn has_changes(&self) -> bool {
+        self.targets.iter().any(|t| t.action != "none" && t.error.is_none())
+    }
+
+    fn build(plan: &Plan, dry_run: bool) -> Self {
+        let targets: Vec<TargetReport> = plan.targets.iter().map(target_report).collect();
+        let grants = plan
+            .grants
+            .iter()
+            .map(|g| {
+                let (target, sids, changes, ready) = match &g.state {
+                    GrantState::Failed(e) => (None, Vec::new(), 0, failed(e)),
+                    GrantState::Retained => (
+                        None,
+                        Vec::new(),
+                        0,
+                        condition("False", "Retained", "deletionPolicy is Retain: its statements were left in place".into()),
+                    ),
+                    GrantState::Planned { owner, target, sids } => {
+                        let tp = plan.targets.iter().find(|t| &t.target.arn == target && t.owners.contains(owner));
+                        let changes = tp
+                            .and_then(|t| t.merged.as_ref())
+                            .map_or(0, |m| m.changes.iter().filter(|c| &c.owner == owner).count());
+                        let ready = match tp {
+                            Some(tp) => grant_condition(plan.operation, dry_run, tp, changes),
+                            None => condition("Unknown", "Unknown", "no plan for its target".into()),
+                        };
+                        (Some(target.clone()), sids.clone(), changes, ready)
+                    }
+                };
+                GrantReport { name: g.name.clone(), origin: g.origin.clone(), target, sids, changes, conditions: vec![ready] }
+            })
+            .collect();
+        Report { operation: match plan.operation { Operation::Apply => "apply", Operation::Delete => "delete" }, dry_run, targets, grants }
+    }
+}
+
+fn target_report(t: &TargetPlan) -> TargetReport {
+    let decision = t.applied.unwrap_or_else(|| t.decision());
+    TargetReport {
+        arn: t.target.arn.clone(),
+        account: t.target.account.name.clone(),
+        account_id: t.target.account.account_id.clone(),
+        kind: format!("{:?}", t.target.kind),
+        action: if t.error.is_some() && t.merged.is_none() { "none" } else { action_name(decision) },
+        done: t.applied.is_some() && t.error.is_none(),
+        grants: t.owners.iter().map(|o| o.display_name()).collect(),
+        changes: t
+            .merged
+            .iter()
+            .flat_map(|m| &m.changes)
+            .map(|c| ChangeReport {
+                sid: c.sid.clone(),
+                grant: c.owner.display_name(),
+                change: c.kind,
+                before: c.before.as_ref().map(|s| Value::Object(s.as_json().clone())),
+                after: c.after.as_ref().map(|s| Value::Object(s.as_json().clone())),
+            })
+            .collect(),
+        size: t.size.map(|(size, limit)| SizeReport { size, limit: limit.max, unit: limit.unit.to_string() }),
+        notes: t.notes.clone(),
+        error: t.error.as_ref().map(ErrorReport::from),
+    }
+}
+
+fn action_name(decision: WriteDecision) -> &'static str {
+    match decision {
+        WriteDecision::Unchanged => "none",
+        WriteDecision::Put => "put",
+        WriteDecision::Delete => "delete",
+    }
+}
+
+fn grant_condition(operation: Operation, dry_run: bool, t: &TargetPlan, changes: usize) -> ConditionReport {
+    if let Some(e) = &t.error {
+        return failed(e);
+    }
+    let arn = &t.target.arn;
+    match (operation, dry_run, changes) {
+        (Operation::Apply, true, 0) | (Operation::Apply, false, 0) => {
+            condition("True", "Converged", format!("its statements in {arn} are as declared"))
+        }
+        (Operation::Apply, true, n) => condition("False", "Pending", format!("{n} statement(s) in {arn} would change")),
+        (Operation::Apply, false, n) => condition("True", "Applied", format!("{n} statement(s) in {arn} written")),
+        (Operation::Delete, true, 0) => condition("False", "Revoked", format!("it has no statements in {arn}")),
+        (Operation::Delete, true, n) => {
+            condition("False", "RevokePending", format!("{n} statement(s) would be removed from {arn}"))
+        }
+        (Operation::Delete, false, n) => condition("False", "Revoked", format!("{n} statement(s) removed from {arn}")),
+    }
+}
+
+fn failed(e: &GrantError) -> ConditionReport {
+    condition("False", e.reason(), e.to_string())
+}
+
+fn condition(status: &'static str, reason: &'static str, message: String) -> ConditionReport {
+    ConditionReport { type_: "Ready", status, reason, message }
+}

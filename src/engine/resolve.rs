@@ -1,0 +1,274 @@
+//! From resources to what a grant means in AWS terms, with every check that needs no AWS call.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::actions::check_action;
+use super::error::{FieldError, GrantError};
+use crate::api::{
+    AccessPreset, AwsAccount, CrossAccountGrant, DeletionPolicy, ResourceKind,
+};
+use crate::aws::{AccountAccess, AssumeRole};
+use crate::policy::{GrantOwner, account_root_arn, partition_for_region};
+
+/// The region used when neither the grant nor its account names one.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// The session name used when an AwsAccount does not set one.
+pub const DEFAULT_SESSION_NAME: &str = "xacct";
+
+/// Managed accounts by name.
+#[derive(Debug, Clone, Default)]
+pub struct AccountDirectory {
+    accounts: BTreeMap<String, AwsAccount>,
+}
+
+impl AccountDirectory {
+    /// A directory of `accounts` (by `metadata.name`).
+    pub fn new(accounts: impl IntoIterator<Item = AwsAccount>) -> Self {
+        AccountDirectory {
+            accounts: accounts.into_iter().map(|a| (a.metadata.name.clone().unwrap_or_default(), a)).collect(),
+        }
+    }
+
+    /// The account named `name`.
+    pub fn get(&self, name: &str) -> Option<&AwsAccount> {
+        self.accounts.get(name)
+    }
+
+    /// Every account.
+    pub fn iter(&self) -> impl Iterator<Item = &AwsAccount> {
+        self.accounts.values()
+    }
+}
+
+/// How to reach an AwsAccount. The external id must already be resolved (the controller reads
+/// `externalIdSecretRef` before calling this).
+pub fn account_access(account: &AwsAccount) -> AccountAccess {
+    AccountAccess {
+        name: account.metadata.name.clone().unwrap_or_default(),
+        account_id: account.spec.account_id.clone(),
+        assume_role: account.spec.assume_role.as_ref().map(|r| AssumeRole {
+            role_arn: r.role_arn.clone(),
+            external_id: r.external_id.clone(),
+            session_name: r.session_name.clone().unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string()),
+        }),
+    }
+}
+
+/// A grant that passed every check that needs no AWS call.
+#[derive(Debug, Clone)]
+pub struct ResolvedGrant {
+    /// Owner of the grant's statements.
+    pub owner: GrantOwner,
+    /// The account that owns the resource.
+    pub account: AccountAccess,
+    /// The resource's region.
+    pub region: String,
+    /// The kind of resource.
+    pub kind: ResourceKind,
+    /// The resource as the grant names it.
+    pub name: String,
+    /// S3 only: the key prefix.
+    pub prefix: Option<String>,
+    /// The grantee account id.
+    pub grantee_account_id: String,
+    /// Whether the grantee account is managed too (an AwsAccount).
+    pub grantee_managed: bool,
+    /// Principal ARNs (the grantee root when the grant names none), sorted.
+    pub principals: Vec<String>,
+    /// Presets.
+    pub access: Vec<AccessPreset>,
+    /// Explicit actions.
+    pub actions: Vec<String>,
+    /// The grant's own condition block.
+    pub conditions: BTreeMap<String, BTreeMap<String, Value>>,
+    /// IamRole only: required external id.
+    pub external_id: Option<String>,
+    /// What deletion does.
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// Checks a grant against its schema rules and the managed accounts, and resolves its references.
+pub fn resolve_grant(grant: &CrossAccountGrant, accounts: &AccountDirectory, instance: &str) -> Result<ResolvedGrant, GrantError> {
+    let namespace = grant.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+    let name = grant.metadata.name.clone().unwrap_or_default();
+    let spec = &grant.spec;
+    let mut errors = schema_errors(grant);
+    if name.is_empty() {
+        errors.push(FieldError::new("metadata.name", "a grant needs a name"));
+    }
+
+    let account = accounts.get(&spec.resource.account);
+    if account.is_none() {
+        errors.push(FieldError::new(
+            "spec.resource.account",
+            format!("there is no AwsAccount named {:?}", spec.resource.account),
+        ));
+    }
+    let grantee_account_id = match (&spec.grantee.account_id, &spec.grantee.account) {
+        (Some(id), None) => Some(id.clone()),
+        (None, Some(account_name)) => match accounts.get(account_name) {
+            Some(a) => Some(a.spec.account_id.clone()),
+            None => {
+                errors.push(FieldError::new("spec.grantee.account", format!("there is no AwsAccount named {account_name:?}")));
+                None
+            }
+        },
+        _ => None, // reported by the schema rule
+    };
+    let region = spec
+        .resource
+        .region
+        .clone()
+        .or_else(|| account.and_then(|a| a.spec.region.clone()))
+        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    let partition = partition_for_region(&region);
+
+    for (i, action) in spec.actions.iter().enumerate() {
+        if let Err(message) = check_action(spec.resource.kind, action) {
+            errors.push(FieldError::new(format!("spec.actions[{i}]"), message));
+        }
+    }
+    errors.extend(check_conditions(spec));
+
+    let allow_public = account.is_some_and(|a| a.spec.allow_public_principals);
+    let mut principals = Vec::new();
+    if let Some(grantee) = &grantee_account_id {
+        for (i, p) in spec.grantee.principals.iter().enumerate() {
+            match principal_arn(p, grantee, partition, allow_public) {
+                Ok(arn) => principals.push(arn),
+                Err(message) => errors.push(FieldError::new(format!("spec.grantee.principals[{i}]"), message)),
+            }
+        }
+        if principals.is_empty() && errors.is_empty() {
+            principals.push(account_root_arn(partition, grantee));
+        }
+    }
+    principals.sort();
+    principals.dedup();
+
+    if !errors.is_empty() {
+        return Err(GrantError::InvalidSpec(dedup(errors)));
+    }
+    let (Some(account), Some(grantee_account_id)) = (account, grantee_account_id) else {
+        return Err(GrantError::InvalidSpec(vec![FieldError::new("spec", "incomplete grant")]));
+    };
+    if !namespace_allowed(account, &namespace) {
+        return Err(GrantError::NamespaceNotAllowed { account: spec.resource.account.clone(), namespace });
+    }
+    Ok(ResolvedGrant {
+        owner: GrantOwner::new(instance, &namespace, &name),
+        account: account_access(account),
+        region,
+        kind: spec.resource.kind,
+        name: spec.resource.name.clone(),
+        prefix: spec.resource.prefix.clone(),
+        grantee_managed: spec.grantee.account.is_some(),
+        grantee_account_id,
+        principals,
+        access: spec.access.clone(),
+        actions: spec.actions.clone(),
+        conditions: spec.conditions.clone(),
+        external_id: spec.external_id.clone(),
+        deletion_policy: spec.deletion_policy,
+    })
+}
+
+/// Whether `account` lets grants of `namespace` expose its resources.
+pub fn namespace_allowed(account: &AwsAccount, namespace: &str) -> bool {
+    account.spec.allowed_namespaces.iter().any(|n| n == "*" || n == namespace)
+}
+
+/// The CRD's own rules (the same CEL the API server runs), evaluated here so the CLI refuses what a
+/// cluster would.
+fn schema_errors(grant: &CrossAccountGrant) -> Vec<FieldError> {
+    match grant.validate_cel() {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .iter()
+            .map(|e| FieldError::new(if e.field_path.is_empty() { "spec".to_string() } else { e.field_path.clone() }, e.message.clone()))
+            .collect(),
+    }
+}
+
+fn principal_arn(principal: &str, grantee: &str, partition: &str, allow_public: bool) -> Result<String, String> {
+    if principal == "*" {
+        return if allow_public {
+            Ok("*".to_string())
+        } else {
+            Err("the principal \"*\" (anyone) is refused unless the resource's AwsAccount sets allowPublicPrincipals: true".into())
+        };
+    }
+    if let Some(rest) = principal.strip_prefix("role/").or_else(|| principal.strip_prefix("user/")) {
+        if rest.is_empty() {
+            return Err(format!("{principal:?} names no role or user"));
+        }
+        return Ok(format!("arn:{partition}:iam::{grantee}:{principal}"));
+    }
+    let parts: Vec<&str> = principal.splitn(6, ':').collect();
+    let [arn, _partition, service, _region, account, resource] = parts.as_slice() else {
+        return Err(format!("{principal:?} is not an ARN, role/NAME or user/NAME"));
+    };
+    let valid_resource = resource == &"root"
+        || resource.strip_prefix("role/").is_some_and(|r| !r.is_empty())
+        || resource.strip_prefix("user/").is_some_and(|r| !r.is_empty())
+        || resource.strip_prefix("assumed-role/").is_some_and(|r| r.contains('/'));
+    if *arn != "arn" || !matches!(*service, "iam" | "sts") || !valid_resource {
+        return Err(format!("{principal:?} is not an IAM role, user, root or assumed-role ARN"));
+    }
+    if account != &grantee {
+        return Err(format!("{principal:?} is in account {account}, but the grantee account is {grantee}"));
+    }
+    Ok(principal.to_string())
+}
+
+/// Conditions xacct adds itself; the grant's own block may not set the same operator and key.
+fn reserved_conditions(spec: &crate::api::CrossAccountGrantSpec) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut reserved = Vec::new();
+    if spec.resource.prefix.is_some() {
+        reserved.push(("StringLike", "s3:prefix", "resource.prefix"));
+    }
+    if spec.access.contains(&AccessPreset::Grant) {
+        reserved.push(("Bool", "kms:GrantIsForAWSResource", "the grant preset"));
+    }
+    if spec.external_id.is_some() {
+        reserved.push(("StringEquals", "sts:ExternalId", "externalId"));
+    }
+    reserved
+}
+
+fn check_conditions(spec: &crate::api::CrossAccountGrantSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let reserved = reserved_conditions(spec);
+    for (operator, keys) in &spec.conditions {
+        let bare = operator.strip_prefix("ForAllValues:").or_else(|| operator.strip_prefix("ForAnyValue:")).unwrap_or(operator);
+        if bare.is_empty() || !bare.chars().all(|c| c.is_ascii_alphanumeric()) {
+            errors.push(FieldError::new(format!("spec.conditions.{operator}"), "not an IAM condition operator"));
+        }
+        if keys.is_empty() {
+            errors.push(FieldError::new(format!("spec.conditions.{operator}"), "names no condition key"));
+        }
+        for (key, value) in keys {
+            let field = format!("spec.conditions.{operator}.{key}");
+            if let Some((_, _, by)) = reserved.iter().find(|(op, k, _)| op == operator && k.eq_ignore_ascii_case(key)) {
+                errors.push(FieldError::new(&field, format!("is set by {by}; do not set it in conditions too")));
+            }
+            let scalar = |v: &Value| matches!(v, Value::String(_) | Value::Bool(_) | Value::Number(_));
+            let ok = match value {
+                Value::Array(items) => !items.is_empty() && items.iter().all(scalar),
+                other => scalar(other),
+            };
+            if !ok {
+                errors.push(FieldError::new(&field, "must be a string, number, boolean or a non-empty list of them"));
+            }
+        }
+    }
+    errors
+}
+
+fn dedup(mut errors: Vec<FieldError>) -> Vec<FieldError> {
+    let mut seen = std::collections::BTreeSet::new();
+    errors.retain(|e| seen.insert((e.field.clone(), e.message.clone())));
+    errors
+}
