@@ -7,5 +7,6 @@
 
 pub mod api;
 pub mod aws;
-pub mod policy;
+pub mod cli;
 pub mod engine;
+pub mod policy;

@@ -22,11 +22,15 @@ pub const FALLBACK_REGION: &str = "us-east-1";
 /// Refresh assumed-role credentials this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 
-/// Options for [`Connector::new`].
+/// Options for [`Connector::new`]; the defaults take everything from the SDK's default chain.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectorOptions {
-    /// Send every call here instead of AWS (tests, emulators). `AWS_ENDPOINT_URL` works too.
+    /// Send every call here instead of AWS (emulators). `AWS_ENDPOINT_URL` does the same.
     pub endpoint_url: Option<String>,
+    /// Use these credentials instead of the default chain (emulators and tests).
+    pub credentials: Option<Credentials>,
+    /// The tool's own region, instead of the default chain's.
+    pub region: Option<String>,
 }
 
 /// Hands out SDK configuration acting in a given account; one per process.
@@ -42,6 +46,12 @@ impl Connector {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(url) = &options.endpoint_url {
             loader = loader.endpoint_url(url);
+        }
+        if let Some(credentials) = options.credentials {
+            loader = loader.credentials_provider(credentials);
+        }
+        if let Some(region) = options.region {
+            loader = loader.region(Region::new(region));
         }
         let mut base = loader.load().await;
         if base.region().is_none() {

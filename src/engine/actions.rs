@@ -28,14 +28,22 @@ pub fn presets_for(kind: ResourceKind) -> &'static [AccessPreset] {
 /// S3 object reads.
 pub const S3_OBJECT_READ: &[&str] = &["s3:GetObject", "s3:GetObjectVersion"];
 /// S3 object writes, multipart uploads included.
-pub const S3_OBJECT_WRITE: &[&str] =
-    &["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"];
+pub const S3_OBJECT_WRITE: &[&str] = &[
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+];
 /// S3 bucket-level actions for readers.
 pub const S3_BUCKET_READ: &[&str] = &["s3:GetBucketLocation", "s3:ListBucket"];
 /// S3 bucket-level actions for writers.
 pub const S3_BUCKET_WRITE: &[&str] = &["s3:GetBucketLocation", "s3:ListBucketMultipartUploads"];
 /// ECR pulls.
-pub const ECR_PULL: &[&str] = &["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"];
+pub const ECR_PULL: &[&str] = &[
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+];
 /// ECR pushes (the layer check is needed to push too).
 pub const ECR_PUSH: &[&str] = &[
     "ecr:BatchCheckLayerAvailability",
@@ -47,7 +55,12 @@ pub const ECR_PUSH: &[&str] = &[
 /// KMS decryption.
 pub const KMS_DECRYPT: &[&str] = &["kms:Decrypt", "kms:DescribeKey"];
 /// KMS encryption and data keys.
-pub const KMS_ENCRYPT: &[&str] = &["kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"];
+pub const KMS_ENCRYPT: &[&str] = &[
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+];
 /// KMS grants for AWS services (conditioned on `kms:GrantIsForAWSResource`).
 pub const KMS_GRANT: &[&str] = &["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"];
 /// KMS describe.
@@ -119,9 +132,15 @@ pub fn check_action(kind: ResourceKind, action: &str) -> Result<(), String> {
     };
     let expected = service_prefix(kind);
     if service != expected {
-        return Err(format!("{action:?} is a {service} action; actions on a {kind:?} must be {expected}: actions"));
+        return Err(format!(
+            "{action:?} is a {service} action; actions on a {kind:?} must be {expected}: actions"
+        ));
     }
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?')
+    {
         return Err(format!("{action:?} is not an IAM action name"));
     }
     Ok(())
@@ -133,7 +152,12 @@ mod tests {
 
     #[test]
     fn every_preset_of_a_kind_uses_the_kinds_service() {
-        for kind in [ResourceKind::S3Bucket, ResourceKind::EcrRepository, ResourceKind::KmsKey, ResourceKind::IamRole] {
+        for kind in [
+            ResourceKind::S3Bucket,
+            ResourceKind::EcrRepository,
+            ResourceKind::KmsKey,
+            ResourceKind::IamRole,
+        ] {
             for preset in presets_for(kind) {
                 for (_, actions) in preset_actions(*preset) {
                     for action in actions {
@@ -147,9 +171,18 @@ mod tests {
     #[test]
     fn s3_actions_go_to_bucket_or_objects() {
         use ActionGroup::*;
-        assert_eq!(groups_of_explicit(ResourceKind::S3Bucket, "s3:ListBucketVersions"), &[S3Bucket]);
-        assert_eq!(groups_of_explicit(ResourceKind::S3Bucket, "s3:GetObjectTagging"), &[S3Objects]);
-        assert_eq!(groups_of_explicit(ResourceKind::S3Bucket, "s3:Get*"), &[S3Bucket, S3Objects]);
+        assert_eq!(
+            groups_of_explicit(ResourceKind::S3Bucket, "s3:ListBucketVersions"),
+            &[S3Bucket]
+        );
+        assert_eq!(
+            groups_of_explicit(ResourceKind::S3Bucket, "s3:GetObjectTagging"),
+            &[S3Objects]
+        );
+        assert_eq!(
+            groups_of_explicit(ResourceKind::S3Bucket, "s3:Get*"),
+            &[S3Bucket, S3Objects]
+        );
     }
 
     #[test]

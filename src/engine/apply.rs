@@ -53,20 +53,28 @@ impl Engine {
                 break;
             }
             tracing::info!(target = %plan.target.arn, "policy changed since it was read; merging again");
-            let (merged, size) = self.merge_target(&plan.target, now.as_ref(), &plan.owners, &plan.desired)?;
+            let (merged, size) =
+                self.merge_target(&plan.target, now.as_ref(), &plan.owners, &plan.desired)?;
             plan.current = now;
             plan.merged = Some(merged);
             plan.size = size;
         }
         if !stable {
-            return Err(GrantError::Conflict { target: plan.target.arn.clone(), attempts });
+            return Err(GrantError::Conflict {
+                target: plan.target.arn.clone(),
+                attempts,
+            });
         }
         let Some(merged) = &plan.merged else {
             return Ok(WriteDecision::Unchanged);
         };
         match merged.decision {
             WriteDecision::Unchanged => {}
-            WriteDecision::Put => self.backend.write(&plan.target, &merged.document.to_compact_string()).await?,
+            WriteDecision::Put => {
+                self.backend
+                    .write(&plan.target, &merged.document.to_compact_string())
+                    .await?
+            }
             WriteDecision::Delete => self.backend.delete(&plan.target).await?,
         }
         tracing::info!(target = %plan.target.arn, decision = ?merged.decision, changes = merged.changes.len(), "converged");

@@ -19,7 +19,10 @@ pub struct FieldError {
 impl FieldError {
     /// An error about `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -36,7 +39,9 @@ pub enum GrantError {
     #[error("{}", join(.0))]
     InvalidSpec(Vec<FieldError>),
     /// The resource's account does not list the grant's namespace in `allowedNamespaces`.
-    #[error("spec.resource.account: AwsAccount {account} does not allow grants from namespace {namespace} (spec.allowedNamespaces)")]
+    #[error(
+        "spec.resource.account: AwsAccount {account} does not allow grants from namespace {namespace} (spec.allowedNamespaces)"
+    )]
     NamespaceNotAllowed {
         /// The AwsAccount.
         account: String,
@@ -47,7 +52,9 @@ pub enum GrantError {
     #[error("{0}")]
     Aws(#[from] AwsError),
     /// The merged policy would be over the service's limit.
-    #[error("the policy of {target} would be {size} {unit}, over the limit of {limit}; nothing was written")]
+    #[error(
+        "the policy of {target} would be {size} {unit}, over the limit of {limit}; nothing was written"
+    )]
     PolicyTooLarge {
         /// The resource's ARN.
         target: String,
@@ -67,7 +74,9 @@ pub enum GrantError {
         reason: String,
     },
     /// The policy kept changing between read and write.
-    #[error("the policy of {target} changed underneath on every one of {attempts} attempts; nothing was written")]
+    #[error(
+        "the policy of {target} changed underneath on every one of {attempts} attempts; nothing was written"
+    )]
     Conflict {
         /// The resource's ARN.
         target: String,
@@ -108,5 +117,9 @@ impl GrantError {
 }
 
 fn join(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -14,7 +14,10 @@ use std::sync::Arc;
 pub use error::{FieldError, GrantError};
 pub use plan::{Plan, PlannedGrant, TargetPlan};
 pub use report::{ChangeReport, ConditionReport, GrantReport, Report, TargetReport};
-pub use resolve::{AccountDirectory, DEFAULT_REGION, ResolvedGrant, account_access, namespace_allowed, resolve_grant};
+pub use resolve::{
+    AccountDirectory, DEFAULT_REGION, ResolvedGrant, account_access, namespace_allowed,
+    resolve_grant,
+};
 pub use statements::grant_statements;
 
 use crate::api::CrossAccountGrant;
@@ -82,7 +85,13 @@ impl Engine {
     }
 
     /// Plans and, unless `dry_run`, applies; returns what was (or would be) done.
-    pub async fn run(&self, accounts: &AccountDirectory, grants: &[GrantInput], operation: Operation, dry_run: bool) -> Report {
+    pub async fn run(
+        &self,
+        accounts: &AccountDirectory,
+        grants: &[GrantInput],
+        operation: Operation,
+        dry_run: bool,
+    ) -> Report {
         let plan = self.plan(accounts, grants, operation).await;
         if dry_run {
             Report::from_plan(&plan)

@@ -11,7 +11,8 @@ use super::{Engine, GrantInput, Operation};
 use crate::api::{DeletionPolicy, ResourceKind};
 use crate::aws::{AwsError, TargetRef};
 use crate::policy::{
-    GrantOwner, Merged, OwnershipScope, PolicyDocument, SizeLimit, Statement, WriteDecision, is_unique_id, merge,
+    GrantOwner, Merged, OwnershipScope, PolicyDocument, SizeLimit, Statement, WriteDecision,
+    is_unique_id, merge,
 };
 
 /// A grant as planned.
@@ -69,7 +70,9 @@ pub struct TargetPlan {
 impl TargetPlan {
     /// What converging this target takes.
     pub fn decision(&self) -> WriteDecision {
-        self.merged.as_ref().map_or(WriteDecision::Unchanged, |m| m.decision)
+        self.merged
+            .as_ref()
+            .map_or(WriteDecision::Unchanged, |m| m.decision)
     }
 }
 
@@ -86,37 +89,74 @@ pub struct Plan {
 
 impl Engine {
     /// Resolves the grants, reads each target once, and merges; writes nothing.
-    pub async fn plan(&self, accounts: &AccountDirectory, inputs: &[GrantInput], operation: Operation) -> Plan {
+    pub async fn plan(
+        &self,
+        accounts: &AccountDirectory,
+        inputs: &[GrantInput],
+        operation: Operation,
+    ) -> Plan {
         let mut grants = Vec::with_capacity(inputs.len());
         let mut resolved: Vec<(usize, ResolvedGrant)> = Vec::new();
         for (index, input) in inputs.iter().enumerate() {
             let meta = &input.grant.metadata;
-            let name = format!("{}/{}", meta.namespace.as_deref().unwrap_or("default"), meta.name.as_deref().unwrap_or(""));
+            let name = format!(
+                "{}/{}",
+                meta.namespace.as_deref().unwrap_or("default"),
+                meta.name.as_deref().unwrap_or("")
+            );
             let state = match resolve_grant(&input.grant, accounts, &self.settings.instance_id) {
-                Ok(g) if operation == Operation::Delete && g.deletion_policy == DeletionPolicy::Retain => GrantState::Retained,
+                Ok(g)
+                    if operation == Operation::Delete
+                        && g.deletion_policy == DeletionPolicy::Retain =>
+                {
+                    GrantState::Retained
+                }
                 Ok(g) => {
                     resolved.push((index, g));
                     GrantState::Retained // replaced below once the target is known
                 }
                 Err(e) => GrantState::Failed(e),
             };
-            grants.push(PlannedGrant { name, origin: input.origin.clone(), state });
+            grants.push(PlannedGrant {
+                name,
+                origin: input.origin.clone(),
+                state,
+            });
         }
 
         // Locate each distinct resource once; grants naming the same resource differently
         // (a key by alias and by id) meet again under the resource's ARN.
-        let mut locations: BTreeMap<(String, ResourceKind, String, String), Result<TargetRef, AwsError>> = BTreeMap::new();
+        let mut locations: BTreeMap<
+            (String, ResourceKind, String, String),
+            Result<TargetRef, AwsError>,
+        > = BTreeMap::new();
         for (_, g) in &resolved {
-            let key = (g.account.name.clone(), g.kind, g.region.clone(), g.name.clone());
+            let key = (
+                g.account.name.clone(),
+                g.kind,
+                g.region.clone(),
+                g.name.clone(),
+            );
             if !locations.contains_key(&key) {
-                let located = self.backend.locate(&g.account, g.kind, &g.region, &g.name).await;
+                let located = self
+                    .backend
+                    .locate(&g.account, g.kind, &g.region, &g.name)
+                    .await;
                 locations.insert(key, located);
             }
         }
 
-        let mut by_target: BTreeMap<(String, String), (TargetRef, Vec<(usize, ResolvedGrant, Vec<Statement>)>)> = BTreeMap::new();
+        let mut by_target: BTreeMap<
+            (String, String),
+            (TargetRef, Vec<(usize, ResolvedGrant, Vec<Statement>)>),
+        > = BTreeMap::new();
         for (index, g) in resolved {
-            let key = (g.account.name.clone(), g.kind, g.region.clone(), g.name.clone());
+            let key = (
+                g.account.name.clone(),
+                g.kind,
+                g.region.clone(),
+                g.name.clone(),
+            );
             let target = match locations.get(&key) {
                 Some(Ok(t)) => t.clone(),
                 Some(Err(e)) => {
@@ -131,7 +171,8 @@ impl Engine {
                     Ok(s) => s,
                     Err(e) => {
                         let field = super::FieldError::new("spec.conditions", e.to_string());
-                        grants[index].state = GrantState::Failed(GrantError::InvalidSpec(vec![field]));
+                        grants[index].state =
+                            GrantState::Failed(GrantError::InvalidSpec(vec![field]));
                         continue;
                     }
                 },
@@ -139,7 +180,10 @@ impl Engine {
             grants[index].state = GrantState::Planned {
                 owner: g.owner.clone(),
                 target: target.arn.clone(),
-                sids: desired.iter().filter_map(|s| s.sid().map(str::to_string)).collect(),
+                sids: desired
+                    .iter()
+                    .filter_map(|s| s.sid().map(str::to_string))
+                    .collect(),
             };
             by_target
                 .entry((target.account.account_id.clone(), target.arn.clone()))
@@ -153,22 +197,44 @@ impl Engine {
             .buffered(self.settings.concurrency.max(1))
             .collect()
             .await;
-        Plan { operation, grants, targets }
+        Plan {
+            operation,
+            grants,
+            targets,
+        }
     }
 
-    async fn plan_target(&self, target: TargetRef, members: Vec<(usize, ResolvedGrant, Vec<Statement>)>) -> TargetPlan {
+    async fn plan_target(
+        &self,
+        target: TargetRef,
+        members: Vec<(usize, ResolvedGrant, Vec<Statement>)>,
+    ) -> TargetPlan {
         let owners: Vec<GrantOwner> = members.iter().map(|(_, g, _)| g.owner.clone()).collect();
-        let desired: Vec<Statement> = members.iter().flat_map(|(_, _, s)| s.iter().cloned()).collect();
+        let desired: Vec<Statement> = members
+            .iter()
+            .flat_map(|(_, _, s)| s.iter().cloned())
+            .collect();
         let mut notes = Vec::new();
-        if target.kind == ResourceKind::EcrRepository && members.iter().any(|(_, g, _)| !g.grantee_managed) {
+        if target.kind == ResourceKind::EcrRepository
+            && members.iter().any(|(_, g, _)| !g.grantee_managed)
+        {
             notes.push(
                 "ecr:GetAuthorizationToken cannot be granted by a repository policy: the grantee's principals also need it \
                  in an identity policy in their own account (Resource \"*\")"
                     .to_string(),
             );
         }
-        let mut plan =
-            TargetPlan { target, owners, desired, current: None, merged: None, error: None, size: None, notes, applied: None };
+        let mut plan = TargetPlan {
+            target,
+            owners,
+            desired,
+            current: None,
+            merged: None,
+            error: None,
+            size: None,
+            notes,
+            applied: None,
+        };
         match self.read_document(&plan.target).await {
             Ok(current) => plan.current = current,
             Err(e) => {
@@ -176,8 +242,14 @@ impl Engine {
                 return plan;
             }
         }
-        plan.notes.extend(orphaned_principal_notes(plan.current.as_ref()));
-        match self.merge_target(&plan.target, plan.current.as_ref(), &plan.owners, &plan.desired) {
+        plan.notes
+            .extend(orphaned_principal_notes(plan.current.as_ref()));
+        match self.merge_target(
+            &plan.target,
+            plan.current.as_ref(),
+            &plan.owners,
+            &plan.desired,
+        ) {
             Ok((merged, size)) => {
                 plan.merged = Some(merged);
                 plan.size = size;
@@ -188,14 +260,22 @@ impl Engine {
     }
 
     /// Reads and parses a target's policy.
-    pub(super) async fn read_document(&self, target: &TargetRef) -> Result<Option<PolicyDocument>, GrantError> {
+    pub(super) async fn read_document(
+        &self,
+        target: &TargetRef,
+    ) -> Result<Option<PolicyDocument>, GrantError> {
         let text = self.backend.read(target).await?;
         match text {
             None => Ok(None),
             Some(text) if text.trim().is_empty() => Ok(None),
-            Some(text) => PolicyDocument::parse(&text)
-                .map(Some)
-                .map_err(|e| GrantError::UnreadablePolicy { target: target.arn.clone(), reason: e.to_string() }),
+            Some(text) => {
+                PolicyDocument::parse(&text)
+                    .map(Some)
+                    .map_err(|e| GrantError::UnreadablePolicy {
+                        target: target.arn.clone(),
+                        reason: e.to_string(),
+                    })
+            }
         }
     }
 
@@ -208,8 +288,11 @@ impl Engine {
         desired: &[Statement],
     ) -> Result<(Merged, Option<(usize, SizeLimit)>), GrantError> {
         let scope = OwnershipScope::new(owners);
-        let mut merged = merge(current, &scope, desired)
-            .map_err(|e| GrantError::UnreadablePolicy { target: target.arn.clone(), reason: e.to_string() })?;
+        let mut merged =
+            merge(current, &scope, desired).map_err(|e| GrantError::UnreadablePolicy {
+                target: target.arn.clone(),
+                reason: e.to_string(),
+            })?;
         if merged.decision == WriteDecision::Delete && !self.backend.can_delete(target.kind) {
             // Key and trust policies always exist: write the document without our statements.
             merged.decision = WriteDecision::Put;
@@ -221,7 +304,12 @@ impl Engine {
         let text = merged.document.to_compact_string();
         match limit.check(&text) {
             Ok(size) => Ok((merged, Some((size, limit)))),
-            Err(size) => Err(GrantError::PolicyTooLarge { target: target.arn.clone(), size, limit: limit.max, unit: limit.unit }),
+            Err(size) => Err(GrantError::PolicyTooLarge {
+                target: target.arn.clone(),
+                size,
+                limit: limit.max,
+                unit: limit.unit,
+            }),
         }
     }
 
@@ -231,7 +319,10 @@ impl Engine {
             ResourceKind::EcrRepository => SizeLimit::ECR_REPOSITORY,
             ResourceKind::KmsKey => SizeLimit::KMS_KEY,
             ResourceKind::IamRole => SizeLimit {
-                max: self.settings.trust_policy_limit.min(SizeLimit::IAM_TRUST_MAX),
+                max: self
+                    .settings
+                    .trust_policy_limit
+                    .min(SizeLimit::IAM_TRUST_MAX),
                 ..SizeLimit::IAM_TRUST_DEFAULT
             },
         }
@@ -239,10 +330,14 @@ impl Engine {
 }
 
 fn orphaned_principal_notes(current: Option<&PolicyDocument>) -> Vec<String> {
-    let Some(doc) = current else { return Vec::new() };
+    let Some(doc) = current else {
+        return Vec::new();
+    };
     let mut notes = Vec::new();
     for statement in &doc.statements {
-        let Ok(canonical) = statement.canonical() else { continue };
+        let Ok(canonical) = statement.canonical() else {
+            continue;
+        };
         let ids: Vec<&String> = [&canonical.principal, &canonical.not_principal]
             .into_iter()
             .flatten()

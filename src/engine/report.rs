@@ -98,7 +98,11 @@ pub struct ErrorReport {
 
 impl From<&GrantError> for ErrorReport {
     fn from(e: &GrantError) -> Self {
-        ErrorReport { reason: e.reason(), message: e.to_string(), transient: e.is_transient() }
+        ErrorReport {
+            reason: e.reason(),
+            message: e.to_string(),
+            transient: e.is_transient(),
+        }
     }
 }
 
@@ -157,12 +161,22 @@ impl Report {
     /// Whether anything failed.
     pub fn has_errors(&self) -> bool {
         self.targets.iter().any(|t| t.error.is_some())
-            || self.grants.iter().any(|g| g.ready().is_some_and(|c| c.status == "False" && !matches!(c.reason, "Pending" | "Revoked" | "Retained" | "RevokePending")))
+            || self.grants.iter().any(|g| {
+                g.ready().is_some_and(|c| {
+                    c.status == "False"
+                        && !matches!(
+                            c.reason,
+                            "Pending" | "Revoked" | "Retained" | "RevokePending"
+                        )
+                })
+            })
     }
 
     /// Whether anything would change (or changed).
     pub fn has_changes(&self) -> bool {
-        self.targets.iter().any(|t| t.action != "none" && t.error.is_none())
+        self.targets
+            .iter()
+            .any(|t| t.action != "none" && t.error.is_none())
     }
 
     fn build(plan: &Plan, dry_run: bool) -> Self {
@@ -177,24 +191,52 @@ impl Report {
                         None,
                         Vec::new(),
                         0,
-                        condition("False", "Retained", "deletionPolicy is Retain: its statements were left in place".into()),
+                        condition(
+                            "False",
+                            "Retained",
+                            "deletionPolicy is Retain: its statements were left in place".into(),
+                        ),
                     ),
-                    GrantState::Planned { owner, target, sids } => {
-                        let tp = plan.targets.iter().find(|t| &t.target.arn == target && t.owners.contains(owner));
-                        let changes = tp
-                            .and_then(|t| t.merged.as_ref())
-                            .map_or(0, |m| m.changes.iter().filter(|c| &c.owner == owner).count());
+                    GrantState::Planned {
+                        owner,
+                        target,
+                        sids,
+                    } => {
+                        let tp = plan
+                            .targets
+                            .iter()
+                            .find(|t| &t.target.arn == target && t.owners.contains(owner));
+                        let changes = tp.and_then(|t| t.merged.as_ref()).map_or(0, |m| {
+                            m.changes.iter().filter(|c| &c.owner == owner).count()
+                        });
                         let ready = match tp {
                             Some(tp) => grant_condition(plan.operation, dry_run, tp, changes),
-                            None => condition("Unknown", "Unknown", "no plan for its target".into()),
+                            None => {
+                                condition("Unknown", "Unknown", "no plan for its target".into())
+                            }
                         };
                         (Some(target.clone()), sids.clone(), changes, ready)
                     }
                 };
-                GrantReport { name: g.name.clone(), origin: g.origin.clone(), target, sids, changes, conditions: vec![ready] }
+                GrantReport {
+                    name: g.name.clone(),
+                    origin: g.origin.clone(),
+                    target,
+                    sids,
+                    changes,
+                    conditions: vec![ready],
+                }
             })
             .collect();
-        Report { operation: match plan.operation { Operation::Apply => "apply", Operation::Delete => "delete" }, dry_run, targets, grants }
+        Report {
+            operation: match plan.operation {
+                Operation::Apply => "apply",
+                Operation::Delete => "delete",
+            },
+            dry_run,
+            targets,
+            grants,
+        }
     }
 }
 
@@ -205,7 +247,11 @@ fn target_report(t: &TargetPlan) -> TargetReport {
         account: t.target.account.name.clone(),
         account_id: t.target.account.account_id.clone(),
         kind: format!("{:?}", t.target.kind),
-        action: if t.error.is_some() && t.merged.is_none() { "none" } else { action_name(decision) },
+        action: if t.error.is_some() && t.merged.is_none() {
+            "none"
+        } else {
+            action_name(decision)
+        },
         done: t.applied.is_some() && t.error.is_none(),
         grants: t.owners.iter().map(|o| o.display_name()).collect(),
         changes: t
@@ -216,11 +262,18 @@ fn target_report(t: &TargetPlan) -> TargetReport {
                 sid: c.sid.clone(),
                 grant: c.owner.display_name(),
                 change: c.kind,
-                before: c.before.as_ref().map(|s| Value::Object(s.as_json().clone())),
+                before: c
+                    .before
+                    .as_ref()
+                    .map(|s| Value::Object(s.as_json().clone())),
                 after: c.after.as_ref().map(|s| Value::Object(s.as_json().clone())),
             })
             .collect(),
-        size: t.size.map(|(size, limit)| SizeReport { size, limit: limit.max, unit: limit.unit.to_string() }),
+        size: t.size.map(|(size, limit)| SizeReport {
+            size,
+            limit: limit.max,
+            unit: limit.unit.to_string(),
+        }),
         notes: t.notes.clone(),
         error: t.error.as_ref().map(ErrorReport::from),
     }
@@ -234,22 +287,45 @@ fn action_name(decision: WriteDecision) -> &'static str {
     }
 }
 
-fn grant_condition(operation: Operation, dry_run: bool, t: &TargetPlan, changes: usize) -> ConditionReport {
+fn grant_condition(
+    operation: Operation,
+    dry_run: bool,
+    t: &TargetPlan,
+    changes: usize,
+) -> ConditionReport {
     if let Some(e) = &t.error {
         return failed(e);
     }
     let arn = &t.target.arn;
     match (operation, dry_run, changes) {
-        (Operation::Apply, true, 0) | (Operation::Apply, false, 0) => {
-            condition("True", "Converged", format!("its statements in {arn} are as declared"))
+        (Operation::Apply, true, 0) | (Operation::Apply, false, 0) => condition(
+            "True",
+            "Converged",
+            format!("its statements in {arn} are as declared"),
+        ),
+        (Operation::Apply, true, n) => condition(
+            "False",
+            "Pending",
+            format!("{n} statement(s) in {arn} would change"),
+        ),
+        (Operation::Apply, false, n) => condition(
+            "True",
+            "Applied",
+            format!("{n} statement(s) in {arn} written"),
+        ),
+        (Operation::Delete, true, 0) => {
+            condition("False", "Revoked", format!("it has no statements in {arn}"))
         }
-        (Operation::Apply, true, n) => condition("False", "Pending", format!("{n} statement(s) in {arn} would change")),
-        (Operation::Apply, false, n) => condition("True", "Applied", format!("{n} statement(s) in {arn} written")),
-        (Operation::Delete, true, 0) => condition("False", "Revoked", format!("it has no statements in {arn}")),
-        (Operation::Delete, true, n) => {
-            condition("False", "RevokePending", format!("{n} statement(s) would be removed from {arn}"))
-        }
-        (Operation::Delete, false, n) => condition("False", "Revoked", format!("{n} statement(s) removed from {arn}")),
+        (Operation::Delete, true, n) => condition(
+            "False",
+            "RevokePending",
+            format!("{n} statement(s) would be removed from {arn}"),
+        ),
+        (Operation::Delete, false, n) => condition(
+            "False",
+            "Revoked",
+            format!("{n} statement(s) removed from {arn}"),
+        ),
     }
 }
 
@@ -258,5 +334,10 @@ fn failed(e: &GrantError) -> ConditionReport {
 }
 
 fn condition(status: &'static str, reason: &'static str, message: String) -> ConditionReport {
-    ConditionReport { type_: "Ready", status, reason, message }
+    ConditionReport {
+        type_: "Ready",
+        status,
+        reason,
+        message,
+    }
 }

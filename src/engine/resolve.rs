@@ -6,9 +6,7 @@ use serde_json::Value;
 
 use super::actions::check_action;
 use super::error::{FieldError, GrantError};
-use crate::api::{
-    AccessPreset, AwsAccount, CrossAccountGrant, DeletionPolicy, ResourceKind,
-};
+use crate::api::{AccessPreset, AwsAccount, CrossAccountGrant, DeletionPolicy, ResourceKind};
 use crate::aws::{AccountAccess, AssumeRole};
 use crate::policy::{GrantOwner, account_root_arn, partition_for_region};
 
@@ -17,23 +15,59 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// The session name used when an AwsAccount does not set one.
 pub const DEFAULT_SESSION_NAME: &str = "xacct";
 
-/// Managed accounts by name.
+/// Managed accounts by name; accounts that break the CRD's rules are kept apart with their errors.
 #[derive(Debug, Clone, Default)]
 pub struct AccountDirectory {
     accounts: BTreeMap<String, AwsAccount>,
+    invalid: BTreeMap<String, Vec<FieldError>>,
 }
 
 impl AccountDirectory {
     /// A directory of `accounts` (by `metadata.name`).
     pub fn new(accounts: impl IntoIterator<Item = AwsAccount>) -> Self {
-        AccountDirectory {
-            accounts: accounts.into_iter().map(|a| (a.metadata.name.clone().unwrap_or_default(), a)).collect(),
+        let mut directory = AccountDirectory::default();
+        for account in accounts {
+            let name = account.metadata.name.clone().unwrap_or_default();
+            match account.validate_cel() {
+                Ok(()) => {
+                    directory.accounts.insert(name, account);
+                }
+                Err(errors) => {
+                    directory.invalid.insert(
+                        name,
+                        errors
+                            .iter()
+                            .map(|e| FieldError::new(&e.field_path, &e.message))
+                            .collect(),
+                    );
+                }
+            }
         }
+        directory
     }
 
-    /// The account named `name`.
+    /// The valid account named `name`.
     pub fn get(&self, name: &str) -> Option<&AwsAccount> {
         self.accounts.get(name)
+    }
+
+    /// Accounts that break the CRD's rules, with what is wrong.
+    pub fn invalid(&self) -> impl Iterator<Item = (&String, &Vec<FieldError>)> {
+        self.invalid.iter()
+    }
+
+    fn missing_account_message(&self, name: &str) -> String {
+        match self.invalid.get(name) {
+            Some(errors) => format!(
+                "AwsAccount {name:?} is invalid: {}",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            None => format!("there is no AwsAccount named {name:?}"),
+        }
     }
 
     /// Every account.
@@ -51,7 +85,10 @@ pub fn account_access(account: &AwsAccount) -> AccountAccess {
         assume_role: account.spec.assume_role.as_ref().map(|r| AssumeRole {
             role_arn: r.role_arn.clone(),
             external_id: r.external_id.clone(),
-            session_name: r.session_name.clone().unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string()),
+            session_name: r
+                .session_name
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string()),
         }),
     }
 }
@@ -90,8 +127,16 @@ pub struct ResolvedGrant {
 }
 
 /// Checks a grant against its schema rules and the managed accounts, and resolves its references.
-pub fn resolve_grant(grant: &CrossAccountGrant, accounts: &AccountDirectory, instance: &str) -> Result<ResolvedGrant, GrantError> {
-    let namespace = grant.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
+pub fn resolve_grant(
+    grant: &CrossAccountGrant,
+    accounts: &AccountDirectory,
+    instance: &str,
+) -> Result<ResolvedGrant, GrantError> {
+    let namespace = grant
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
     let name = grant.metadata.name.clone().unwrap_or_default();
     let spec = &grant.spec;
     let mut errors = schema_errors(grant);
@@ -103,7 +148,7 @@ pub fn resolve_grant(grant: &CrossAccountGrant, accounts: &AccountDirectory, ins
     if account.is_none() {
         errors.push(FieldError::new(
             "spec.resource.account",
-            format!("there is no AwsAccount named {:?}", spec.resource.account),
+            accounts.missing_account_message(&spec.resource.account),
         ));
     }
     let grantee_account_id = match (&spec.grantee.account_id, &spec.grantee.account) {
@@ -111,7 +156,10 @@ pub fn resolve_grant(grant: &CrossAccountGrant, accounts: &AccountDirectory, ins
         (None, Some(account_name)) => match accounts.get(account_name) {
             Some(a) => Some(a.spec.account_id.clone()),
             None => {
-                errors.push(FieldError::new("spec.grantee.account", format!("there is no AwsAccount named {account_name:?}")));
+                errors.push(FieldError::new(
+                    "spec.grantee.account",
+                    accounts.missing_account_message(account_name),
+                ));
                 None
             }
         },
@@ -138,7 +186,10 @@ pub fn resolve_grant(grant: &CrossAccountGrant, accounts: &AccountDirectory, ins
         for (i, p) in spec.grantee.principals.iter().enumerate() {
             match principal_arn(p, grantee, partition, allow_public) {
                 Ok(arn) => principals.push(arn),
-                Err(message) => errors.push(FieldError::new(format!("spec.grantee.principals[{i}]"), message)),
+                Err(message) => errors.push(FieldError::new(
+                    format!("spec.grantee.principals[{i}]"),
+                    message,
+                )),
             }
         }
         if principals.is_empty() && errors.is_empty() {
@@ -152,10 +203,16 @@ pub fn resolve_grant(grant: &CrossAccountGrant, accounts: &AccountDirectory, ins
         return Err(GrantError::InvalidSpec(dedup(errors)));
     }
     let (Some(account), Some(grantee_account_id)) = (account, grantee_account_id) else {
-        return Err(GrantError::InvalidSpec(vec![FieldError::new("spec", "incomplete grant")]));
+        return Err(GrantError::InvalidSpec(vec![FieldError::new(
+            "spec",
+            "incomplete grant",
+        )]));
     };
     if !namespace_allowed(account, &namespace) {
-        return Err(GrantError::NamespaceNotAllowed { account: spec.resource.account.clone(), namespace });
+        return Err(GrantError::NamespaceNotAllowed {
+            account: spec.resource.account.clone(),
+            namespace,
+        });
     }
     Ok(ResolvedGrant {
         owner: GrantOwner::new(instance, &namespace, &name),
@@ -177,7 +234,11 @@ pub fn resolve_grant(grant: &CrossAccountGrant, accounts: &AccountDirectory, ins
 
 /// Whether `account` lets grants of `namespace` expose its resources.
 pub fn namespace_allowed(account: &AwsAccount, namespace: &str) -> bool {
-    account.spec.allowed_namespaces.iter().any(|n| n == "*" || n == namespace)
+    account
+        .spec
+        .allowed_namespaces
+        .iter()
+        .any(|n| n == "*" || n == namespace)
 }
 
 /// The CRD's own rules (the same CEL the API server runs), evaluated here so the CLI refuses what a
@@ -187,12 +248,26 @@ fn schema_errors(grant: &CrossAccountGrant) -> Vec<FieldError> {
         Ok(()) => Vec::new(),
         Err(errors) => errors
             .iter()
-            .map(|e| FieldError::new(if e.field_path.is_empty() { "spec".to_string() } else { e.field_path.clone() }, e.message.clone()))
+            .map(|e| {
+                FieldError::new(
+                    if e.field_path.is_empty() {
+                        "spec".to_string()
+                    } else {
+                        e.field_path.clone()
+                    },
+                    e.message.clone(),
+                )
+            })
             .collect(),
     }
 }
 
-fn principal_arn(principal: &str, grantee: &str, partition: &str, allow_public: bool) -> Result<String, String> {
+fn principal_arn(
+    principal: &str,
+    grantee: &str,
+    partition: &str,
+    allow_public: bool,
+) -> Result<String, String> {
     if principal == "*" {
         return if allow_public {
             Ok("*".to_string())
@@ -200,7 +275,10 @@ fn principal_arn(principal: &str, grantee: &str, partition: &str, allow_public: 
             Err("the principal \"*\" (anyone) is refused unless the resource's AwsAccount sets allowPublicPrincipals: true".into())
         };
     }
-    if let Some(rest) = principal.strip_prefix("role/").or_else(|| principal.strip_prefix("user/")) {
+    if let Some(rest) = principal
+        .strip_prefix("role/")
+        .or_else(|| principal.strip_prefix("user/"))
+    {
         if rest.is_empty() {
             return Err(format!("{principal:?} names no role or user"));
         }
@@ -208,23 +286,37 @@ fn principal_arn(principal: &str, grantee: &str, partition: &str, allow_public: 
     }
     let parts: Vec<&str> = principal.splitn(6, ':').collect();
     let [arn, _partition, service, _region, account, resource] = parts.as_slice() else {
-        return Err(format!("{principal:?} is not an ARN, role/NAME or user/NAME"));
+        return Err(format!(
+            "{principal:?} is not an ARN, role/NAME or user/NAME"
+        ));
     };
     let valid_resource = resource == &"root"
-        || resource.strip_prefix("role/").is_some_and(|r| !r.is_empty())
-        || resource.strip_prefix("user/").is_some_and(|r| !r.is_empty())
-        || resource.strip_prefix("assumed-role/").is_some_and(|r| r.contains('/'));
+        || resource
+            .strip_prefix("role/")
+            .is_some_and(|r| !r.is_empty())
+        || resource
+            .strip_prefix("user/")
+            .is_some_and(|r| !r.is_empty())
+        || resource
+            .strip_prefix("assumed-role/")
+            .is_some_and(|r| r.contains('/'));
     if *arn != "arn" || !matches!(*service, "iam" | "sts") || !valid_resource {
-        return Err(format!("{principal:?} is not an IAM role, user, root or assumed-role ARN"));
+        return Err(format!(
+            "{principal:?} is not an IAM role, user, root or assumed-role ARN"
+        ));
     }
     if account != &grantee {
-        return Err(format!("{principal:?} is in account {account}, but the grantee account is {grantee}"));
+        return Err(format!(
+            "{principal:?} is in account {account}, but the grantee account is {grantee}"
+        ));
     }
     Ok(principal.to_string())
 }
 
 /// Conditions xacct adds itself; the grant's own block may not set the same operator and key.
-fn reserved_conditions(spec: &crate::api::CrossAccountGrantSpec) -> Vec<(&'static str, &'static str, &'static str)> {
+fn reserved_conditions(
+    spec: &crate::api::CrossAccountGrantSpec,
+) -> Vec<(&'static str, &'static str, &'static str)> {
     let mut reserved = Vec::new();
     if spec.resource.prefix.is_some() {
         reserved.push(("StringLike", "s3:prefix", "resource.prefix"));
@@ -242,25 +334,44 @@ fn check_conditions(spec: &crate::api::CrossAccountGrantSpec) -> Vec<FieldError>
     let mut errors = Vec::new();
     let reserved = reserved_conditions(spec);
     for (operator, keys) in &spec.conditions {
-        let bare = operator.strip_prefix("ForAllValues:").or_else(|| operator.strip_prefix("ForAnyValue:")).unwrap_or(operator);
+        let bare = operator
+            .strip_prefix("ForAllValues:")
+            .or_else(|| operator.strip_prefix("ForAnyValue:"))
+            .unwrap_or(operator);
         if bare.is_empty() || !bare.chars().all(|c| c.is_ascii_alphanumeric()) {
-            errors.push(FieldError::new(format!("spec.conditions.{operator}"), "not an IAM condition operator"));
+            errors.push(FieldError::new(
+                format!("spec.conditions.{operator}"),
+                "not an IAM condition operator",
+            ));
         }
         if keys.is_empty() {
-            errors.push(FieldError::new(format!("spec.conditions.{operator}"), "names no condition key"));
+            errors.push(FieldError::new(
+                format!("spec.conditions.{operator}"),
+                "names no condition key",
+            ));
         }
         for (key, value) in keys {
             let field = format!("spec.conditions.{operator}.{key}");
-            if let Some((_, _, by)) = reserved.iter().find(|(op, k, _)| op == operator && k.eq_ignore_ascii_case(key)) {
-                errors.push(FieldError::new(&field, format!("is set by {by}; do not set it in conditions too")));
+            if let Some((_, _, by)) = reserved
+                .iter()
+                .find(|(op, k, _)| op == operator && k.eq_ignore_ascii_case(key))
+            {
+                errors.push(FieldError::new(
+                    &field,
+                    format!("is set by {by}; do not set it in conditions too"),
+                ));
             }
-            let scalar = |v: &Value| matches!(v, Value::String(_) | Value::Bool(_) | Value::Number(_));
+            let scalar =
+                |v: &Value| matches!(v, Value::String(_) | Value::Bool(_) | Value::Number(_));
             let ok = match value {
                 Value::Array(items) => !items.is_empty() && items.iter().all(scalar),
                 other => scalar(other),
             };
             if !ok {
-                errors.push(FieldError::new(&field, "must be a string, number, boolean or a non-empty list of them"));
+                errors.push(FieldError::new(
+                    &field,
+                    "must be a string, number, boolean or a non-empty list of them",
+                ));
             }
         }
     }

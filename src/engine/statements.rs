@@ -15,11 +15,17 @@ const S3_LIST_ACTIONS: &[&str] = &["s3:ListBucket", "s3:ListBucketVersions"];
 
 /// The grant's statements for `target`, each with a Sid the grant owns, in Sid order.
 /// Fails only when the grant's condition block does not read as IAM conditions.
-pub fn grant_statements(grant: &ResolvedGrant, target: &TargetRef) -> Result<Vec<Statement>, PolicyError> {
+pub fn grant_statements(
+    grant: &ResolvedGrant,
+    target: &TargetRef,
+) -> Result<Vec<Statement>, PolicyError> {
     let mut groups: BTreeMap<ActionGroup, BTreeSet<&str>> = BTreeMap::new();
     for preset in &grant.access {
         for (group, actions) in preset_actions(*preset) {
-            groups.entry(group).or_default().extend(actions.iter().copied());
+            groups
+                .entry(group)
+                .or_default()
+                .extend(actions.iter().copied());
         }
     }
     for action in &grant.actions {
@@ -33,31 +39,83 @@ pub fn grant_statements(grant: &ResolvedGrant, target: &TargetRef) -> Result<Vec
         match (grant.kind, group) {
             (ResourceKind::S3Bucket, ActionGroup::S3Bucket) => match &grant.prefix {
                 Some(prefix) => {
-                    let (list, other): (Vec<&str>, Vec<&str>) =
-                        actions.iter().partition(|a| S3_LIST_ACTIONS.iter().any(|l| l.eq_ignore_ascii_case(a)));
+                    let (list, other): (Vec<&str>, Vec<&str>) = actions
+                        .iter()
+                        .partition(|a| S3_LIST_ACTIONS.iter().any(|l| l.eq_ignore_ascii_case(a)));
                     if !list.is_empty() {
-                        let prefix_condition = ("StringLike", "s3:prefix", json!([prefix, format!("{prefix}*")]));
-                        statements.push(build(grant, "List", &list, Some(json!(target.arn)), Some(prefix_condition))?);
+                        let prefix_condition = (
+                            "StringLike",
+                            "s3:prefix",
+                            json!([prefix, format!("{prefix}*")]),
+                        );
+                        statements.push(build(
+                            grant,
+                            "List",
+                            &list,
+                            Some(json!(target.arn)),
+                            Some(prefix_condition),
+                        )?);
                     }
                     if !other.is_empty() {
-                        statements.push(build(grant, "Bucket", &other, Some(json!(target.arn)), None)?);
+                        statements.push(build(
+                            grant,
+                            "Bucket",
+                            &other,
+                            Some(json!(target.arn)),
+                            None,
+                        )?);
                     }
                 }
-                None => statements.push(build(grant, "Bucket", &vec_of(&actions), Some(json!(target.arn)), None)?),
+                None => statements.push(build(
+                    grant,
+                    "Bucket",
+                    &vec_of(&actions),
+                    Some(json!(target.arn)),
+                    None,
+                )?),
             },
             (ResourceKind::S3Bucket, _) => {
                 let objects = format!("{}/{}*", target.arn, grant.prefix.as_deref().unwrap_or(""));
-                statements.push(build(grant, "Objects", &vec_of(&actions), Some(json!(objects)), None)?);
+                statements.push(build(
+                    grant,
+                    "Objects",
+                    &vec_of(&actions),
+                    Some(json!(objects)),
+                    None,
+                )?);
             }
-            (ResourceKind::EcrRepository, _) => statements.push(build(grant, "Repository", &vec_of(&actions), None, None)?),
+            (ResourceKind::EcrRepository, _) => {
+                statements.push(build(grant, "Repository", &vec_of(&actions), None, None)?)
+            }
             (ResourceKind::KmsKey, ActionGroup::KmsGrants) => {
                 let aws_only = ("Bool", "kms:GrantIsForAWSResource", json!("true"));
-                statements.push(build(grant, "Grants", &vec_of(&actions), Some(json!("*")), Some(aws_only))?);
+                statements.push(build(
+                    grant,
+                    "Grants",
+                    &vec_of(&actions),
+                    Some(json!("*")),
+                    Some(aws_only),
+                )?);
             }
-            (ResourceKind::KmsKey, _) => statements.push(build(grant, "Use", &vec_of(&actions), Some(json!("*")), None)?),
+            (ResourceKind::KmsKey, _) => statements.push(build(
+                grant,
+                "Use",
+                &vec_of(&actions),
+                Some(json!("*")),
+                None,
+            )?),
             (ResourceKind::IamRole, _) => {
-                let external_id = grant.external_id.as_ref().map(|id| ("StringEquals", "sts:ExternalId", json!(id)));
-                statements.push(build(grant, "Assume", &vec_of(&actions), None, external_id)?);
+                let external_id = grant
+                    .external_id
+                    .as_ref()
+                    .map(|id| ("StringEquals", "sts:ExternalId", json!(id)));
+                statements.push(build(
+                    grant,
+                    "Assume",
+                    &vec_of(&actions),
+                    None,
+                    external_id,
+                )?);
             }
         }
     }
@@ -86,7 +144,10 @@ fn build(
     let mut map = Map::new();
     map.insert("Sid".into(), json!(grant.owner.sid(purpose)));
     map.insert("Effect".into(), json!("Allow"));
-    map.insert("Principal".into(), json!({ "AWS": one_or_many(&grant.principals) }));
+    map.insert(
+        "Principal".into(),
+        json!({ "AWS": one_or_many(&grant.principals) }),
+    );
     map.insert("Action".into(), one_or_many(actions));
     if let Some(resource) = resource {
         map.insert("Resource".into(), resource);
@@ -97,7 +158,9 @@ fn build(
         condition.insert(operator.clone(), Value::Object(keys));
     }
     if let Some((operator, key, value)) = own_condition {
-        let entry = condition.entry(operator.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        let entry = condition
+            .entry(operator.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(keys) = entry {
             keys.insert(key.to_string(), value);
         }

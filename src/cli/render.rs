@@ -1,0 +1,130 @@
+//! Text and JSON output of a report.
+
+use std::fmt::Write;
+
+use serde_json::{Value, json};
+
+use super::manifests::ManifestError;
+use crate::engine::{ChangeReport, Report, TargetReport};
+use crate::policy::ChangeKind;
+
+/// The report as JSON, with manifest errors under `errors`.
+pub fn json(report: &Report, errors: &[ManifestError]) -> String {
+    let mut value = serde_json::to_value(report).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("errors".into(), json!(errors));
+    }
+    serde_json::to_string_pretty(&value).unwrap_or_default()
+}
+
+/// The report for people, like a code review.
+pub fn text(report: &Report, errors: &[ManifestError]) -> String {
+    let mut out = String::new();
+    for error in errors {
+        let _ = writeln!(out, "error: {error}");
+    }
+    if !errors.is_empty() {
+        out.push('\n');
+    }
+    for target in &report.targets {
+        target_text(&mut out, target, report.dry_run);
+    }
+    let _ = writeln!(out, "Grants:");
+    for grant in &report.grants {
+        let (status, reason, message) = grant.ready().map_or(("Unknown", "", ""), |c| {
+            (c.status, c.reason, c.message.as_str())
+        });
+        let _ = writeln!(
+            out,
+            "  {} ({}): Ready={status} {reason}: {message}",
+            grant.name, grant.origin
+        );
+    }
+    let changed = report
+        .targets
+        .iter()
+        .filter(|t| t.action != "none" && t.error.is_none())
+        .count();
+    let failed = report.targets.iter().filter(|t| t.error.is_some()).count();
+    let bad_grants = report
+        .grants
+        .iter()
+        .filter(|g| g.target.is_none() && g.ready().is_some_and(|c| c.reason != "Retained"))
+        .count();
+    let verb = if report.dry_run {
+        "to change"
+    } else {
+        "changed"
+    };
+    let _ = writeln!(
+        out,
+        "\n{}: {changed} polic{} {verb}, {} unchanged, {failed} failed; {bad_grants} grant(s) not converged, {} manifest error(s).",
+        if report.dry_run {
+            "Plan"
+        } else if report.operation == "delete" {
+            "Delete"
+        } else {
+            "Apply"
+        },
+        if changed == 1 { "y" } else { "ies" },
+        report.targets.len() - changed - failed,
+        errors.len()
+    );
+    out
+}
+
+fn target_text(out: &mut String, t: &TargetReport, dry_run: bool) {
+    let what = match (t.action, dry_run, &t.error) {
+        (_, _, Some(_)) => "FAILED".to_string(),
+        ("none", _, None) => "up to date".to_string(),
+        (action, true, None) => format!("would {action}"),
+        ("put", false, None) => "written".to_string(),
+        (_, false, None) => "deleted".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "{} ({} in {} {}): {what}",
+        t.arn, t.kind, t.account, t.account_id
+    );
+    let _ = writeln!(out, "  grants: {}", t.grants.join(", "));
+    for change in &t.changes {
+        change_text(out, change);
+    }
+    if let Some(size) = &t.size {
+        let _ = writeln!(out, "  size: {} of {} {}", size.size, size.limit, size.unit);
+    }
+    for note in &t.notes {
+        let _ = writeln!(out, "  note: {note}");
+    }
+    if let Some(e) = &t.error {
+        let _ = writeln!(out, "  error ({}): {}", e.reason, e.message);
+    }
+    out.push('\n');
+}
+
+fn change_text(out: &mut String, c: &ChangeReport) {
+    let (mark, word) = match c.change {
+        ChangeKind::Added => ('+', "add"),
+        ChangeKind::Changed => ('~', "change"),
+        ChangeKind::Removed => ('-', "remove"),
+    };
+    let _ = writeln!(out, "  {mark} {word} {} (grant {})", c.sid, c.grant);
+    let pretty = |v: &Option<Value>| {
+        v.as_ref()
+            .map(|v| serde_json::to_string_pretty(v).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let (before, after) = (pretty(&c.before), pretty(&c.after));
+    let diff = similar::TextDiff::from_lines(&before, &after);
+    for change in diff.iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Delete => '-',
+            similar::ChangeTag::Insert => '+',
+            similar::ChangeTag::Equal => ' ',
+        };
+        let _ = write!(out, "      {sign} {}", change.value());
+        if !change.value().ends_with('\n') {
+            out.push('\n');
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Shared test support: the AWS emulator (moto in server mode) and SDK clients acting in its
+//! accounts. Every test that uses it talks to a real moto server over HTTP; nothing is mocked.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use aws_credential_types::Credentials;
+use xacct::aws::{AccountAccess, AssumeRole, Connector, ConnectorOptions};
+
+/// The account the tool's own (fake) credentials act in: moto's default.
+pub const TOOL_ACCOUNT: &str = "123456789012";
+/// The account that owns the shared resources in these tests.
+pub const DATA_ACCOUNT: &str = "222222222222";
+/// The account whose workloads get access.
+pub const DEV_ACCOUNT: &str = "111111111111";
+
+/// A moto server for one test, stopped when dropped (or when the test process dies: it exits
+/// when its standard input closes).
+pub struct Moto {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto from the project's `.venv` (see scripts/setup-emulators.sh), or uses the server at
+    /// `XACCT_TEST_AWS_ENDPOINT` when that is set.
+    pub fn start() -> Moto {
+        if let Ok(endpoint) = std::env::var("XACCT_TEST_AWS_ENDPOINT") {
+            return Moto {
+                child: None,
+                endpoint,
+            };
+        }
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let python = std::env::var("XACCT_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join(".venv/bin/python"));
+        assert!(
+            python.exists(),
+            "the AWS emulator is not installed: run scripts/setup-emulators.sh (or set XACCT_PYTHON / XACCT_TEST_AWS_ENDPOINT)"
+        );
+        let mut child = Command::new(&python)
+            .arg(root.join("scripts/moto-server.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto server starts");
+        let stdout = child.stdout.take().expect("moto stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("moto prints its URL");
+        assert!(line.starts_with("http://"), "moto printed {line:?}");
+        Moto {
+            child: Some(child),
+            endpoint: line.trim().to_string(),
+        }
+    }
+
+    /// Options that point a connector at this server with fake credentials.
+    pub fn options(&self) -> ConnectorOptions {
+        ConnectorOptions {
+            endpoint_url: Some(self.endpoint.clone()),
+            credentials: Some(Credentials::new("testing", "testing", None, None, "tests")),
+            region: Some("us-east-1".into()),
+        }
+    }
+
+    /// A connector on this server.
+    pub async fn connector(&self) -> Arc<Connector> {
+        Arc::new(Connector::new(self.options()).await)
+    }
+
+    /// Environment for running the `xacct` binary against this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_CONFIG_FILE", "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How the tool reaches `account_id`: by assuming a manager role there.
+pub fn access(name: &str, account_id: &str) -> AccountAccess {
+    AccountAccess {
+        name: name.into(),
+        account_id: account_id.into(),
+        assume_role: Some(AssumeRole {
+            role_arn: format!("arn:aws:iam::{account_id}:role/xacct-manager"),
+            external_id: None,
+            session_name: "xacct-tests".into(),
+        }),
+    }
+}
+
+/// SDK clients acting in one account of the emulator (for setting up and inspecting).
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub iam: aws_sdk_iam::Client,
+}
+
+/// Clients acting in `account_id` (through AssumeRole, as moto models it).
+pub async fn clients(connector: &Connector, account_id: &str) -> Clients {
+    let config = connector
+        .session(&access("setup", account_id))
+        .await
+        .expect("assume role in the emulator");
+    Clients {
+        s3: connector.s3_client(&config, "us-east-1"),
+        ecr: connector.ecr_client(&config, "us-east-1"),
+        kms: connector.kms_client(&config, "us-east-1"),
+        iam: connector.iam_client(&config),
+    }
+}
+
+/// Manifests for the two accounts of these tests.
+pub fn accounts_yaml() -> String {
+    format!(
+        "apiVersion: xacct.dev/v1alpha1
+kind: AwsAccount
+metadata: {{name: data-prod}}
+spec:
+  accountId: \"{DATA_ACCOUNT}\"
+  assumeRole: {{roleArn: \"arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager\"}}
+  region: us-east-1
+  allowedNamespaces: [\"*\"]
+---
+apiVersion: xacct.dev/v1alpha1
+kind: AwsAccount
+metadata: {{name: dev}}
+spec:
+  accountId: \"{DEV_ACCOUNT}\"
+  assumeRole: {{roleArn: \"arn:aws:iam::{DEV_ACCOUNT}:role/xacct-manager\"}}
+  region: us-east-1
+"
+    )
+}
+
+/// Parses manifests the way the CLI does.
+pub fn manifests(
+    yaml: &str,
+) -> (
+    xacct::engine::AccountDirectory,
+    Vec<xacct::engine::GrantInput>,
+) {
+    let mut m = xacct::cli::Manifests::default();
+    xacct::cli::read_documents("test.yaml", yaml, &mut m);
+    assert!(
+        m.errors.is_empty(),
+        "test manifests are valid: {:?}",
+        m.errors
+    );
+    let directory = xacct::engine::AccountDirectory::new(m.accounts.into_iter().map(|(a, _)| a));
+    (directory, m.grants)
+}
+
+/// The statements of a policy document, by Sid (`None` for statements without one).
+pub fn sids(policy: &str) -> Vec<Option<String>> {
+    let doc = xacct::policy::PolicyDocument::parse(policy).expect("policy parses");
+    doc.statements
+        .iter()
+        .map(|s| s.sid().map(str::to_string))
+        .collect()
+}
