@@ -10,7 +10,10 @@ use support::{DATA_ACCOUNT, Moto, clients, sids};
 
 fn xacct(moto: &Moto, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xacct"));
-    command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in moto.env() {
         command.env(k, v);
     }
@@ -21,7 +24,8 @@ fn xacct(moto: &Moto, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
 }
 
 fn json_of(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
@@ -53,7 +57,12 @@ spec:
 async fn setup_bucket(moto: &Moto) -> aws_sdk_s3::Client {
     let connector = moto.connector().await;
     let data = clients(&connector, DATA_ACCOUNT).await;
-    data.s3.create_bucket().bucket("lake-bucket").send().await.unwrap();
+    data.s3
+        .create_bucket()
+        .bucket("lake-bucket")
+        .send()
+        .await
+        .unwrap();
     data.s3
 }
 
@@ -75,13 +84,28 @@ async fn plan_exit_status_is_2_with_changes_then_0_once_applied() {
     let path = dir.path().to_str().unwrap();
 
     let plan = xacct(&moto, &["plan", "-f", path], &[]);
-    assert_eq!(plan.status.code(), Some(2), "{}", String::from_utf8_lossy(&plan.stdout));
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
     let text = String::from_utf8_lossy(&plan.stdout);
-    assert!(text.contains("arn:aws:s3:::lake-bucket") && text.contains("would put") && text.contains("+ add Xacct"), "{text}");
+    assert!(
+        text.contains("arn:aws:s3:::lake-bucket")
+            && text.contains("would put")
+            && text.contains("+ add Xacct"),
+        "{text}"
+    );
     assert!(bucket_sids(&s3).await.is_empty(), "plan writes nothing");
 
     let apply = xacct(&moto, &["apply", "-f", path, "-o", "json"], &[]);
-    assert_eq!(apply.status.code(), Some(0), "{}", String::from_utf8_lossy(&apply.stdout));
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&apply.stdout)
+    );
     let report = json_of(&apply);
     assert_eq!(report["grants"][0]["conditions"][0]["type"], "Ready");
     assert_eq!(report["grants"][0]["conditions"][0]["status"], "True");
@@ -91,10 +115,18 @@ async fn plan_exit_status_is_2_with_changes_then_0_once_applied() {
 
     let again = xacct(&moto, &["plan", "-f", path, "-o", "json"], &[]);
     assert_eq!(again.status.code(), Some(0));
-    assert_eq!(json_of(&again)["grants"][0]["conditions"][0]["reason"], "Converged");
+    assert_eq!(
+        json_of(&again)["grants"][0]["conditions"][0]["reason"],
+        "Converged"
+    );
 
     let delete = xacct(&moto, &["delete", "-f", path], &[]);
-    assert_eq!(delete.status.code(), Some(0), "{}", String::from_utf8_lossy(&delete.stdout));
+    assert_eq!(
+        delete.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&delete.stdout)
+    );
     assert!(bucket_sids(&s3).await.is_empty());
 }
 
@@ -104,47 +136,128 @@ async fn bad_grants_get_field_errors_and_no_writes_while_good_ones_converge() {
     let s3 = setup_bucket(&moto).await;
     let dir = tempfile::tempdir().unwrap();
     let bad = |name: &str, namespace: &str, spec: &str| {
-        format!("---\napiVersion: xacct.dev/v1alpha1\nkind: CrossAccountGrant\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n{spec}\n")
+        format!(
+            "---\napiVersion: xacct.dev/v1alpha1\nkind: CrossAccountGrant\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n{spec}\n"
+        )
     };
     let manifests = [
         accounts("batch"),
         format!("---\n{GOOD_GRANT}"),
-        bad("unknown-account", "batch", "  resource: {account: nope, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"111111111111\"}\n  access: [read]"),
-        bad("bad-arn", "batch", "  resource: {account: data-prod, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"111111111111\", principals: [\"arn:aws:iam::111111111111:group/Devs\"]}\n  access: [read]"),
-        bad("other-account-arn", "batch", "  resource: {account: data-prod, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"111111111111\", principals: [\"arn:aws:iam::333333333333:role/X\"]}\n  access: [read]"),
-        bad("wrong-service", "batch", "  resource: {account: data-prod, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"111111111111\"}\n  actions: [\"ecr:BatchGetImage\"]"),
-        bad("public", "batch", "  resource: {account: data-prod, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"111111111111\", principals: [\"*\"]}\n  access: [read]"),
-        bad("no-bucket", "batch", "  resource: {account: data-prod, kind: S3Bucket, name: missing-bucket}\n  grantee: {accountId: \"111111111111\"}\n  access: [read]"),
-        bad("forbidden-namespace", "web", "  resource: {account: data-prod, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"111111111111\"}\n  access: [read]"),
-        bad("short-account", "batch", "  resource: {account: data-prod, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"11111111111\"}\n  access: [read]"),
+        bad(
+            "unknown-account",
+            "batch",
+            "  resource: {account: nope, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"111111111111\"}\n  access: [read]",
+        ),
+        bad(
+            "bad-arn",
+            "batch",
+            "  resource: {account: data-prod, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"111111111111\", principals: [\"arn:aws:iam::111111111111:group/Devs\"]}\n  access: [read]",
+        ),
+        bad(
+            "other-account-arn",
+            "batch",
+            "  resource: {account: data-prod, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"111111111111\", principals: [\"arn:aws:iam::333333333333:role/X\"]}\n  access: [read]",
+        ),
+        bad(
+            "wrong-service",
+            "batch",
+            "  resource: {account: data-prod, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"111111111111\"}\n  actions: [\"ecr:BatchGetImage\"]",
+        ),
+        bad(
+            "public",
+            "batch",
+            "  resource: {account: data-prod, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"111111111111\", principals: [\"*\"]}\n  access: [read]",
+        ),
+        bad(
+            "no-bucket",
+            "batch",
+            "  resource: {account: data-prod, kind: S3Bucket, name: missing-bucket}\n  grantee: {accountId: \"111111111111\"}\n  access: [read]",
+        ),
+        bad(
+            "forbidden-namespace",
+            "web",
+            "  resource: {account: data-prod, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"111111111111\"}\n  access: [read]",
+        ),
+        bad(
+            "short-account",
+            "batch",
+            "  resource: {account: data-prod, kind: S3Bucket, name: lake-bucket}\n  grantee: {accountId: \"11111111111\"}\n  access: [read]",
+        ),
     ];
     write(dir.path(), "all.yaml", &manifests.concat());
     let path = dir.path().join("all.yaml");
 
-    let apply = xacct(&moto, &["apply", "-f", path.to_str().unwrap(), "-o", "json"], &[]);
+    let apply = xacct(
+        &moto,
+        &["apply", "-f", path.to_str().unwrap(), "-o", "json"],
+        &[],
+    );
     assert_eq!(apply.status.code(), Some(1), "errors make the run fail");
     let report = json_of(&apply);
     let ready = |name: &str| {
-        let grant = report["grants"].as_array().unwrap().iter().find(|g| g["name"] == name).unwrap_or_else(|| panic!("{name} in report"));
+        let grant = report["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in report"));
         let c = &grant["conditions"][0];
-        assert!(grant["origin"].as_str().unwrap().contains("all.yaml#"), "origin names the manifest: {grant}");
-        (c["status"].as_str().unwrap().to_string(), c["reason"].as_str().unwrap().to_string(), c["message"].as_str().unwrap().to_string())
+        assert!(
+            grant["origin"].as_str().unwrap().contains("all.yaml#"),
+            "origin names the manifest: {grant}"
+        );
+        (
+            c["status"].as_str().unwrap().to_string(),
+            c["reason"].as_str().unwrap().to_string(),
+            c["message"].as_str().unwrap().to_string(),
+        )
     };
     assert_eq!(ready("batch/reads-lake").1, "Applied");
     let expectations = [
-        ("batch/unknown-account", "InvalidSpec", "spec.resource.account: there is no AwsAccount named \"nope\""),
+        (
+            "batch/unknown-account",
+            "InvalidSpec",
+            "spec.resource.account: there is no AwsAccount named \"nope\"",
+        ),
         ("batch/bad-arn", "InvalidSpec", "spec.grantee.principals"),
-        ("batch/other-account-arn", "InvalidSpec", "spec.grantee.principals[0]: \"arn:aws:iam::333333333333:role/X\" is in account 333333333333"),
-        ("batch/wrong-service", "InvalidSpec", "spec.actions[0]: \"ecr:BatchGetImage\" is a ecr action"),
-        ("batch/public", "InvalidSpec", "spec.grantee.principals[0]: the principal \"*\" (anyone) is refused"),
+        (
+            "batch/other-account-arn",
+            "InvalidSpec",
+            "spec.grantee.principals[0]: \"arn:aws:iam::333333333333:role/X\" is in account 333333333333",
+        ),
+        (
+            "batch/wrong-service",
+            "InvalidSpec",
+            "spec.actions[0]: \"ecr:BatchGetImage\" is a ecr action",
+        ),
+        (
+            "batch/public",
+            "InvalidSpec",
+            "spec.grantee.principals[0]: the principal \"*\" (anyone) is refused",
+        ),
         ("batch/no-bucket", "NotFound", "GetBucketPolicy"),
-        ("web/forbidden-namespace", "NamespaceNotAllowed", "does not allow grants from namespace web"),
-        ("batch/short-account", "InvalidSpec", "accountId must be a 12-digit AWS account id"),
+        (
+            "web/forbidden-namespace",
+            "NamespaceNotAllowed",
+            "does not allow grants from namespace web",
+        ),
+        (
+            "batch/short-account",
+            "InvalidSpec",
+            "accountId must be a 12-digit AWS account id",
+        ),
     ];
     for (name, reason, message) in expectations {
         let (status, got_reason, got_message) = ready(name);
-        assert_eq!((status.as_str(), got_reason.as_str()), ("False", reason), "{name}: {got_message}");
-        assert!(got_message.contains(message), "{name}: {got_message:?} should contain {message:?}");
+        assert_eq!(
+            (status.as_str(), got_reason.as_str()),
+            ("False", reason),
+            "{name}: {got_message}"
+        );
+        assert!(
+            got_message.contains(message),
+            "{name}: {got_message:?} should contain {message:?}"
+        );
     }
     // Only the good grant's two statements were written.
     let written = bucket_sids(&s3).await;
@@ -154,7 +267,12 @@ async fn bad_grants_get_field_errors_and_no_writes_while_good_ones_converge() {
     let plan = xacct(&moto, &["plan", "-f", path.to_str().unwrap()], &[]);
     assert_eq!(plan.status.code(), Some(1));
     let text = String::from_utf8_lossy(&plan.stdout);
-    assert!(text.contains("batch/wrong-service (") && text.contains("all.yaml#6") && text.contains("spec.actions[0]"), "{text}");
+    assert!(
+        text.contains("batch/wrong-service (")
+            && text.contains("all.yaml#6")
+            && text.contains("spec.actions[0]"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -162,13 +280,26 @@ async fn malformed_manifests_are_reported_by_file_and_field() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", &accounts("\"*\""));
-    write(dir.path(), "typo.yaml", &GOOD_GRANT.replace("access:", "acess:"));
-    write(dir.path(), "broken.yaml", "apiVersion: xacct.dev/v1alpha1\nkind: [\n");
+    write(
+        dir.path(),
+        "typo.yaml",
+        &GOOD_GRANT.replace("access:", "acess:"),
+    );
+    write(
+        dir.path(),
+        "broken.yaml",
+        "apiVersion: xacct.dev/v1alpha1\nkind: [\n",
+    );
     let out = xacct(&moto, &["plan", "-f", dir.path().to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("broken.yaml#1: not valid YAML"), "{text}");
-    assert!(text.contains("typo.yaml#1 (CrossAccountGrant batch/reads-lake): spec.acess: unknown field"), "{text}");
+    assert!(
+        text.contains(
+            "typo.yaml#1 (CrossAccountGrant batch/reads-lake): spec.acess: unknown field"
+        ),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -176,14 +307,33 @@ async fn credentials_and_external_ids_never_appear_in_output_or_logs() {
     let moto = Moto::start();
     let _s3 = setup_bucket(&moto).await;
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "all.yaml", &format!("{}---\n{GOOD_GRANT}", accounts("batch")));
+    write(
+        dir.path(),
+        "all.yaml",
+        &format!("{}---\n{GOOD_GRANT}", accounts("batch")),
+    );
     let secret = "SecretKeyDoNotLeak0123456789";
-    for args in [vec!["plan", "-o", "json"], vec!["apply"], vec!["apply", "-o", "json"]] {
+    for args in [
+        vec!["plan", "-o", "json"],
+        vec!["apply"],
+        vec!["apply", "-o", "json"],
+    ] {
         let mut full = args.clone();
         full.extend(["-f", dir.path().to_str().unwrap()]);
-        let out = xacct(&moto, &full, &[("AWS_SECRET_ACCESS_KEY", secret), ("XACCT_LOG", "trace")]);
-        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.code() == Some(0) || out.status.code() == Some(2), "{all}");
+        let out = xacct(
+            &moto,
+            &full,
+            &[("AWS_SECRET_ACCESS_KEY", secret), ("XACCT_LOG", "trace")],
+        );
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.code() == Some(0) || out.status.code() == Some(2),
+            "{all}"
+        );
         assert!(!all.is_empty());
         for leak in [secret, "ext-DoNotLeak-4711"] {
             assert!(!all.contains(leak), "{leak} leaked by {args:?}");
@@ -193,8 +343,14 @@ async fn credentials_and_external_ids_never_appear_in_output_or_logs() {
 
 #[test]
 fn crds_subcommand_prints_both_definitions() {
-    let out = Command::new(env!("CARGO_BIN_EXE_xacct")).arg("crds").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xacct"))
+        .arg("crds")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("name: crossaccountgrants.xacct.dev") && text.contains("name: awsaccounts.xacct.dev"));
+    assert!(
+        text.contains("name: crossaccountgrants.xacct.dev")
+            && text.contains("name: awsaccounts.xacct.dev")
+    );
 }

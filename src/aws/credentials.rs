@@ -272,9 +272,7 @@ impl ProvideCredentials for AssumeRoleProvider {
         Self: 'a,
     {
         future::ProvideCredentials::new(async move {
-            self.fetch()
-                .await
-                .map_err(|e| CredentialsError::provider_error(e))
+            self.fetch().await.map_err(CredentialsError::provider_error)
         })
     }
 }

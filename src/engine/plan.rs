@@ -1,6 +1,7 @@
 //! Planning: resolve grants, locate and read each target once, merge, check sizes.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use futures::stream::{self, StreamExt};
 
@@ -87,6 +88,25 @@ pub struct Plan {
     pub targets: Vec<TargetPlan>,
 }
 
+/// Identifies a resource as grants name it: account, kind, region, name.
+type LocationKey = (String, ResourceKind, String, String);
+
+fn location_key(g: &ResolvedGrant) -> LocationKey {
+    (
+        g.account.name.clone(),
+        g.kind,
+        g.region.clone(),
+        g.name.clone(),
+    )
+}
+
+/// The grants on one target and the statements they want there.
+struct TargetGroup {
+    target: TargetRef,
+    grants: Vec<ResolvedGrant>,
+    desired: Vec<Statement>,
+}
+
 impl Engine {
     /// Resolves the grants, reads each target once, and merges; writes nothing.
     pub async fn plan(
@@ -126,38 +146,20 @@ impl Engine {
 
         // Locate each distinct resource once; grants naming the same resource differently
         // (a key by alias and by id) meet again under the resource's ARN.
-        let mut locations: BTreeMap<
-            (String, ResourceKind, String, String),
-            Result<TargetRef, AwsError>,
-        > = BTreeMap::new();
+        let mut locations: BTreeMap<LocationKey, Result<TargetRef, AwsError>> = BTreeMap::new();
         for (_, g) in &resolved {
-            let key = (
-                g.account.name.clone(),
-                g.kind,
-                g.region.clone(),
-                g.name.clone(),
-            );
-            if !locations.contains_key(&key) {
-                let located = self
-                    .backend
-                    .locate(&g.account, g.kind, &g.region, &g.name)
-                    .await;
-                locations.insert(key, located);
+            if let Entry::Vacant(slot) = locations.entry(location_key(g)) {
+                slot.insert(
+                    self.backend
+                        .locate(&g.account, g.kind, &g.region, &g.name)
+                        .await,
+                );
             }
         }
 
-        let mut by_target: BTreeMap<
-            (String, String),
-            (TargetRef, Vec<(usize, ResolvedGrant, Vec<Statement>)>),
-        > = BTreeMap::new();
+        let mut by_target: BTreeMap<(String, String), TargetGroup> = BTreeMap::new();
         for (index, g) in resolved {
-            let key = (
-                g.account.name.clone(),
-                g.kind,
-                g.region.clone(),
-                g.name.clone(),
-            );
-            let target = match locations.get(&key) {
+            let target = match locations.get(&location_key(&g)) {
                 Some(Ok(t)) => t.clone(),
                 Some(Err(e)) => {
                     grants[index].state = GrantState::Failed(GrantError::Aws(e.clone()));
@@ -185,15 +187,19 @@ impl Engine {
                     .filter_map(|s| s.sid().map(str::to_string))
                     .collect(),
             };
-            by_target
+            let group = by_target
                 .entry((target.account.account_id.clone(), target.arn.clone()))
-                .or_insert_with(|| (target.clone(), Vec::new()))
-                .1
-                .push((index, g, desired));
+                .or_insert_with(|| TargetGroup {
+                    target: target.clone(),
+                    grants: Vec::new(),
+                    desired: Vec::new(),
+                });
+            group.grants.push(g);
+            group.desired.extend(desired);
         }
 
         let targets: Vec<TargetPlan> = stream::iter(by_target.into_values())
-            .map(|(target, members)| self.plan_target(target, members))
+            .map(|group| self.plan_target(group))
             .buffered(self.settings.concurrency.max(1))
             .collect()
             .await;
@@ -204,20 +210,15 @@ impl Engine {
         }
     }
 
-    async fn plan_target(
-        &self,
-        target: TargetRef,
-        members: Vec<(usize, ResolvedGrant, Vec<Statement>)>,
-    ) -> TargetPlan {
-        let owners: Vec<GrantOwner> = members.iter().map(|(_, g, _)| g.owner.clone()).collect();
-        let desired: Vec<Statement> = members
-            .iter()
-            .flat_map(|(_, _, s)| s.iter().cloned())
-            .collect();
+    async fn plan_target(&self, group: TargetGroup) -> TargetPlan {
+        let TargetGroup {
+            target,
+            grants,
+            desired,
+        } = group;
+        let owners: Vec<GrantOwner> = grants.iter().map(|g| g.owner.clone()).collect();
         let mut notes = Vec::new();
-        if target.kind == ResourceKind::EcrRepository
-            && members.iter().any(|(_, g, _)| !g.grantee_managed)
-        {
+        if target.kind == ResourceKind::EcrRepository && grants.iter().any(|g| !g.grantee_managed) {
             notes.push(
                 "ecr:GetAuthorizationToken cannot be granted by a repository policy: the grantee's principals also need it \
                  in an identity policy in their own account (Resource \"*\")"
