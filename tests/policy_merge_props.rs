@@ -869,9 +869,8 @@ proptest! {
     /// Ignored: fails today. serde_json is built without `float_roundtrip`, so some numbers read
     /// back one ULP off (`5.299801721049145e-56` reads as `5.299801721049144e-56`), the canonical
     /// text of the value differs, and a desired statement holding such a number is `Changed` on
-    /// every merge against the policy as read back. Run with `cargo test -- --ignored`.
+    /// every merge against the policy as read back (fixed by serde_json's float_roundtrip).
     #[test]
-    #[ignore = "known failure: serde_json without float_roundtrip reads some numbers one ULP off"]
     fn condition_numbers_survive_a_json_round_trip(
         x in any::<f64>().prop_filter_map("finite", Number::from_f64),
     ) {

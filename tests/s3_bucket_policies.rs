@@ -127,6 +127,8 @@ async fn grants_converge_in_one_write_keep_foreign_statements_and_revoke_cleanly
     // Four grants on one bucket: one read to plan, one re-read before writing, one write.
     assert_eq!(connector.calls().count("GetBucketPolicy"), 2);
     assert_eq!(connector.calls().count("PutBucketPolicy"), 1);
+    // One AssumeRole into the data account for the whole run (credentials are cached).
+    assert_eq!(connector.calls().count("AssumeRole"), 1);
     for grant in &report.grants {
         let ready = grant.ready().expect("Ready condition");
         assert_eq!(
@@ -184,6 +186,11 @@ async fn grants_converge_in_one_write_keep_foreign_statements_and_revoke_cleanly
     assert!(!again.has_errors());
     assert_eq!(connector.calls().count("GetBucketPolicy"), 1);
     assert_eq!(connector.calls().count_matching(&["Put", "Delete"]), 0);
+    assert_eq!(
+        connector.calls().count("AssumeRole"),
+        0,
+        "cached credentials are reused"
+    );
     assert!(
         again
             .grants
@@ -367,4 +374,41 @@ spec:
     );
     assert!(report.has_errors());
     assert!(bucket_policy(&data.s3).await.is_some());
+}
+
+#[tokio::test]
+async fn a_foreign_statement_naming_a_deleted_role_is_kept_and_noted() {
+    let moto = Moto::start();
+    let connector = moto.connector().await;
+    let data = clients(&connector, DATA_ACCOUNT).await;
+    data.s3
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create bucket");
+    // What AWS shows once the role a statement named was deleted: its unique id.
+    let orphan = json!({"Sid": "OldPipeline", "Effect": "Allow", "Principal": {"AWS": "AROAEXAMPLEDELETED123"}, "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{BUCKET}/*")});
+    put_policy(&data.s3, vec![orphan.clone()]).await;
+    let (accounts, grants) = manifests(&grants_yaml());
+    let engine = engine(&connector);
+
+    let plan = engine.run(&accounts, &grants, Operation::Apply, true).await;
+    let notes = &plan.targets[0].notes;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("\"OldPipeline\"") && n.contains("AROAEXAMPLEDELETED123")),
+        "{notes:?}"
+    );
+    assert!(
+        !engine
+            .run(&accounts, &grants, Operation::Apply, false)
+            .await
+            .has_errors()
+    );
+    assert!(
+        has_statement(&bucket_policy(&data.s3).await.unwrap(), &orphan),
+        "the statement is not ours to fix"
+    );
 }

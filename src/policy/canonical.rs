@@ -16,8 +16,11 @@ use super::principal::canonical_aws_principal;
 
 /// Principal kind (`AWS`, `Service`, `Federated`, `CanonicalUser`) → values.
 pub type PrincipalSet = BTreeMap<String, BTreeSet<String>>;
-/// Condition operator → key (lower case) → values.
-pub type ConditionSet = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+/// Condition operator → key (lower case) → the value sets written for that key. IAM treats keys
+/// case-insensitively, so `aws:SourceAccount` and `AWS:SourceAccount` under one operator are the
+/// same key tested twice (both must match), which is not the union of their values: each spelling
+/// keeps its own value set.
+pub type ConditionSet = BTreeMap<String, BTreeMap<String, BTreeSet<BTreeSet<String>>>>;
 
 /// A statement reduced to its meaning.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -177,7 +180,7 @@ fn conditions(value: &Value) -> Result<ConditionSet, PolicyError> {
             entry
                 .entry(key.to_ascii_lowercase())
                 .or_default()
-                .extend(condition_values(values, operator)?);
+                .insert(condition_values(values, operator)?);
         }
     }
     out.retain(|_, keys| !keys.is_empty());
@@ -261,6 +264,23 @@ mod tests {
         assert!(same(
             json!({"Statement":[{"Effect":"Allow","Action":"kms:CreateGrant","Resource":"*","Condition":{"Bool":{"kms:GrantIsForAWSResource":true}}}]}),
             json!({"Statement":[{"Effect":"Allow","Action":"kms:CreateGrant","Resource":"*","Condition":{"Bool":{"KMS:GrantIsForAwsResource":["true"]}}}]}),
+        ));
+    }
+
+    #[test]
+    fn keys_differing_only_in_case_are_both_tested_not_merged() {
+        assert!(!same(
+            json!({"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"StringEquals":{"aws:SourceAccount":"111111111111","AWS:SourceAccount":"222222222222"}}}]}),
+            json!({"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"StringEquals":{"aws:SourceAccount":["111111111111","222222222222"]}}}]}),
+        ));
+    }
+
+    #[test]
+    fn account_roots_compare_across_partitions() {
+        // In an aws-cn policy a bare account id means arn:aws-cn:iam::ID:root.
+        assert!(same(
+            json!({"Statement":[{"Effect":"Allow","Principal":{"AWS":"111111111111"},"Action":"kms:Decrypt","Resource":"*"}]}),
+            json!({"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws-cn:iam::111111111111:root"},"Action":"kms:Decrypt","Resource":"*"}]}),
         ));
     }
 

@@ -27,12 +27,22 @@ pub fn is_unique_id(principal: &str) -> bool {
     (principal.starts_with("AROA") || principal.starts_with("AIDA")) && upper_alnum(&principal[4..])
 }
 
-/// A bare 12-digit account id means the account's root ARN; everything else stays as written.
+/// A bare 12-digit account id means the account's root ARN in the policy's own partition, so both
+/// forms become `root:ACCOUNT` (one policy never mixes partitions); everything else stays as written.
 pub(crate) fn canonical_aws_principal(principal: &str) -> String {
-    if principal.len() == 12 && principal.bytes().all(|b| b.is_ascii_digit()) {
-        account_root_arn("aws", principal)
-    } else {
-        principal.to_string()
+    let is_account = |s: &str| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit());
+    if is_account(principal) {
+        return format!("root:{principal}");
+    }
+    let root_of = principal.strip_prefix("arn:").and_then(|rest| {
+        let (_partition, rest) = rest.split_once(':')?;
+        rest.strip_prefix("iam::")?
+            .strip_suffix(":root")
+            .filter(|id| is_account(id))
+    });
+    match root_of {
+        Some(id) => format!("root:{id}"),
+        None => principal.to_string(),
     }
 }
 
