@@ -4,6 +4,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::common::Condition;
+use super::patterns::{ACCOUNT_ID, EXTERNAL_ID, REGION, ROLE_ARN, SESSION_NAME, matches};
 
 /// An AWS account that xacct may change policies in (cluster-scoped).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -25,17 +26,20 @@ use super::common::Condition;
 #[x_kube(validation = Rule::new("!has(self.assumeRole) || self.assumeRole.roleArn.startsWith('arn:aws:iam::' + self.accountId + ':') || self.assumeRole.roleArn.matches('^arn:aws-[a-z-]+:iam::' + self.accountId + ':')").message("assumeRole.roleArn must be a role in accountId"))]
 pub struct AwsAccountSpec {
     /// The 12-digit AWS account id.
-    #[x_kube(validation = Rule::new("self.matches('^[0-9]{12}$')").message("accountId must be a 12-digit AWS account id"))]
+    #[schemars(length(max = 12))]
+    #[x_kube(validation = Rule::new(matches(ACCOUNT_ID)).message("accountId must be a 12-digit AWS account id"))]
     pub account_id: String,
     /// How to reach the account. Omitted: the tool's own credentials, which must be in `accountId`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assume_role: Option<AssumeRoleSpec>,
     /// The default region of this account's resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$')").message("region must look like us-east-1"))]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new(matches(REGION)).message("region must look like us-east-1"))]
     pub region: Option<String>,
     /// Namespaces whose grants may expose this account's resources (`*` for all). Empty: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000), inner(length(max = 63)))]
     pub allowed_namespaces: Vec<String>,
     /// Whether grants may name the principal `*` (anyone) on this account's resources.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -47,15 +51,18 @@ pub struct AwsAccountSpec {
 #[serde(rename_all = "camelCase")]
 pub struct AssumeRoleSpec {
     /// ARN of the role to assume, in this account.
-    #[x_kube(validation = Rule::new("self.matches('^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$')").message("roleArn must be an IAM role ARN like arn:aws:iam::222222222222:role/xacct-manager"))]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(matches(ROLE_ARN)).message("roleArn must be an IAM role ARN like arn:aws:iam::222222222222:role/xacct-manager"))]
     pub role_arn: String,
     /// The external id the role's trust policy requires, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9+=,.@:/-]{2,1224}$')").message("externalId must be 2 to 1224 characters of letters, digits and +=,.@:/-"))]
+    #[schemars(length(max = 1224))]
+    #[x_kube(validation = Rule::new(matches(EXTERNAL_ID)).message("externalId must be 2 to 1224 characters of letters, digits and +=,.@:/-"))]
     pub external_id: Option<String>,
     /// The role session name (default `xacct`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9+=,.@_-]{2,64}$')").message("sessionName must be 2 to 64 characters of letters, digits and +=,.@_-"))]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(matches(SESSION_NAME)).message("sessionName must be 2 to 64 characters of letters, digits and +=,.@_-"))]
     pub session_name: Option<String>,
 }
 

@@ -7,6 +7,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{Condition, DeletionPolicy};
+use super::patterns::{
+    ACCOUNT_ID, ACTION, EXTERNAL_ID, MAX_ACTIONS, MAX_PRINCIPAL_LEN, MAX_PRINCIPALS, PRINCIPAL_ARN,
+    PRINCIPAL_SHORT, REGION, all_match, matches,
+};
 
 /// Access to one resource in a managed account for principals of another account (namespaced).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -44,10 +48,12 @@ pub struct CrossAccountGrantSpec {
     pub grantee: GranteeSpec,
     /// Access presets; which ones apply depends on `resource.kind`.
     #[serde(default)]
+    #[schemars(length(max = 12))]
     pub access: Vec<AccessPreset>,
     /// Explicit IAM actions, of the resource's service (`s3:`, `ecr:`, `kms:`, `sts:`).
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self.all(a, a.matches('^[a-z0-9-]+:[A-Za-z0-9*?]+$'))").message("each action must look like service:Action"))]
+    #[schemars(length(max = MAX_ACTIONS), inner(length(max = 128)))]
+    #[x_kube(validation = Rule::new(all_match(ACTION)).message("each action must look like service:Action"))]
     pub actions: Vec<String>,
     /// An IAM Condition block (operator → key → value or list of values) added to every statement of
     /// this grant.
@@ -56,7 +62,8 @@ pub struct CrossAccountGrantSpec {
     pub conditions: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
     /// IamRole only: the external id callers must present (an `sts:ExternalId` condition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9+=,.@:/-]{2,1224}$')").message("externalId must be 2 to 1224 characters of letters, digits and +=,.@:/-"))]
+    #[schemars(length(max = 1224))]
+    #[x_kube(validation = Rule::new(matches(EXTERNAL_ID)).message("externalId must be 2 to 1224 characters of letters, digits and +=,.@:/-"))]
     pub external_id: Option<String>,
     /// Delete: revoke on delete. Retain: leave AWS as it is.
     #[serde(default)]
@@ -69,19 +76,23 @@ pub struct CrossAccountGrantSpec {
 #[x_kube(validation = Rule::new("!has(self.prefix) || self.kind == 'S3Bucket'").message("prefix applies to S3Bucket only"))]
 pub struct ResourceSpec {
     /// Name of the `AwsAccount` that owns the resource.
+    #[schemars(length(max = 253))]
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("account must be the name of an AwsAccount"))]
     pub account: String,
     /// The kind of resource.
     pub kind: ResourceKind,
     /// Bucket name, repository name, key id / key ARN / alias/NAME, or role name.
-    #[x_kube(validation = Rule::new("size(self) > 0 && size(self) <= 2048").message("name must be 1 to 2048 characters"))]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("size(self) > 0").message("name must not be empty"))]
     pub name: String,
     /// Region of the resource; default: the account's region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$')").message("region must look like us-east-1"))]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new(matches(REGION)).message("region must look like us-east-1"))]
     pub region: Option<String>,
     /// S3 only: limit object access, and listing, to keys under this prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     #[x_kube(validation = Rule::new("size(self) > 0 && !self.contains('*') && !self.contains('?')").message("prefix must be non-empty and without wildcards"))]
     pub prefix: Option<String>,
 }
@@ -108,15 +119,18 @@ pub enum ResourceKind {
 pub struct GranteeSpec {
     /// The grantee's 12-digit account id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[0-9]{12}$')").message("accountId must be a 12-digit AWS account id"))]
+    #[schemars(length(max = 12))]
+    #[x_kube(validation = Rule::new(matches(ACCOUNT_ID)).message("accountId must be a 12-digit AWS account id"))]
     pub account_id: Option<String>,
     /// Name of the grantee's `AwsAccount`, when that account is managed too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub account: Option<String>,
     /// IAM principals in the grantee account: full ARNs, or `role/NAME` / `user/NAME`. Empty: the
     /// account root (the whole account, subject to its own IAM policies).
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self.all(p, p == '*' || p.matches('^arn:aws[a-z-]*:(iam::[0-9]{12}:(root|role/.+|user/.+)|sts::[0-9]{12}:assumed-role/.+)$') || p.matches('^(role|user)/[A-Za-z0-9+=,.@_/-]+$'))").message("each principal must be an IAM role or user ARN, arn:aws:iam::ACCOUNT:root, role/NAME or user/NAME"))]
+    #[schemars(length(max = MAX_PRINCIPALS), inner(length(max = MAX_PRINCIPAL_LEN)))]
+    #[x_kube(validation = Rule::new(format!("self.all(p, p == '*' || p.matches('{PRINCIPAL_ARN}') || p.matches('{PRINCIPAL_SHORT}'))")).message("each principal must be an IAM role or user ARN, arn:aws:iam::ACCOUNT:root, an assumed-role session ARN, role/NAME or user/NAME"))]
     pub principals: Vec<String>,
 }
 

@@ -6,6 +6,7 @@
 mod account;
 mod common;
 mod grant;
+pub mod patterns;
 
 pub use account::{AssumeRoleSpec, AwsAccount, AwsAccountSpec, AwsAccountStatus};
 pub use common::{Condition, DeletionPolicy};

@@ -195,8 +195,20 @@ fn read_object(origin: &str, value: Value, out: &mut Manifests) {
     }
 }
 
-/// Deserializes with the path of the offending field, refusing unknown fields.
+/// Deserializes with the path of the offending field, refusing unknown fields and explicit nulls
+/// in `spec` (an API server's CEL rules see a null where the typed object sees nothing).
 fn typed<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+    let mut nulls = Vec::new();
+    if let Some(spec) = value.get("spec") {
+        find_nulls(spec, "spec", &mut nulls);
+    }
+    if !nulls.is_empty() {
+        return Err(nulls
+            .iter()
+            .map(|p| format!("{p}: null is not allowed; leave the field out"))
+            .collect::<Vec<_>>()
+            .join("; "));
+    }
     let mut unknown = Vec::new();
     let mut note_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
     let result: Result<T, _> = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
@@ -224,6 +236,20 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<T, String> {
             .join("; "));
     }
     Ok(typed)
+}
+
+fn find_nulls(value: &Value, path: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Null => out.push(path.to_string()),
+        Value::Object(map) => map
+            .iter()
+            .for_each(|(k, v)| find_nulls(v, &format!("{path}.{k}"), out)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| find_nulls(v, &format!("{path}[{i}]"), out)),
+        _ => {}
+    }
 }
 
 fn reject_duplicates(out: &mut Manifests) {
@@ -316,6 +342,22 @@ mod tests {
                 .contains("apiVersion: expected xacct.dev/v1alpha1"),
             "{}",
             m.errors[2]
+        );
+    }
+
+    #[test]
+    fn explicit_nulls_in_spec_are_refused() {
+        let m = read(
+            "apiVersion: xacct.dev/v1alpha1\nkind: CrossAccountGrant\nmetadata: {name: g}\n\
+             spec: {resource: {account: data, kind: S3Bucket, name: b, prefix: null}, grantee: {accountId: '111111111111'}, access: [read]}\n",
+        );
+        assert_eq!(m.errors.len(), 1);
+        assert!(
+            m.errors[0]
+                .message
+                .contains("spec.resource.prefix: null is not allowed"),
+            "{}",
+            m.errors[0]
         );
     }
 

@@ -2,10 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::LazyLock;
+
+use regex::Regex;
 use serde_json::Value;
 
 use super::actions::check_action;
 use super::error::{FieldError, GrantError};
+use crate::api::patterns;
 use crate::api::{AccessPreset, AwsAccount, CrossAccountGrant, DeletionPolicy, ResourceKind};
 use crate::aws::{AccountAccess, AssumeRole};
 use crate::policy::{GrantOwner, account_root_arn, partition_for_region};
@@ -262,6 +266,15 @@ fn schema_errors(grant: &CrossAccountGrant) -> Vec<FieldError> {
     }
 }
 
+static PRINCIPAL_SHORT_RE: LazyLock<Regex> = LazyLock::new(|| compile(patterns::PRINCIPAL_SHORT));
+static PRINCIPAL_ARN_RE: LazyLock<Regex> = LazyLock::new(|| compile(patterns::PRINCIPAL_ARN));
+
+/// The patterns are constants covered by tests; a failure here is a bug in this crate.
+fn compile(pattern: &str) -> Regex {
+    Regex::new(pattern)
+        .unwrap_or_else(|e| panic!("built-in pattern {pattern:?} does not compile: {e}"))
+}
+
 fn principal_arn(
     principal: &str,
     grantee: &str,
@@ -275,37 +288,16 @@ fn principal_arn(
             Err("the principal \"*\" (anyone) is refused unless the resource's AwsAccount sets allowPublicPrincipals: true".into())
         };
     }
-    if let Some(rest) = principal
-        .strip_prefix("role/")
-        .or_else(|| principal.strip_prefix("user/"))
-    {
-        if rest.is_empty() {
-            return Err(format!("{principal:?} names no role or user"));
-        }
+    if PRINCIPAL_SHORT_RE.is_match(principal) {
         return Ok(format!("arn:{partition}:iam::{grantee}:{principal}"));
     }
-    let parts: Vec<&str> = principal.splitn(6, ':').collect();
-    let [arn, _partition, service, _region, account, resource] = parts.as_slice() else {
+    if !PRINCIPAL_ARN_RE.is_match(principal) {
         return Err(format!(
-            "{principal:?} is not an ARN, role/NAME or user/NAME"
-        ));
-    };
-    let valid_resource = resource == &"root"
-        || resource
-            .strip_prefix("role/")
-            .is_some_and(|r| !r.is_empty())
-        || resource
-            .strip_prefix("user/")
-            .is_some_and(|r| !r.is_empty())
-        || resource
-            .strip_prefix("assumed-role/")
-            .is_some_and(|r| r.contains('/'));
-    if *arn != "arn" || !matches!(*service, "iam" | "sts") || !valid_resource {
-        return Err(format!(
-            "{principal:?} is not an IAM role, user, root or assumed-role ARN"
+            "{principal:?} is not an IAM role or user ARN, an account root ARN, an assumed-role session ARN, role/NAME or user/NAME"
         ));
     }
-    if account != &grantee {
+    let account = principal.split(':').nth(4).unwrap_or_default();
+    if account != grantee {
         return Err(format!(
             "{principal:?} is in account {account}, but the grantee account is {grantee}"
         ));
@@ -382,4 +374,49 @@ fn dedup(mut errors: Vec<FieldError>) -> Vec<FieldError> {
     let mut seen = std::collections::BTreeSet::new();
     errors.retain(|e| seen.insert((e.field.clone(), e.message.clone())));
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principals_resolve_in_the_grantee_account() {
+        let ok = |p: &str| principal_arn(p, "111111111111", "aws", false);
+        assert_eq!(
+            ok("role/JobRole"),
+            Ok("arn:aws:iam::111111111111:role/JobRole".into())
+        );
+        assert_eq!(
+            ok("user/ops/alice"),
+            Ok("arn:aws:iam::111111111111:user/ops/alice".into())
+        );
+        assert_eq!(
+            ok("arn:aws:iam::111111111111:root"),
+            Ok("arn:aws:iam::111111111111:root".into())
+        );
+        assert!(ok("arn:aws:sts::111111111111:assumed-role/Job/session-1").is_ok());
+        for bad in [
+            "role/",
+            "role/team/",
+            "arn:aws:iam::111111111111:role/*",
+            "arn:aws:iam::111111111111:role/Has Space",
+            "arn:aws:sts::111111111111:assumed-role/Job",
+            "arn:aws:s3:::bucket",
+            "group/Admins",
+            "111111111111",
+        ] {
+            assert!(ok(bad).is_err(), "{bad} should be refused");
+        }
+        assert!(
+            ok("arn:aws:iam::333333333333:role/X")
+                .unwrap_err()
+                .contains("is in account 333333333333")
+        );
+        assert!(ok("*").is_err());
+        assert_eq!(
+            principal_arn("*", "111111111111", "aws", true),
+            Ok("*".into())
+        );
+    }
 }
