@@ -8,5 +8,6 @@
 pub mod api;
 pub mod aws;
 pub mod cli;
+pub mod controller;
 pub mod engine;
 pub mod policy;

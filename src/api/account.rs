@@ -49,6 +49,7 @@ pub struct AwsAccountSpec {
 /// The role xacct assumes to act in the account.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.externalId) && has(self.externalIdSecretRef))").message("set externalId or externalIdSecretRef, not both"))]
 pub struct AssumeRoleSpec {
     /// ARN of the role to assume, in this account.
     #[schemars(length(max = 2048))]
@@ -59,11 +60,31 @@ pub struct AssumeRoleSpec {
     #[schemars(length(max = 1224))]
     #[x_kube(validation = Rule::new(matches(EXTERNAL_ID)).message("externalId must be 2 to 1224 characters of letters, digits and +=,.@:/-"))]
     pub external_id: Option<String>,
+    /// Read the external id from a Secret instead (the controller only; the value never appears in
+    /// status, events or logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id_secret_ref: Option<SecretKeySelector>,
     /// The role session name (default `xacct`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     #[x_kube(validation = Rule::new(matches(SESSION_NAME)).message("sessionName must be 2 to 64 characters of letters, digits and +=,.@_-"))]
     pub session_name: Option<String>,
+}
+
+/// A key of a Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeySelector {
+    /// The Secret's name.
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// The Secret's namespace (default: the controller's namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub namespace: Option<String>,
+    /// The key holding the external id.
+    #[schemars(length(max = 253))]
+    pub key: String,
 }
 
 /// What xacct last saw of the account.
@@ -72,6 +93,7 @@ pub struct AssumeRoleSpec {
 pub struct AwsAccountStatus {
     /// `Ready` with reason `Verified`, `AssumeRoleFailed` or `AccountMismatch`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// When the account was last reached with the expected identity (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -68,6 +68,19 @@ pub struct CrossAccountGrantSpec {
     /// Delete: revoke on delete. Retain: leave AWS as it is.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Enforce: converge and correct drift. Observe: never write; report drift.
+    #[serde(default)]
+    pub mode: GrantMode,
+}
+
+/// Whether xacct writes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum GrantMode {
+    /// Converge the policy and correct drift.
+    #[default]
+    Enforce,
+    /// Only compare, report drift (`Drifted` condition, event, metric), never write.
+    Observe,
 }
 
 /// The resource a grant exposes.
@@ -175,6 +188,7 @@ pub struct CrossAccountGrantStatus {
     pub observed_generation: Option<i64>,
     /// `Ready` (and `Drifted` when drift was seen).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// Where this grant's statements are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -182,11 +196,14 @@ pub struct CrossAccountGrantStatus {
 }
 
 /// One policy a grant has statements in.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantedTarget {
     /// ARN of the resource whose policy holds the statements.
     pub arn: String,
+    /// The resource as the grant named it, so its statements can be revoked after the grant moves
+    /// to another resource.
+    pub resource: ResourceSpec,
     /// Sids of the statements this grant owns there.
     #[serde(default)]
     pub sids: Vec<String>,

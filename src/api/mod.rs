@@ -8,11 +8,13 @@ mod common;
 mod grant;
 pub mod patterns;
 
-pub use account::{AssumeRoleSpec, AwsAccount, AwsAccountSpec, AwsAccountStatus};
+pub use account::{
+    AssumeRoleSpec, AwsAccount, AwsAccountSpec, AwsAccountStatus, SecretKeySelector,
+};
 pub use common::{Condition, DeletionPolicy};
 pub use grant::{
-    AccessPreset, CrossAccountGrant, CrossAccountGrantSpec, CrossAccountGrantStatus, GrantedTarget,
-    GranteeSpec, ResourceKind, ResourceSpec,
+    AccessPreset, CrossAccountGrant, CrossAccountGrantSpec, CrossAccountGrantStatus, GrantMode,
+    GrantedTarget, GranteeSpec, ResourceKind, ResourceSpec,
 };
 
 /// The API group of every xacct resource.

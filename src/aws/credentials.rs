@@ -94,6 +94,44 @@ impl Connector {
         Ok(config)
     }
 
+    /// Checks afresh that `account` can be reached: AssumeRole (when configured), then
+    /// `sts:GetCallerIdentity` with the resulting credentials, whose account must be `account_id`.
+    /// On success the fresh credentials replace any cached ones.
+    pub async fn verify(&self, account: &AccountAccess) -> Result<(), AwsError> {
+        let config = match &account.assume_role {
+            Some(role) => self.assume(account, role).await?,
+            None => self.base.clone(),
+        };
+        let identity = self
+            .sts_client(&config)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk(&e, "sts:GetCallerIdentity", &account.account_id, &[])
+            })?;
+        match identity.account() {
+            Some(id) if id == account.account_id => {
+                self.sessions
+                    .lock()
+                    .await
+                    .insert(account.clone(), Arc::new(config));
+                Ok(())
+            }
+            other => Err(AwsError::new(
+                AwsErrorKind::AccountMismatch,
+                "sts:GetCallerIdentity",
+                &account.account_id,
+                format!(
+                    "the credentials for AwsAccount {} act in account {} instead of {}",
+                    account.name,
+                    other.unwrap_or("(unknown)"),
+                    account.account_id
+                ),
+            )),
+        }
+    }
+
     async fn assume(
         &self,
         account: &AccountAccess,

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub use manifests::{ManifestError, Manifests, load, read_documents};
 
 use crate::aws::{AwsPolicies, Connector, ConnectorOptions};
-use crate::engine::{AccountDirectory, Engine, EngineSettings, Operation, Report};
+use crate::engine::{AccountDirectory, Engine, EngineSettings, FieldError, Operation, Report};
 use crate::policy::SizeLimit;
 
 /// Cross-account AWS access, converged statement by statement.
@@ -22,6 +22,18 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Log format on stderr (levels: XACCT_LOG, e.g. `info` or `xacct=debug`).
+    #[arg(long, global = true, env = "XACCT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Subcommands.
@@ -36,6 +48,51 @@ pub enum Command {
     Delete(RunArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
+    /// Run the Kubernetes controller (in-cluster config, or KUBECONFIG).
+    Run(ControllerArgs),
+}
+
+/// Options of `xacct run`; each has an environment variable.
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    /// Instance id, part of every Sid xacct writes.
+    #[arg(long, env = "XACCT_INSTANCE_ID", default_value = "default", value_parser = parse_instance_id)]
+    pub instance_id: String,
+    /// The IAM role trust policy size quota of the managed accounts (at most 4,096).
+    #[arg(long, env = "XACCT_TRUST_POLICY_LIMIT", default_value_t = SizeLimit::IAM_TRUST_DEFAULT.max,
+          value_parser = clap::value_parser!(u16).range(1..=4096).map(usize::from))]
+    pub trust_policy_limit: usize,
+    /// How many grants are reconciled at once (different policies proceed in parallel; one policy is
+    /// written by one reconcile at a time).
+    #[arg(long, env = "XACCT_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// How often every grant and account is checked again without a change (drift detection).
+    #[arg(long, env = "XACCT_RESYNC_PERIOD", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub resync_period: std::time::Duration,
+    /// Watch grants in this namespace only (default: all namespaces).
+    #[arg(long, env = "XACCT_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Watch only grants matching this label selector (to shard grants over several controllers).
+    #[arg(long, env = "XACCT_SELECTOR")]
+    pub selector: Option<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "XACCT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Elect a leader on a Lease so that only one replica acts (required with more than one replica).
+    #[arg(long, env = "XACCT_LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+    /// Name of the leader Lease.
+    #[arg(long, env = "XACCT_LEASE_NAME", default_value = "xacct-controller")]
+    pub lease_name: String,
+    /// Namespace of the leader Lease and default namespace of external id Secrets.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "xacct-system")]
+    pub pod_namespace: String,
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Seconds a leader lease stays valid without renewal.
+    #[arg(long, env = "XACCT_LEASE_DURATION", default_value_t = 15)]
+    pub lease_duration: u64,
 }
 
 /// Options of plan, apply and delete.
@@ -86,6 +143,40 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Plan(args) => run_engine(args, Operation::Apply, true).await,
         Command::Apply(args) => run_engine(args, Operation::Apply, false).await,
         Command::Delete(args) => run_engine(args, Operation::Delete, false).await,
+        Command::Run(args) => match crate::controller::run(controller_config(args)).await {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!(error = %e, "controller stopped");
+                eprintln!("xacct run: {e}");
+                1
+            }
+        },
+    }
+}
+
+fn controller_config(args: ControllerArgs) -> crate::controller::RunConfig {
+    let identity = args
+        .identity
+        .unwrap_or_else(|| format!("xacct-{:016x}", fastrand::u64(..)));
+    crate::controller::RunConfig {
+        engine: EngineSettings {
+            instance_id: args.instance_id,
+            trust_policy_limit: args.trust_policy_limit,
+            ..EngineSettings::default()
+        },
+        concurrency: args.concurrency,
+        resync: args.resync_period,
+        namespace: args.namespace,
+        selector: args.selector,
+        metrics_addr: args.metrics_addr,
+        leader_election: args.leader_elect.then(|| crate::controller::LeaseConfig {
+            name: args.lease_name,
+            namespace: args.pod_namespace.clone(),
+            identity,
+            duration_seconds: args.lease_duration,
+        }),
+        secrets_namespace: args.pod_namespace,
+        reporter: "xacct".into(),
     }
 }
 
@@ -101,7 +192,22 @@ pub fn crds_yaml() -> String {
 
 async fn run_engine(args: RunArgs, operation: Operation, dry_run: bool) -> i32 {
     let manifests = load(&args.files);
-    let accounts = AccountDirectory::new(manifests.accounts.iter().map(|(a, _)| a.clone()));
+    let mut accounts = AccountDirectory::new(manifests.accounts.iter().map(|(a, _)| a.clone()));
+    for (account, _) in &manifests.accounts {
+        if account
+            .spec
+            .assume_role
+            .as_ref()
+            .is_some_and(|r| r.external_id_secret_ref.is_some())
+        {
+            let field = "spec.assumeRole.externalIdSecretRef";
+            let message = "the CLI does not read Secrets: set spec.assumeRole.externalId in the manifest it reads";
+            accounts.mark_invalid(
+                account.metadata.name.as_deref().unwrap_or_default(),
+                FieldError::new(field, message),
+            );
+        }
+    }
     let mut errors = manifests.errors.clone();
     for (name, problems) in accounts.invalid() {
         let origin = manifests

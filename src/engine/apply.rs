@@ -28,6 +28,7 @@ impl Engine {
             plan.applied = Some(WriteDecision::Unchanged);
             return plan;
         }
+        let _only_writer = self.locks.lock(&plan.target.arn).await;
         match self.write_converged(&mut plan).await {
             Ok(decision) => plan.applied = Some(decision),
             Err(e) => plan.error = Some(e),

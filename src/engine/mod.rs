@@ -4,6 +4,7 @@
 pub mod actions;
 mod apply;
 mod error;
+mod locks;
 mod plan;
 mod report;
 mod resolve;
@@ -15,7 +16,7 @@ pub use error::{FieldError, GrantError};
 pub use plan::{Plan, PlannedGrant, TargetPlan};
 pub use report::{ChangeReport, ConditionReport, GrantReport, Report, TargetReport};
 pub use resolve::{
-    AccountDirectory, DEFAULT_REGION, ResolvedGrant, account_access, namespace_allowed,
+    AccountDirectory, DEFAULT_REGION, Purpose, ResolvedGrant, account_access, namespace_allowed,
     resolve_grant,
 };
 pub use statements::grant_statements;
@@ -71,12 +72,17 @@ impl Default for EngineSettings {
 pub struct Engine {
     backend: Arc<dyn PolicyBackend>,
     settings: EngineSettings,
+    locks: Arc<locks::TargetLocks>,
 }
 
 impl Engine {
     /// An engine acting through `backend`.
     pub fn new(backend: Arc<dyn PolicyBackend>, settings: EngineSettings) -> Self {
-        Engine { backend, settings }
+        Engine {
+            backend,
+            settings,
+            locks: Arc::default(),
+        }
     }
 
     /// The settings in use.

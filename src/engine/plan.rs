@@ -6,7 +6,7 @@ use std::collections::btree_map::Entry;
 use futures::stream::{self, StreamExt};
 
 use super::error::GrantError;
-use super::resolve::{AccountDirectory, ResolvedGrant, resolve_grant};
+use super::resolve::{AccountDirectory, Purpose, ResolvedGrant, resolve_grant};
 use super::statements::grant_statements;
 use super::{Engine, GrantInput, Operation};
 use crate::api::{DeletionPolicy, ResourceKind};
@@ -115,6 +115,10 @@ impl Engine {
         inputs: &[GrantInput],
         operation: Operation,
     ) -> Plan {
+        let purpose = match operation {
+            Operation::Apply => Purpose::Grant,
+            Operation::Delete => Purpose::Revoke,
+        };
         let mut grants = Vec::with_capacity(inputs.len());
         let mut resolved: Vec<(usize, ResolvedGrant)> = Vec::new();
         for (index, input) in inputs.iter().enumerate() {
@@ -124,19 +128,20 @@ impl Engine {
                 meta.namespace.as_deref().unwrap_or("default"),
                 meta.name.as_deref().unwrap_or("")
             );
-            let state = match resolve_grant(&input.grant, accounts, &self.settings.instance_id) {
-                Ok(g)
-                    if operation == Operation::Delete
-                        && g.deletion_policy == DeletionPolicy::Retain =>
-                {
-                    GrantState::Retained
-                }
-                Ok(g) => {
-                    resolved.push((index, g));
-                    GrantState::Retained // replaced below once the target is known
-                }
-                Err(e) => GrantState::Failed(e),
-            };
+            let state =
+                match resolve_grant(&input.grant, accounts, &self.settings.instance_id, purpose) {
+                    Ok(g)
+                        if operation == Operation::Delete
+                            && g.deletion_policy == DeletionPolicy::Retain =>
+                    {
+                        GrantState::Retained
+                    }
+                    Ok(g) => {
+                        resolved.push((index, g));
+                        GrantState::Retained // replaced below once the target is known
+                    }
+                    Err(e) => GrantState::Failed(e),
+                };
             grants.push(PlannedGrant {
                 name,
                 origin: input.origin.clone(),

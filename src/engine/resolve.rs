@@ -55,6 +55,15 @@ impl AccountDirectory {
         self.accounts.get(name)
     }
 
+    /// Sets an account apart as unusable, with what is wrong.
+    pub fn mark_invalid(&mut self, name: &str, error: FieldError) {
+        self.accounts.remove(name);
+        self.invalid
+            .entry(name.to_string())
+            .or_default()
+            .push(error);
+    }
+
     /// Accounts that break the CRD's rules, with what is wrong.
     pub fn invalid(&self) -> impl Iterator<Item = (&String, &Vec<FieldError>)> {
         self.invalid.iter()
@@ -130,11 +139,21 @@ pub struct ResolvedGrant {
     pub deletion_policy: DeletionPolicy,
 }
 
+/// Why a grant is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// To grant access: every check applies.
+    Grant,
+    /// To revoke access: the namespace allow-list does not apply.
+    Revoke,
+}
+
 /// Checks a grant against its schema rules and the managed accounts, and resolves its references.
 pub fn resolve_grant(
     grant: &CrossAccountGrant,
     accounts: &AccountDirectory,
     instance: &str,
+    purpose: Purpose,
 ) -> Result<ResolvedGrant, GrantError> {
     let namespace = grant
         .metadata
@@ -212,7 +231,9 @@ pub fn resolve_grant(
             "incomplete grant",
         )]));
     };
-    if !namespace_allowed(account, &namespace) {
+    // Revoking only removes xacct's own statements, so it is allowed even after the account stopped
+    // allowing the namespace.
+    if purpose == Purpose::Grant && !namespace_allowed(account, &namespace) {
         return Err(GrantError::NamespaceNotAllowed {
             account: spec.resource.account.clone(),
             namespace,

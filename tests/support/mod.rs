@@ -2,6 +2,8 @@
 //! accounts. Every test that uses it talks to a real moto server over HTTP; nothing is mocked.
 #![allow(dead_code)]
 
+pub mod kube_api;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,110 @@
+//! What every reconcile shares.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+
+use super::backoff::Backoff;
+use super::metrics::Metrics;
+use crate::api::{AwsAccount, CrossAccountGrant};
+use crate::aws::Connector;
+use crate::engine::{AccountDirectory, Engine, FieldError};
+
+/// The field manager of every write xacct makes to Kubernetes objects.
+pub const FIELD_MANAGER: &str = "xacct";
+
+/// The time source, replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Settings of the reconcilers.
+#[derive(Debug, Clone)]
+pub struct ReconcileSettings {
+    /// How often every object is checked again without a change (drift detection).
+    pub resync: Duration,
+    /// Namespace of `externalIdSecretRef` Secrets that name none.
+    pub secrets_namespace: String,
+}
+
+/// Shared by the reconcilers.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// The engine (the CLI's, unchanged).
+    pub engine: Engine,
+    /// AWS credentials per account.
+    pub connector: Arc<Connector>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Settings.
+    pub settings: ReconcileSettings,
+    /// Cached AwsAccounts.
+    pub accounts: Store<AwsAccount>,
+    /// Cached CrossAccountGrants.
+    pub grants: Store<CrossAccountGrant>,
+    /// External ids read from Secrets, by AwsAccount name (never logged).
+    pub external_ids: RwLock<HashMap<String, String>>,
+    /// Backoff for transient failures.
+    pub backoff: Backoff,
+    /// Now.
+    pub clock: Clock,
+}
+
+impl Context {
+    /// The managed accounts as the engine needs them, external ids from Secrets filled in.
+    pub fn account_directory(&self) -> AccountDirectory {
+        let external_ids = self.external_ids.read().unwrap_or_else(|e| e.into_inner());
+        let mut missing = Vec::new();
+        let accounts: Vec<AwsAccount> = self
+            .accounts
+            .state()
+            .iter()
+            .map(|a| {
+                let mut account = (**a).clone();
+                let name = account.metadata.name.clone().unwrap_or_default();
+                if let Some(role) = account
+                    .spec
+                    .assume_role
+                    .as_mut()
+                    .filter(|r| r.external_id_secret_ref.is_some())
+                {
+                    match external_ids.get(&name) {
+                        Some(id) => role.external_id = Some(id.clone()),
+                        None => missing.push(name),
+                    }
+                }
+                account
+            })
+            .collect();
+        let mut directory = AccountDirectory::new(accounts);
+        for name in missing {
+            directory.mark_invalid(
+                &name,
+                FieldError::new(
+                    "spec.assumeRole.externalIdSecretRef",
+                    "the external id Secret has not been read yet",
+                ),
+            );
+        }
+        directory
+    }
+
+    /// The cached AwsAccount named `name`.
+    pub fn account(&self, name: &str) -> Option<Arc<AwsAccount>> {
+        self.accounts
+            .state()
+            .into_iter()
+            .find(|a| a.metadata.name.as_deref() == Some(name))
+    }
+
+    /// Now, from the clock.
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+}

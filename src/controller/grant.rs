@@ -1,0 +1,423 @@
+//! Reconciling a CrossAccountGrant: finalizer first, then the engine (the CLI's code path) for this
+//! grant alone, then status, events and the next check.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::conditions::{ConditionUpdate, DRIFTED, READY, find, is_ready, merge_condition};
+use super::context::{Context, FIELD_MANAGER};
+use super::error::ControllerError;
+use crate::api::{
+    API_VERSION, CrossAccountGrant, CrossAccountGrantStatus, DeletionPolicy, GrantMode,
+    GrantedTarget, ResourceSpec,
+};
+use crate::engine::{GrantInput, GrantReport, Operation, Report};
+
+/// Held while a grant may have statements in AWS.
+pub const GRANT_FINALIZER: &str = "xacct.dev/revoke";
+const KIND: &str = "CrossAccountGrant";
+
+/// Reconciles one grant.
+pub async fn reconcile(
+    grant: Arc<CrossAccountGrant>,
+    ctx: Arc<Context>,
+) -> Result<Action, ControllerError> {
+    let started = Instant::now();
+    let namespace = grant.namespace().unwrap_or_else(|| "default".into());
+    let api: Api<CrossAccountGrant> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, GRANT_FINALIZER, grant, |event| async {
+        match event {
+            FinalizerEvent::Apply(g) => apply(&g, &ctx).await,
+            FinalizerEvent::Cleanup(g) => cleanup(&g, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| ControllerError::Finalizer(e.to_string()));
+    let outcome = if result.is_ok() { "success" } else { "error" };
+    ctx.metrics.reconciled(KIND, outcome, started);
+    result
+}
+
+/// Requeues failed reconciles with per-object exponential backoff.
+pub fn error_policy(
+    grant: Arc<CrossAccountGrant>,
+    error: &ControllerError,
+    ctx: Arc<Context>,
+) -> Action {
+    tracing::warn!(grant = %key(&grant), %error, "reconcile failed");
+    Action::requeue(ctx.backoff.next_delay(&key(&grant)))
+}
+
+fn key(grant: &CrossAccountGrant) -> String {
+    format!(
+        "{KIND}/{}/{}",
+        grant.namespace().unwrap_or_default(),
+        grant.name_any()
+    )
+}
+
+fn input(grant: &CrossAccountGrant, resource: Option<&ResourceSpec>) -> GrantInput {
+    let mut grant = grant.clone();
+    if let Some(resource) = resource {
+        grant.spec.resource = resource.clone();
+    }
+    let origin = format!(
+        "{KIND} {}/{}",
+        grant.namespace().unwrap_or_default(),
+        grant.name_any()
+    );
+    GrantInput { grant, origin }
+}
+
+/// What one reconcile found, before it is written to status.
+struct Outcome {
+    ready: ConditionUpdate,
+    drifted: Option<ConditionUpdate>,
+    targets: Vec<GrantedTarget>,
+    action: Action,
+}
+
+#[tracing::instrument(skip_all, fields(kind = KIND, namespace = grant.namespace().unwrap_or_default(), name = grant.name_any()))]
+async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, ControllerError> {
+    let previous = grant.status.clone().unwrap_or_default();
+    let outcome = match account_not_ready(grant, ctx) {
+        Some(message) => Outcome {
+            ready: ConditionUpdate {
+                type_: READY,
+                status: "False",
+                reason: "AccountNotReady".into(),
+                message,
+            },
+            drifted: None,
+            targets: previous.targets.clone(),
+            // The AwsAccount watch brings the grant back as soon as the account becomes Ready.
+            action: Action::requeue(ctx.settings.resync),
+        },
+        None => converge(grant, &previous, ctx).await,
+    };
+    if outcome.ready.status == "False"
+        && find(&previous.conditions, READY).is_none_or(|c| c.reason != outcome.ready.reason)
+    {
+        publish(
+            ctx,
+            grant,
+            EventType::Warning,
+            &outcome.ready.reason,
+            &outcome.ready.message,
+        )
+        .await;
+    }
+    let generation = grant.metadata.generation;
+    let now = ctx.now();
+    let mut conditions = merge_condition(&previous.conditions, outcome.ready, generation, now);
+    if let Some(drifted) = outcome.drifted {
+        conditions = merge_condition(&conditions, drifted, generation, now);
+    }
+    let status = CrossAccountGrantStatus {
+        observed_generation: generation,
+        conditions,
+        targets: outcome.targets,
+    };
+    write_status(grant, &previous, status, ctx).await?;
+    Ok(outcome.action)
+}
+
+fn account_not_ready(grant: &CrossAccountGrant, ctx: &Context) -> Option<String> {
+    let name = &grant.spec.resource.account;
+    let account = ctx.account(name)?; // a missing account is an invalid spec, reported by the engine
+    let conditions = account
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    if is_ready(conditions) {
+        return None;
+    }
+    let why = find(conditions, READY).map_or("not verified yet".to_string(), |c| {
+        format!("{}: {}", c.reason, c.message)
+    });
+    Some(format!("AwsAccount {name} is not Ready ({why})"))
+}
+
+async fn converge(
+    grant: &CrossAccountGrant,
+    previous: &CrossAccountGrantStatus,
+    ctx: &Context,
+) -> Outcome {
+    let observe = grant.spec.mode == GrantMode::Observe;
+    let directory = ctx.account_directory();
+    let report = ctx
+        .engine
+        .run(&directory, &[input(grant, None)], Operation::Apply, observe)
+        .await;
+    let Some(result) = report.grants.first() else {
+        let ready = ConditionUpdate {
+            type_: READY,
+            status: "Unknown",
+            reason: "Unknown".into(),
+            message: "no result".into(),
+        };
+        return Outcome {
+            ready,
+            drifted: None,
+            targets: previous.targets.clone(),
+            action: Action::requeue(ctx.settings.resync),
+        };
+    };
+    let ready = result.ready().map_or_else(
+        || ConditionUpdate {
+            type_: READY,
+            status: "Unknown",
+            reason: "Unknown".into(),
+            message: String::new(),
+        },
+        |c| ConditionUpdate {
+            type_: READY,
+            status: c.status,
+            reason: c.reason.to_string(),
+            message: c.message.clone(),
+        },
+    );
+    let key = key(grant);
+    let Some(target_arn) = result
+        .target
+        .clone()
+        .filter(|_| ready.status != "False" || observe)
+    else {
+        // Failed: keep the targets we know of (they may hold statements to revoke later).
+        let action = match ready.reason.as_str() {
+            "InvalidSpec" | "NamespaceNotAllowed" => Action::await_change(),
+            _ => Action::requeue(ctx.backoff.next_delay(&key).min(ctx.settings.resync)),
+        };
+        return Outcome {
+            ready,
+            drifted: None,
+            targets: previous.targets.clone(),
+            action,
+        };
+    };
+    ctx.backoff.reset(&key);
+
+    let was_converged =
+        previous.observed_generation == grant.metadata.generation && is_ready(&previous.conditions);
+    let was_drifted = find(&previous.conditions, DRIFTED).is_some_and(|c| c.status == "True");
+    let changed = changes_text(&report, result);
+    let drifted = if observe {
+        if result.changes > 0 && (was_converged || was_drifted) {
+            ctx.metrics.drift(false);
+            let message = format!("the policy of {target_arn} differs from this grant: {changed}");
+            publish(ctx, grant, EventType::Warning, "DriftDetected", &message).await;
+            Some(ConditionUpdate {
+                type_: DRIFTED,
+                status: "True",
+                reason: "DriftDetected".into(),
+                message,
+            })
+        } else if was_drifted {
+            Some(ConditionUpdate {
+                type_: DRIFTED,
+                status: "False",
+                reason: "NoDrift".into(),
+                message: "the policy matches again".into(),
+            })
+        } else {
+            None
+        }
+    } else if result.changes > 0 && was_converged {
+        ctx.metrics.drift(true);
+        let message = format!("restored this grant's statements in {target_arn}: {changed}");
+        publish(ctx, grant, EventType::Normal, "DriftCorrected", &message).await;
+        Some(ConditionUpdate {
+            type_: DRIFTED,
+            status: "False",
+            reason: "DriftCorrected".into(),
+            message,
+        })
+    } else {
+        if result.changes > 0 {
+            publish(
+                ctx,
+                grant,
+                EventType::Normal,
+                "Applied",
+                &format!("wrote to {target_arn}: {changed}"),
+            )
+            .await;
+        }
+        None
+    };
+
+    let mut targets = if observe {
+        previous.targets.clone()
+    } else {
+        let last_applied = if result.changes > 0 {
+            Some(Time(ctx.now()).0.to_string())
+        } else {
+            previous
+                .targets
+                .iter()
+                .find(|t| t.arn == target_arn)
+                .and_then(|t| t.last_applied.clone())
+        };
+        vec![GrantedTarget {
+            arn: target_arn.clone(),
+            resource: grant.spec.resource.clone(),
+            sids: result.sids.clone(),
+            last_applied,
+        }]
+    };
+    if !observe {
+        // The grant moved to another resource: revoke what it left on the old one.
+        for old in previous.targets.iter().filter(|t| t.arn != target_arn) {
+            match revoke(grant, Some(&old.resource), ctx).await {
+                Ok(()) => {
+                    publish(
+                        ctx,
+                        grant,
+                        EventType::Normal,
+                        "Revoked",
+                        &format!("removed its statements from {}", old.arn),
+                    )
+                    .await
+                }
+                Err(message) => {
+                    publish(ctx, grant, EventType::Warning, "RevokeFailed", &message).await;
+                    targets.push(old.clone());
+                }
+            }
+        }
+    }
+    Outcome {
+        ready,
+        drifted,
+        targets,
+        action: Action::requeue(ctx.settings.resync),
+    }
+}
+
+/// What changed for this grant, in a few words (Sids and kinds).
+fn changes_text(report: &Report, grant: &GrantReport) -> String {
+    let items: Vec<String> = report
+        .targets
+        .iter()
+        .flat_map(|t| &t.changes)
+        .filter(|c| c.grant == grant.name)
+        .map(|c| format!("{} {}", format!("{:?}", c.change).to_lowercase(), c.sid))
+        .collect();
+    if items.is_empty() {
+        "no statement changes".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// Revokes the grant's statements on `resource` (its own when `None`). A resource that no longer
+/// exists counts as revoked.
+async fn revoke(
+    grant: &CrossAccountGrant,
+    resource: Option<&ResourceSpec>,
+    ctx: &Context,
+) -> Result<(), String> {
+    let report = ctx
+        .engine
+        .run(
+            &ctx.account_directory(),
+            &[input(grant, resource)],
+            Operation::Delete,
+            false,
+        )
+        .await;
+    match report.grants.first().and_then(GrantReport::ready) {
+        Some(c) if matches!(c.reason, "Revoked" | "NotFound" | "InvalidSpec") => Ok(()),
+        Some(c) => Err(format!("{}: {}", c.reason, c.message)),
+        None => Err("no result".into()),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(kind = KIND, namespace = grant.namespace().unwrap_or_default(), name = grant.name_any()))]
+async fn cleanup(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, ControllerError> {
+    if grant.spec.deletion_policy == DeletionPolicy::Retain || grant.spec.mode == GrantMode::Observe
+    {
+        tracing::info!("deletionPolicy Retain or mode Observe: leaving AWS as it is");
+        return Ok(Action::await_change());
+    }
+    let previous = grant.status.clone().unwrap_or_default();
+    let mut resources: Vec<&ResourceSpec> = vec![&grant.spec.resource];
+    resources.extend(previous.targets.iter().map(|t| &t.resource));
+    let mut seen = BTreeSet::new();
+    resources.retain(|r| seen.insert(serde_json::to_string(r).unwrap_or_default()));
+
+    let mut failures = Vec::new();
+    for resource in resources {
+        if let Err(message) = revoke(grant, Some(resource), ctx).await {
+            failures.push(message);
+        }
+    }
+    if failures.is_empty() {
+        publish(
+            ctx,
+            grant,
+            EventType::Normal,
+            "Revoked",
+            "removed this grant's statements",
+        )
+        .await;
+        Ok(Action::await_change())
+    } else {
+        let message = failures.join("; ");
+        publish(ctx, grant, EventType::Warning, "RevokeFailed", &message).await;
+        Err(ControllerError::Finalizer(format!(
+            "revoking {}: {message}",
+            key(grant)
+        )))
+    }
+}
+
+async fn write_status(
+    grant: &CrossAccountGrant,
+    previous: &CrossAccountGrantStatus,
+    status: CrossAccountGrantStatus,
+    ctx: &Context,
+) -> Result<(), ControllerError> {
+    if &status == previous {
+        return Ok(());
+    }
+    let api: Api<CrossAccountGrant> =
+        Api::namespaced(ctx.client.clone(), &grant.namespace().unwrap_or_default());
+    let patch = json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
+    api.patch_status(
+        &grant.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn publish(
+    ctx: &Context,
+    grant: &CrossAccountGrant,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &grant.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish event");
+    }
+}

@@ -1,0 +1,198 @@
+//! Prometheus metrics. Labels are bounded categories (kinds, outcomes, reasons, operation names),
+//! never error text.
+
+use std::time::Instant;
+
+use kube::runtime::reflector::Store;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::conditions::{READY, find};
+use crate::api::CrossAccountGrant;
+use crate::aws::CallLog;
+
+/// Labels of the reconcile counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    /// `CrossAccountGrant` or `AwsAccount`.
+    pub kind: &'static str,
+    /// `success`, or the reason of the failure.
+    pub outcome: String,
+}
+
+/// Labels with just the kind.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// `CrossAccountGrant` or `AwsAccount`.
+    pub kind: &'static str,
+}
+
+/// Labels of the drift counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DriftLabels {
+    /// `found` or `corrected`.
+    pub event: &'static str,
+}
+
+/// Every metric of the controller.
+#[derive(Debug)]
+pub struct Metrics {
+    /// The registry `/metrics` encodes.
+    pub registry: Registry,
+    reconciles: Family<ReconcileLabels, Counter>,
+    durations: Family<KindLabels, Histogram>,
+    drift: Family<DriftLabels, Counter>,
+}
+
+impl Metrics {
+    /// Metrics reading AWS calls from `calls` and grant states from `grants` at scrape time.
+    pub fn new(calls: CallLog, grants: Store<CrossAccountGrant>) -> Self {
+        let mut registry = Registry::with_prefix("xacct");
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by kind and outcome",
+            reconciles.clone(),
+        );
+        let durations = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.01, 2.0, 14))
+        });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration by kind",
+            durations.clone(),
+        );
+        let drift = Family::<DriftLabels, Counter>::default();
+        registry.register(
+            "drift",
+            "Drift found and corrected in grants' statements",
+            drift.clone(),
+        );
+        registry.register_collector(Box::new(AwsCalls(calls)));
+        registry.register_collector(Box::new(GrantStates(grants)));
+        Metrics {
+            registry,
+            reconciles,
+            durations,
+            drift,
+        }
+    }
+
+    /// Counts one reconcile and its duration.
+    pub fn reconciled(&self, kind: &'static str, outcome: &str, started: Instant) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                kind,
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.durations
+            .get_or_create(&KindLabels { kind })
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Counts drift found (and corrected, when it was).
+    pub fn drift(&self, corrected: bool) {
+        self.drift
+            .get_or_create(&DriftLabels { event: "found" })
+            .inc();
+        if corrected {
+            self.drift
+                .get_or_create(&DriftLabels { event: "corrected" })
+                .inc();
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    service: String,
+    operation: String,
+    outcome: &'static str,
+}
+
+/// AWS API calls by service, operation and outcome, from the connector's call log.
+#[derive(Debug)]
+struct AwsCalls(CallLog);
+
+impl prometheus_client::collector::Collector for AwsCalls {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let family = Family::<CallLabels, Counter>::default();
+        for (call, count) in self.0.snapshot() {
+            let labels = CallLabels {
+                service: call.service,
+                operation: call.operation,
+                outcome: call.outcome.as_str(),
+            };
+            family.get_or_create(&labels).inc_by(count);
+        }
+        let metric = encoder.encode_descriptor(
+            "aws_api_calls",
+            "AWS API calls by service, operation and outcome (throttled counted apart)",
+            None,
+            family.metric_type(),
+        )?;
+        family.encode(metric)
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadyLabels {
+    ready: String,
+}
+
+/// Grants by their Ready status, from the controller's cache.
+#[derive(Debug)]
+struct GrantStates(Store<CrossAccountGrant>);
+
+impl prometheus_client::collector::Collector for GrantStates {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let family = Family::<ReadyLabels, Gauge>::default();
+        for ready in ["True", "False", "Unknown"] {
+            family
+                .get_or_create(&ReadyLabels {
+                    ready: ready.into(),
+                })
+                .set(0);
+        }
+        for grant in self.0.state() {
+            let ready = grant
+                .status
+                .as_ref()
+                .and_then(|s| find(&s.conditions, READY))
+                .map_or("Unknown", |c| {
+                    if c.status == "True" {
+                        "True"
+                    } else if c.status == "False" {
+                        "False"
+                    } else {
+                        "Unknown"
+                    }
+                });
+            family
+                .get_or_create(&ReadyLabels {
+                    ready: ready.into(),
+                })
+                .inc();
+        }
+        let metric = encoder.encode_descriptor(
+            "grants",
+            "Grants by Ready status",
+            None,
+            family.metric_type(),
+        )?;
+        family.encode(metric)
+    }
+}

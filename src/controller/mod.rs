@@ -1,0 +1,334 @@
+//! `xacct run`: the Kubernetes controller. A thin shell over the engine: watch → engine → status.
+//!
+//! Two controllers (CrossAccountGrant, AwsAccount) share one context; only the holder of the
+//! leader Lease runs them, so two replicas never both write to AWS or to status.
+
+pub mod account;
+pub mod backoff;
+pub mod conditions;
+mod context;
+mod error;
+pub mod grant;
+mod http;
+mod leader;
+pub mod metrics;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::{StreamExt, future};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::ListParams;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::watch;
+
+pub use account::ACCOUNT_FINALIZER;
+pub use context::{Clock, Context, FIELD_MANAGER, ReconcileSettings};
+pub use error::ControllerError;
+pub use grant::GRANT_FINALIZER;
+pub use metrics::Metrics;
+
+use crate::api::{AwsAccount, CrossAccountGrant};
+use crate::aws::{AwsPolicies, Connector, ConnectorOptions};
+use crate::engine::{Engine, EngineSettings};
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Engine settings (instance id, trust policy quota).
+    pub engine: EngineSettings,
+    /// How many grants are reconciled at once.
+    pub concurrency: u16,
+    /// Re-check period of every object (drift detection).
+    pub resync: Duration,
+    /// Watch grants in this namespace only.
+    pub namespace: Option<String>,
+    /// Watch only grants with these labels.
+    pub selector: Option<String>,
+    /// Where `/metrics`, `/healthz` and `/readyz` listen.
+    pub metrics_addr: SocketAddr,
+    /// Leader election on a Lease, when set.
+    pub leader_election: Option<leader::LeaseConfig>,
+    /// Namespace of Secrets named without one.
+    pub secrets_namespace: String,
+    /// The name events are reported under.
+    pub reporter: String,
+}
+
+pub use leader::LeaseConfig;
+
+/// Runs until SIGTERM / Ctrl-C, or until leadership is lost (an error, so the Pod restarts clean).
+pub async fn run(config: RunConfig) -> Result<(), ControllerError> {
+    let client = Client::try_default().await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(stop_on_signal(stop_tx.clone()));
+    let connector = Arc::new(Connector::new(ConnectorOptions::default()).await);
+    run_with(client, connector, config, stop_tx, stop_rx).await
+}
+
+/// [`run`] with a given client and connector, stopping when `stop` says so (tests run the
+/// controller in-process this way).
+pub async fn run_with(
+    client: Client,
+    connector: Arc<Connector>,
+    config: RunConfig,
+    stop_tx: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+) -> Result<(), ControllerError> {
+    check_crds(&client).await?;
+    let engine = Engine::new(
+        Arc::new(AwsPolicies::new(connector.clone())),
+        config.engine.clone(),
+    );
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let leadership = match &config.leader_election {
+        Some(lease) => {
+            Some(leader::acquire(client.clone(), lease, stop_rx.clone(), ready.clone()).await?)
+        }
+        None => None,
+    };
+    if *stop_rx.borrow() {
+        return Ok(());
+    }
+    let lost = Arc::new(AtomicBool::new(false));
+    if let Some(leadership) = &leadership {
+        tokio::spawn(leader::stop_when_lost(
+            leadership.receiver(),
+            stop_tx.clone(),
+            lost.clone(),
+        ));
+    }
+
+    let result = run_controllers(client, connector, engine, &config, stop_rx, ready).await;
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
+    result?;
+    if lost.load(Ordering::SeqCst) {
+        return Err(ControllerError::Lease(
+            "lost the leader lease; stopped so that another replica takes over".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn run_controllers(
+    client: Client,
+    connector: Arc<Connector>,
+    engine: Engine,
+    config: &RunConfig,
+    stop: watch::Receiver<bool>,
+    ready: Arc<AtomicBool>,
+) -> Result<(), ControllerError> {
+    let grants_api: Api<CrossAccountGrant> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut grant_watch = watcher::Config::default();
+    if let Some(selector) = &config.selector {
+        grant_watch = grant_watch.labels(selector);
+    }
+    let accounts_api: Api<AwsAccount> = Api::all(client.clone());
+
+    // Status writes do not bring an object back: only spec, finalizer and deletion changes do
+    // (plus the resync and, for grants, a change of their account's readiness).
+    let (grant_store, grant_writer) = reflector::store();
+    let grant_stream = watcher(grants_api, grant_watch)
+        .default_backoff()
+        .reflect(grant_writer)
+        .applied_objects()
+        .predicate_filter(lifecycle, Default::default());
+    let (account_store, account_writer) = reflector::store();
+    let account_stream = watcher(accounts_api.clone(), watcher::Config::default())
+        .default_backoff()
+        .reflect(account_writer)
+        .applied_objects()
+        .predicate_filter(lifecycle, Default::default());
+    let readiness_changes = watcher(accounts_api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(readiness, Default::default());
+
+    let metrics = Arc::new(Metrics::new(connector.calls().clone(), grant_store.clone()));
+    let reporter = Reporter {
+        controller: config.reporter.clone(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        engine,
+        connector,
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: metrics.clone(),
+        settings: ReconcileSettings {
+            resync: config.resync,
+            secrets_namespace: config.secrets_namespace.clone(),
+        },
+        accounts: account_store.clone(),
+        grants: grant_store.clone(),
+        external_ids: RwLock::default(),
+        backoff: backoff::Backoff::new(Duration::from_secs(2), Duration::from_secs(300)),
+        clock: Arc::new(Timestamp::now),
+    });
+
+    let http_state = http::HttpState {
+        metrics,
+        ready: ready.clone(),
+    };
+    let http = tokio::spawn(http::serve(
+        config.metrics_addr,
+        http_state,
+        stopped(stop.clone()),
+    ));
+    {
+        let (grants, accounts, ready) = (grant_store.clone(), account_store.clone(), ready.clone());
+        tokio::spawn(async move {
+            if wait_until_synced(&grants).await && wait_until_synced(&accounts).await {
+                ready.store(true, Ordering::SeqCst);
+                tracing::info!("caches synced: ready");
+            }
+        });
+    }
+
+    let grants_by_account = grant_store.clone();
+    let grant_controller = Controller::for_stream(grant_stream, grant_store)
+        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .watches_stream(readiness_changes, move |account: AwsAccount| {
+            let name = account.name_any();
+            grants_by_account
+                .state()
+                .into_iter()
+                .filter(|g| {
+                    g.spec.resource.account == name
+                        || g.spec.grantee.account.as_deref() == Some(name.as_str())
+                })
+                .map(|g| ObjectRef::from_obj(&*g))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(grant::reconcile, grant::error_policy, ctx.clone())
+        .for_each(|result| async move { log_result(result) });
+    let account_controller = Controller::for_stream(account_stream, account_store)
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(account::reconcile, account::error_policy, ctx)
+        .for_each(|result| async move { log_result(result) });
+    tracing::info!("controllers started");
+    future::join(grant_controller, account_controller).await;
+    tracing::info!("controllers stopped");
+    match http.await {
+        Ok(result) => result,
+        Err(e) => Err(ControllerError::Http(e.to_string())),
+    }
+}
+
+/// Whether the store got its first full list. kube-runtime's readiness future only wakes the last
+/// of several waiters (the controller also waits on it), so this polls it again every 100 ms.
+async fn wait_until_synced<K: Resource + Clone + 'static>(store: &reflector::Store<K>) -> bool
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await {
+            Ok(result) => return result.is_ok(),
+            Err(_) => continue,
+        }
+    }
+}
+
+fn log_result<K: Resource, E: std::fmt::Display>(
+    result: Result<(ObjectRef<K>, kube::runtime::controller::Action), E>,
+) {
+    match result {
+        Ok((object, action)) => tracing::debug!(%object, ?action, "reconciled"),
+        Err(e) => tracing::warn!(error = %e, "reconcile error"),
+    }
+}
+
+/// Spec (generation), finalizers and deletion: the changes a reconcile must react to.
+fn lifecycle<K: Resource>(obj: &K) -> Option<u64> {
+    let meta = obj.meta();
+    let mut hasher = DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// An account's readiness (and spec): what grants waiting on it react to.
+fn readiness(account: &AwsAccount) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    predicates::generation(account).hash(&mut hasher);
+    let ready = account
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, conditions::READY))
+        .map(|c| c.status.clone());
+    ready.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// Fails fast, with a clear message, when the CRDs are not installed.
+async fn check_crds(client: &Client) -> Result<(), ControllerError> {
+    let probe = ListParams::default().limit(1);
+    for result in [
+        Api::<CrossAccountGrant>::all(client.clone())
+            .list_metadata(&probe)
+            .await
+            .map(|_| ()),
+        Api::<AwsAccount>::all(client.clone())
+            .list_metadata(&probe)
+            .await
+            .map(|_| ()),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                return Err(ControllerError::CrdsMissing(e.message));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+async fn stop_on_signal(stop: watch::Sender<bool>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+}
+
+/// Resolves once `stop` says so.
+pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The Kubernetes API endpoint for end-to-end tests: ../shared/tools/kube-emulator.py (kmock's
+//! emulator). No real kube-apiserver can run on these machines.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// A kube emulator for one test, stopped when dropped (or when the test process dies).
+pub struct KubeEmulator {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    dir: tempfile::TempDir,
+}
+
+impl KubeEmulator {
+    /// Starts the emulator from the project's `.venv` (`XACCT_KUBE_EMULATOR` overrides its path).
+    pub fn start() -> KubeEmulator {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let script = std::env::var("XACCT_KUBE_EMULATOR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("../shared/tools/kube-emulator.py"));
+        assert!(
+            script.exists(),
+            "the Kubernetes API emulator is missing at {}",
+            script.display()
+        );
+        let python = std::env::var("XACCT_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join(".venv/bin/python"));
+        assert!(
+            python.exists(),
+            "the emulators are not installed: run scripts/setup-emulators.sh"
+        );
+        // The shell ends the emulator as soon as the test process goes away (its stdin closes).
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#""$0" "$1" & pid=$!; cat >/dev/null; kill $pid"#)
+            .arg(&python)
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kube emulator starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("emulator prints its URL");
+        assert!(
+            line.starts_with("http://"),
+            "kube emulator printed {line:?}"
+        );
+        KubeEmulator {
+            child,
+            url: line.trim().to_string(),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A kubeconfig file pointing at the emulator.
+    pub fn kubeconfig(&self) -> PathBuf {
+        let path = self.dir.path().join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: emu, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: emu, user: {{token: test}}}}]\ncontexts: [{{name: emu, context: {{cluster: emu, user: emu}}}}]\n\
+             current-context: emu\n",
+            self.url
+        );
+        std::fs::write(&path, text).expect("write kubeconfig");
+        path
+    }
+
+    /// A client of the emulator.
+    pub fn client(&self) -> kube::Client {
+        let config = kube::Config::new(self.url.parse().expect("emulator URL"));
+        kube::Client::try_from(config).expect("client")
+    }
+}
+
+impl Drop for KubeEmulator {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (for the controller's metrics server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics with `what` after `seconds`.
+pub async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {seconds}s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
