@@ -76,6 +76,7 @@ async fn verify(account: &AwsAccount, ctx: &Context) -> Result<Action, Controlle
             Ok(id) => {
                 if let Some(role) = resolved.spec.assume_role.as_mut() {
                     role.external_id = Some(id.clone());
+                    role.external_id_secret_ref = None;
                 }
                 ctx.external_ids
                     .write()

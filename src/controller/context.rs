@@ -75,7 +75,10 @@ impl Context {
                     .filter(|r| r.external_id_secret_ref.is_some())
                 {
                     match external_ids.get(&name) {
-                        Some(id) => role.external_id = Some(id.clone()),
+                        Some(id) => {
+                            role.external_id = Some(id.clone());
+                            role.external_id_secret_ref = None;
+                        }
                         None => missing.push(name),
                     }
                 }

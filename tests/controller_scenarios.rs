@@ -1,0 +1,550 @@
+//! The controller's reconcile logic, run in-process (`controller::run_with`) against the kube
+//! emulator and the AWS emulator: Observe mode, Retain, forbidden namespaces, accounts that are not
+//! Ready, external ids from Secrets, account deletion held by grants, concurrent grants on one
+//! bucket, and a grant moved to another resource.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use support::kube_api::{KubeEmulator, eventually, free_port};
+use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, sids};
+use tokio::sync::watch;
+use xacct::api::{AwsAccount, CrossAccountGrant};
+use xacct::aws::Connector;
+use xacct::controller::{RunConfig, run_with};
+use xacct::engine::EngineSettings;
+
+struct Harness {
+    _moto: Moto,
+    _kube: KubeEmulator,
+    client: Client,
+    connector: Arc<Connector>,
+    s3: aws_sdk_s3::Client,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), xacct::controller::ControllerError>>,
+}
+
+impl Harness {
+    async fn start(buckets: &[&str]) -> Harness {
+        let moto = Moto::start();
+        let kube = KubeEmulator::start();
+        let connector = moto.connector().await;
+        let s3 = clients(&connector, DATA_ACCOUNT).await.s3;
+        for bucket in buckets {
+            s3.create_bucket().bucket(*bucket).send().await.unwrap();
+            let foreign = json!({"Version": "2012-10-17", "Statement": [foreign(bucket)]});
+            s3.put_bucket_policy()
+                .bucket(*bucket)
+                .policy(foreign.to_string())
+                .send()
+                .await
+                .unwrap();
+        }
+        let client = kube.client();
+        let config = RunConfig {
+            engine: EngineSettings::default(),
+            concurrency: 4,
+            resync: Duration::from_secs(2),
+            namespace: None,
+            selector: None,
+            metrics_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            leader_election: None,
+            secrets_namespace: "xacct-system".into(),
+            reporter: "xacct".into(),
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        connector.calls().reset(); // count only what the controller does
+        let task = tokio::spawn(run_with(
+            client.clone(),
+            connector.clone(),
+            config,
+            stop.clone(),
+            stop_rx,
+        ));
+        Harness {
+            _moto: moto,
+            _kube: kube,
+            client,
+            connector,
+            s3,
+            stop,
+            task,
+        }
+    }
+
+    async fn finish(self) {
+        let _ = self.stop.send(true);
+        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("controller stops")
+            .expect("task");
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    fn grants(&self, namespace: &str) -> Api<CrossAccountGrant> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    fn accounts(&self) -> Api<AwsAccount> {
+        Api::all(self.client.clone())
+    }
+
+    async fn policy(&self, bucket: &str) -> Vec<Option<String>> {
+        match self.s3.get_bucket_policy().bucket(bucket).send().await {
+            Ok(out) => sids(out.policy().unwrap()),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    async fn ready(&self, namespace: &str, name: &str) -> Option<(String, String, String)> {
+        let g = self.grants(namespace).get(name).await.ok()?;
+        let c = g
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        Some((c.status, c.reason, c.message))
+    }
+
+    async fn wait_ready(&self, namespace: &str, name: &str, status: &str, reason: &str) -> String {
+        let last = std::sync::Mutex::new(None);
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let seen = self.ready(namespace, name).await;
+                if let Some((s, r, m)) = &seen {
+                    if s == status && r == reason {
+                        return m.clone();
+                    }
+                }
+                *last.lock().unwrap() = seen;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| {
+            panic!(
+                "{namespace}/{name}: wanted Ready={status} {reason}, last saw {:?}",
+                last.lock().unwrap()
+            )
+        })
+    }
+
+    async fn events(&self, namespace: &str) -> Vec<(String, String, String)> {
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
+        let list = api
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        list.into_iter()
+            .map(|e| {
+                (
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    fn writes(&self) -> u64 {
+        self.connector.calls().count_matching(&["Put", "Delete"])
+    }
+}
+
+fn foreign(bucket: &str) -> Value {
+    json!({"Sid": "Foreign", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket", "Resource": format!("arn:aws:s3:::{bucket}")})
+}
+
+fn account(allowed: &[&str], assume_role: Value) -> AwsAccount {
+    let mut spec =
+        json!({"accountId": DATA_ACCOUNT, "region": "us-east-1", "allowedNamespaces": allowed});
+    if !assume_role.is_null() {
+        spec["assumeRole"] = assume_role;
+    }
+    serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount", "metadata": {"name": "data-prod"}, "spec": spec}))
+        .unwrap()
+}
+
+fn manager_role() -> Value {
+    json!({"roleArn": format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager")})
+}
+
+fn grant(namespace: &str, name: &str, bucket: &str, extra: Value) -> CrossAccountGrant {
+    let mut spec = json!({"resource": {"account": "data-prod", "kind": "S3Bucket", "name": bucket},
+                          "grantee": {"accountId": DEV_ACCOUNT, "principals": [format!("role/{name}")]}, "access": ["read"]});
+    if let (Value::Object(spec), Value::Object(extra)) = (&mut spec, extra) {
+        spec.extend(extra);
+    }
+    serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
+                                  "metadata": {"name": name, "namespace": namespace}, "spec": spec}))
+    .unwrap()
+}
+
+async fn create<
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+>(
+    api: &Api<K>,
+    obj: &K,
+) {
+    api.create(&PostParams::default(), obj)
+        .await
+        .expect("create");
+}
+
+async fn merge_spec<K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug>(
+    api: &Api<K>,
+    name: &str,
+    spec: Value,
+) {
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": spec})),
+    )
+    .await
+    .expect("patch spec");
+}
+
+fn gone<K>(result: Result<K, kube::Error>) -> bool {
+    matches!(result, Err(kube::Error::Api(e)) if e.code == 404)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_mode_reports_drift_and_never_writes() {
+    let h = Harness::start(&["lake"]).await;
+    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(
+        &h.grants("batch"),
+        &grant("batch", "reader", "lake", json!({"mode": "Observe"})),
+    )
+    .await;
+    let message = h.wait_ready("batch", "reader", "False", "Pending").await;
+    assert!(message.contains("would change"), "{message}");
+    assert_eq!(h.writes(), 0, "Observe never writes");
+
+    // Enforce once, then observe again: converged, then drift is reported and left alone.
+    merge_spec(&h.grants("batch"), "reader", json!({"mode": "Enforce"})).await;
+    h.wait_ready("batch", "reader", "True", "Applied").await;
+    merge_spec(&h.grants("batch"), "reader", json!({"mode": "Observe"})).await;
+    h.wait_ready("batch", "reader", "True", "Converged").await;
+    let writes = h.writes();
+    let doc = json!({"Version": "2012-10-17", "Statement": [foreign("lake")]});
+    h.s3.put_bucket_policy()
+        .bucket("lake")
+        .policy(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    let writes = writes + 1; // the tampering above
+    let drifted = eventually(20, "Drifted=True", || async {
+        let g = h.grants("batch").get("reader").await.ok()?;
+        let c = g
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Drifted")?;
+        (c.status == "True").then_some(c)
+    })
+    .await;
+    assert_eq!(drifted.reason, "DriftDetected");
+    assert!(drifted.message.contains("added"), "{}", drifted.message);
+    assert!(
+        h.events("batch")
+            .await
+            .iter()
+            .any(|(t, r, _)| t == "Warning" && r == "DriftDetected")
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await; // a resync more
+    assert_eq!(h.writes(), writes, "still no write");
+    assert_eq!(h.policy("lake").await, vec![Some("Foreign".into())]);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retain_releases_the_grant_and_keeps_its_statements() {
+    let h = Harness::start(&["lake"]).await;
+    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(
+        &h.grants("batch"),
+        &grant(
+            "batch",
+            "keeper",
+            "lake",
+            json!({"deletionPolicy": "Retain"}),
+        ),
+    )
+    .await;
+    h.wait_ready("batch", "keeper", "True", "Applied").await;
+    let before = h.policy("lake").await;
+    assert_eq!(before.len(), 3);
+    h.grants("batch")
+        .delete("keeper", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(20, "the grant to be gone", || async {
+        gone(h.grants("batch").get("keeper").await).then_some(())
+    })
+    .await;
+    assert_eq!(h.policy("lake").await, before, "Retain leaves AWS as it is");
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_namespace_writes_nothing_until_the_account_allows_it() {
+    let h = Harness::start(&["lake"]).await;
+    create(&h.accounts(), &account(&["batch"], manager_role())).await;
+    create(
+        &h.grants("web"),
+        &grant("web", "intruder", "lake", json!({})),
+    )
+    .await;
+    let message = h
+        .wait_ready("web", "intruder", "False", "NamespaceNotAllowed")
+        .await;
+    assert!(
+        message.contains("does not allow grants from namespace web"),
+        "{message}"
+    );
+    assert_eq!(h.writes(), 0);
+    assert_eq!(h.policy("lake").await, vec![Some("Foreign".into())]);
+    assert!(
+        h.events("web")
+            .await
+            .iter()
+            .any(|(t, r, _)| t == "Warning" && r == "NamespaceNotAllowed")
+    );
+
+    merge_spec(
+        &h.accounts(),
+        "data-prod",
+        json!({"allowedNamespaces": ["batch", "web"]}),
+    )
+    .await;
+    h.wait_ready("web", "intruder", "True", "Applied").await;
+    assert_eq!(h.policy("lake").await.len(), 3);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_wait_for_their_account_to_be_ready() {
+    let h = Harness::start(&["lake"]).await;
+    // No assumeRole: the tool's own credentials act in 123456789012, not in the data account.
+    create(&h.accounts(), &account(&["*"], Value::Null)).await;
+    create(
+        &h.grants("batch"),
+        &grant("batch", "waiter", "lake", json!({})),
+    )
+    .await;
+    let account_ready = eventually(20, "the account to fail verification", || async {
+        let a = h.accounts().get("data-prod").await.ok()?;
+        a.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready" && c.status == "False")
+    })
+    .await;
+    assert_eq!(account_ready.reason, "AccountMismatch");
+    let message = h
+        .wait_ready("batch", "waiter", "False", "AccountNotReady")
+        .await;
+    assert!(
+        message.contains("AwsAccount data-prod is not Ready"),
+        "{message}"
+    );
+    assert_eq!(
+        h.connector.calls().count("GetBucketPolicy"),
+        0,
+        "no AWS call for a grant whose account is not Ready"
+    );
+
+    merge_spec(
+        &h.accounts(),
+        "data-prod",
+        json!({"assumeRole": manager_role()}),
+    )
+    .await;
+    h.wait_ready("batch", "waiter", "True", "Applied").await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_external_id_comes_from_a_secret_and_never_shows() {
+    let h = Harness::start(&["lake"]).await;
+    let role = json!({"roleArn": format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager"),
+                      "externalIdSecretRef": {"name": "data-prod-external-id", "key": "externalId"}});
+    create(&h.accounts(), &account(&["*"], role)).await;
+    let missing = eventually(20, "AssumeRoleFailed for the missing Secret", || async {
+        let a = h.accounts().get("data-prod").await.ok()?;
+        a.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.reason == "AssumeRoleFailed")
+    })
+    .await;
+    assert!(
+        missing
+            .message
+            .contains("Secret xacct-system/data-prod-external-id"),
+        "{}",
+        missing.message
+    );
+
+    let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "data-prod-external-id", "namespace": "xacct-system"},
+        "data": {"externalId": "U2VjcmV0RXh0ZXJuYWxJZDQy"}})) // "SecretExternalId42"
+    .unwrap();
+    create(
+        &Api::<Secret>::namespaced(h.client.clone(), "xacct-system"),
+        &secret,
+    )
+    .await;
+    // The account is checked again on its resync (or backoff), then grants on it converge.
+    eventually(20, "the account to be Verified", || async {
+        let a = h.accounts().get("data-prod").await.ok()?;
+        a.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.reason == "Verified")
+    })
+    .await;
+    create(
+        &h.grants("batch"),
+        &grant("batch", "with-external-id", "lake", json!({})),
+    )
+    .await;
+    h.wait_ready("batch", "with-external-id", "True", "Applied")
+        .await;
+    let account = serde_json::to_string(&h.accounts().get("data-prod").await.unwrap()).unwrap();
+    let grant =
+        serde_json::to_string(&h.grants("batch").get("with-external-id").await.unwrap()).unwrap();
+    let events = format!("{:?}", h.events("batch").await);
+    for text in [account, grant, events] {
+        assert!(
+            !text.contains("SecretExternalId42"),
+            "the external id leaked: {text}"
+        );
+    }
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_in_use_is_kept_until_its_grants_are_gone() {
+    let h = Harness::start(&["lake"]).await;
+    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(
+        &h.grants("batch"),
+        &grant("batch", "user", "lake", json!({})),
+    )
+    .await;
+    h.wait_ready("batch", "user", "True", "Applied").await;
+    h.accounts()
+        .delete("data-prod", &DeleteParams::default())
+        .await
+        .unwrap();
+    let in_use = eventually(20, "the account to report InUse", || async {
+        let a = h.accounts().get("data-prod").await.ok()?;
+        a.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.reason == "InUse")
+    })
+    .await;
+    assert!(in_use.message.contains("batch/user"), "{}", in_use.message);
+    h.grants("batch")
+        .delete("user", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(30, "the grant and then the account to be gone", || async {
+        (gone(h.grants("batch").get("user").await) && gone(h.accounts().get("data-prod").await))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        h.policy("lake").await,
+        vec![Some("Foreign".into())],
+        "revoked before the account went"
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_grants_on_one_bucket_keep_each_others_statements() {
+    let h = Harness::start(&["lake"]).await;
+    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    let names: Vec<String> = (0..8).map(|i| format!("team-{i}")).collect();
+    for name in &names {
+        create(&h.grants("batch"), &grant("batch", name, "lake", json!({}))).await;
+    }
+    for name in &names {
+        h.wait_ready("batch", name, "True", "Applied").await;
+    }
+    let present = h.policy("lake").await;
+    assert_eq!(present.len(), 1 + 2 * names.len(), "{present:?}");
+    for name in &names {
+        let status = h.grants("batch").get(name).await.unwrap().status.unwrap();
+        for sid in &status.targets[0].sids {
+            assert!(
+                present.contains(&Some(sid.clone())),
+                "{name}: {sid} missing"
+            );
+        }
+        // A statement lost to a concurrent write would have been restored as drift by a resync.
+        assert!(
+            status.conditions.iter().all(|c| c.type_ != "Drifted"),
+            "{name} saw drift: {:?}",
+            status.conditions
+        );
+    }
+    assert!(
+        !h.events("batch")
+            .await
+            .iter()
+            .any(|(_, r, _)| r == "DriftCorrected")
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_moved_to_another_bucket_leaves_nothing_behind() {
+    let h = Harness::start(&["old-lake", "new-lake"]).await;
+    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(
+        &h.grants("batch"),
+        &grant("batch", "mover", "old-lake", json!({})),
+    )
+    .await;
+    h.wait_ready("batch", "mover", "True", "Applied").await;
+    assert_eq!(h.policy("old-lake").await.len(), 3);
+    merge_spec(
+        &h.grants("batch"),
+        "mover",
+        json!({"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "new-lake"}}),
+    )
+    .await;
+    eventually(20, "the statements to move", || async {
+        (h.policy("old-lake").await.len() == 1 && h.policy("new-lake").await.len() == 3)
+            .then_some(())
+    })
+    .await;
+    let status = eventually(20, "status to name only the new bucket", || async {
+        let s = h.grants("batch").get("mover").await.ok()?.status?;
+        (s.targets.len() == 1 && s.targets[0].arn == "arn:aws:s3:::new-lake").then_some(s)
+    })
+    .await;
+    assert_eq!(status.targets[0].resource.name, "new-lake");
+    assert!(
+        h.events("batch")
+            .await
+            .iter()
+            .any(|(_, r, n)| r == "Revoked" && n.contains("old-lake"))
+    );
+    h.finish().await;
+}
