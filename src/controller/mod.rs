@@ -282,24 +282,20 @@ fn readiness(account: &AwsAccount) -> Option<u64> {
 /// Fails fast, with a clear message, when the CRDs are not installed.
 async fn check_crds(client: &Client) -> Result<(), ControllerError> {
     let probe = ListParams::default().limit(1);
-    for result in [
-        Api::<CrossAccountGrant>::all(client.clone())
-            .list_metadata(&probe)
-            .await
-            .map(|_| ()),
-        Api::<AwsAccount>::all(client.clone())
-            .list_metadata(&probe)
-            .await
-            .map(|_| ()),
-    ] {
-        match result {
-            Ok(()) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {
-                return Err(ControllerError::CrdsMissing(e.message));
-            }
-            Err(e) => return Err(e.into()),
+    let missing = |e: kube::Error| match e {
+        kube::Error::Api(status) if status.code == 404 => {
+            ControllerError::CrdsMissing(status.message)
         }
-    }
+        other => other.into(),
+    };
+    Api::<CrossAccountGrant>::all(client.clone())
+        .list_metadata(&probe)
+        .await
+        .map_err(missing)?;
+    Api::<AwsAccount>::all(client.clone())
+        .list_metadata(&probe)
+        .await
+        .map_err(missing)?;
     Ok(())
 }
 

@@ -1,0 +1,362 @@
+//! Request contracts of the grant reconciler against a mocked Kubernetes API (kube-rs's tower-test
+//! pattern): each scenario checks the method, path and body of every request the reconciler makes,
+//! in order, and answers like the API server. AWS is the real emulator (moto).
+
+mod support;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector;
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients};
+use tower_test::mock::{self, Handle};
+use xacct::api::{AwsAccount, CrossAccountGrant};
+use xacct::aws::AwsPolicies;
+use xacct::controller::backoff::Backoff;
+use xacct::controller::{Context, Metrics, ReconcileSettings, grant};
+use xacct::engine::{Engine, EngineSettings};
+
+type ApiHandle = Handle<Request<Body>, Response<Body>>;
+
+const NOW: i64 = 1_800_000_000;
+
+fn account() -> AwsAccount {
+    serde_json::from_value(json!({
+        "apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount", "metadata": {"name": "data-prod", "generation": 1},
+        "spec": {"accountId": DATA_ACCOUNT, "assumeRole": {"roleArn": format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager")}, "allowedNamespaces": ["batch"]},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Verified", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    }))
+    .unwrap()
+}
+
+fn grant(finalized: bool, principals: Value) -> CrossAccountGrant {
+    let finalizers = if finalized {
+        json!(["xacct.dev/revoke"])
+    } else {
+        json!([])
+    };
+    serde_json::from_value(json!({
+        "apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
+        "metadata": {"name": "reads", "namespace": "batch", "uid": "u-1", "generation": 1, "resourceVersion": "10", "finalizers": finalizers},
+        "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "lake"},
+                 "grantee": {"accountId": DEV_ACCOUNT, "principals": principals}, "access": ["read"]}
+    }))
+    .unwrap()
+}
+
+async fn context(moto: &Moto) -> (Arc<Context>, ApiHandle) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let connector = moto.connector().await;
+    let (accounts, mut account_writer) = reflector::store();
+    account_writer.apply_watcher_event(&watcher::Event::Init);
+    account_writer.apply_watcher_event(&watcher::Event::InitApply(account()));
+    account_writer.apply_watcher_event(&watcher::Event::InitDone);
+    let (grants, _grant_writer) = reflector::store::<CrossAccountGrant>();
+    let engine = Engine::new(
+        Arc::new(AwsPolicies::new(connector.clone())),
+        EngineSettings::default(),
+    );
+    let ctx = Context {
+        client: client.clone(),
+        engine,
+        connector: connector.clone(),
+        recorder: Recorder::new(
+            client,
+            Reporter {
+                controller: "xacct".into(),
+                instance: None,
+            },
+        ),
+        metrics: Arc::new(Metrics::new(connector.calls().clone(), grants.clone())),
+        settings: ReconcileSettings {
+            resync: Duration::from_secs(300),
+            secrets_namespace: "xacct-system".into(),
+        },
+        accounts,
+        grants,
+        external_ids: RwLock::default(),
+        backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+        clock: Arc::new(|| Timestamp::from_second(NOW).expect("valid time")),
+    };
+    (Arc::new(ctx), handle)
+}
+
+async fn next(
+    handle: &mut ApiHandle,
+) -> (
+    Request<Body>,
+    Value,
+    tower_test::mock::SendResponse<Response<Body>>,
+) {
+    let (request, send) = tokio::time::timeout(Duration::from_secs(10), handle.next_request())
+        .await
+        .expect("a request within 10 s")
+        .expect("the client is alive");
+    let (parts, body) = request.into_parts();
+    let bytes = body.collect_bytes().await.expect("body");
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON body")
+    };
+    (Request::from_parts(parts, Body::empty()), value, send)
+}
+
+fn respond(send: tower_test::mock::SendResponse<Response<Body>>, body: &Value) {
+    send.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap(),
+    );
+}
+
+async fn no_more_requests(handle: &mut ApiHandle) {
+    let more = tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await;
+    assert!(
+        more.is_err() || more.as_ref().is_ok_and(Option::is_none),
+        "unexpected extra request"
+    );
+}
+
+#[tokio::test]
+async fn the_finalizer_is_added_before_any_aws_call() {
+    let moto = Moto::start();
+    let (ctx, mut handle) = context(&moto).await;
+    let reconcile = tokio::spawn(grant::reconcile(
+        Arc::new(grant(false, json!(["role/JobRole"]))),
+        ctx.clone(),
+    ));
+
+    let (request, body, send) = next(&mut handle).await;
+    assert_eq!(request.method(), Method::PATCH);
+    assert_eq!(
+        request.uri().path(),
+        "/apis/xacct.dev/v1alpha1/namespaces/batch/crossaccountgrants/reads"
+    );
+    let ops = body.as_array().expect("a JSON patch");
+    assert!(
+        ops.iter()
+            .any(|op| op["op"] == "add" && op["value"] == json!(["xacct.dev/revoke"])),
+        "{body}"
+    );
+    assert!(
+        ctx.connector.calls().snapshot().is_empty(),
+        "no AWS call before the finalizer is in place"
+    );
+    respond(
+        send,
+        &serde_json::to_value(grant(true, json!(["role/JobRole"]))).unwrap(),
+    );
+
+    let action = reconcile.await.unwrap().expect("reconcile succeeds");
+    assert_eq!(
+        format!("{action:?}"),
+        "Action { requeue_after: None }",
+        "the watch brings it back"
+    );
+    no_more_requests(&mut handle).await;
+    assert!(ctx.connector.calls().snapshot().is_empty());
+}
+
+#[tokio::test]
+async fn a_converged_grant_publishes_applied_and_writes_its_status_by_server_side_apply() {
+    let moto = Moto::start();
+    let connector = moto.connector().await;
+    clients(&connector, DATA_ACCOUNT)
+        .await
+        .s3
+        .create_bucket()
+        .bucket("lake")
+        .send()
+        .await
+        .unwrap();
+    let (ctx, mut handle) = context(&moto).await;
+    let reconcile = tokio::spawn(grant::reconcile(
+        Arc::new(grant(true, json!(["role/JobRole"]))),
+        ctx.clone(),
+    ));
+
+    let (request, event, send) = next(&mut handle).await;
+    assert_eq!(request.method(), Method::POST);
+    assert_eq!(
+        request.uri().path(),
+        "/apis/events.k8s.io/v1/namespaces/batch/events"
+    );
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Normal"), Some("Applied")),
+        "{event}"
+    );
+    assert_eq!(event["regarding"]["name"], "reads");
+    assert!(
+        event["note"]
+            .as_str()
+            .unwrap()
+            .contains("arn:aws:s3:::lake")
+    );
+    assert_eq!(
+        ctx.connector.calls().count("PutBucketPolicy"),
+        1,
+        "the event follows the write"
+    );
+    respond(send, &event);
+
+    let (request, patch, send) = next(&mut handle).await;
+    assert_eq!(request.method(), Method::PATCH);
+    assert_eq!(
+        request.uri().path(),
+        "/apis/xacct.dev/v1alpha1/namespaces/batch/crossaccountgrants/reads/status"
+    );
+    let query = request.uri().query().unwrap_or_default();
+    assert!(
+        query.contains("fieldManager=xacct") && query.contains("force=true"),
+        "{query}"
+    );
+    assert_eq!(
+        request.headers()["content-type"],
+        "application/apply-patch+yaml"
+    );
+    assert_eq!(
+        (patch["apiVersion"].as_str(), patch["kind"].as_str()),
+        (Some("xacct.dev/v1alpha1"), Some("CrossAccountGrant"))
+    );
+    let status = &patch["status"];
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(
+        status["conditions"],
+        json!([{"type": "Ready", "status": "True", "reason": "Applied", "observedGeneration": 1,
+                "lastTransitionTime": "2027-01-15T08:00:00Z",
+                "message": "2 statement(s) in arn:aws:s3:::lake written"}])
+    );
+    assert_eq!(status["targets"][0]["arn"], "arn:aws:s3:::lake");
+    assert_eq!(status["targets"][0]["resource"]["name"], "lake");
+    assert_eq!(status["targets"][0]["sids"].as_array().unwrap().len(), 2);
+    assert_eq!(status["targets"][0]["lastApplied"], "2027-01-15T08:00:00Z");
+    respond(
+        send,
+        &json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant", "metadata": {"name": "reads", "namespace": "batch"}, "spec": grant(true, json!([])).spec, "status": status}),
+    );
+
+    let action = reconcile.await.unwrap().expect("reconcile succeeds");
+    assert_eq!(
+        format!("{action:?}"),
+        "Action { requeue_after: Some(300s) }",
+        "checked again after the resync period"
+    );
+    no_more_requests(&mut handle).await;
+}
+
+#[tokio::test]
+async fn an_invalid_spec_makes_no_aws_call_warns_and_waits_for_a_change() {
+    let moto = Moto::start();
+    let (ctx, mut handle) = context(&moto).await;
+    let reconcile = tokio::spawn(grant::reconcile(
+        Arc::new(grant(true, json!(["*"]))),
+        ctx.clone(),
+    ));
+
+    let (request, event, send) = next(&mut handle).await;
+    assert_eq!(request.method(), Method::POST);
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("InvalidSpec"))
+    );
+    assert!(
+        event["note"]
+            .as_str()
+            .unwrap()
+            .contains("spec.grantee.principals[0]")
+    );
+    respond(send, &event);
+
+    let (request, patch, send) = next(&mut handle).await;
+    assert!(
+        request
+            .uri()
+            .path()
+            .ends_with("/crossaccountgrants/reads/status")
+    );
+    assert_eq!(patch["status"]["conditions"][0]["reason"], "InvalidSpec");
+    assert_eq!(patch["status"]["conditions"][0]["status"], "False");
+    respond(
+        send,
+        &json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant", "metadata": {"name": "reads", "namespace": "batch"}, "spec": grant(true, json!([])).spec}),
+    );
+
+    let action = reconcile.await.unwrap().expect("reconcile succeeds");
+    assert_eq!(
+        format!("{action:?}"),
+        "Action { requeue_after: None }",
+        "no hot loop on a bad spec"
+    );
+    assert!(
+        ctx.connector.calls().snapshot().is_empty(),
+        "nothing is read or written for an invalid grant"
+    );
+    no_more_requests(&mut handle).await;
+}
+
+#[tokio::test]
+async fn run_fails_fast_when_the_crds_are_not_installed() {
+    let moto = Moto::start();
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let config = xacct::controller::RunConfig {
+        engine: EngineSettings::default(),
+        concurrency: 1,
+        resync: Duration::from_secs(300),
+        namespace: None,
+        selector: None,
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        leader_election: None,
+        secrets_namespace: "xacct-system".into(),
+        reporter: "xacct".into(),
+    };
+    let run = tokio::spawn(xacct::controller::run_with(
+        client,
+        moto.connector().await,
+        config,
+        stop,
+        stop_rx,
+    ));
+    let (request, _, send) = next(&mut handle).await;
+    assert!(
+        request
+            .uri()
+            .path()
+            .starts_with("/apis/xacct.dev/v1alpha1/crossaccountgrants"),
+        "{}",
+        request.uri()
+    );
+    let not_found = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 404, "reason": "NotFound",
+                           "message": "the server could not find the requested resource"});
+    send.send_response(
+        Response::builder()
+            .status(404)
+            .body(Body::from(serde_json::to_vec(&not_found).unwrap()))
+            .unwrap(),
+    );
+    let error = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("returns at once")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(error, xacct::controller::ControllerError::CrdsMissing(_)),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("kubectl apply -f crds/"),
+        "{error}"
+    );
+    no_more_requests(&mut handle).await;
+}
