@@ -360,3 +360,54 @@ async fn run_fails_fast_when_the_crds_are_not_installed() {
     );
     no_more_requests(&mut handle).await;
 }
+
+#[tokio::test]
+async fn a_sharded_controller_watches_one_namespace_with_a_label_selector() {
+    let moto = Moto::start();
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let config = xacct::controller::RunConfig {
+        engine: EngineSettings::default(),
+        concurrency: 1,
+        resync: Duration::from_secs(300),
+        namespace: Some("batch".into()),
+        selector: Some("shard=a".into()),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        leader_election: None,
+        secrets_namespace: "xacct-system".into(),
+        reporter: "xacct".into(),
+    };
+    let run = tokio::spawn(xacct::controller::run_with(
+        client,
+        moto.connector().await,
+        config,
+        stop.clone(),
+        stop_rx,
+    ));
+    let empty = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": []});
+    let mut grant_lists = Vec::new();
+    for _ in 0..6 {
+        let (request, _, send) = next(&mut handle).await;
+        if request.uri().path().contains("crossaccountgrants")
+            && request
+                .uri()
+                .query()
+                .is_some_and(|q| !q.contains("limit=1"))
+        {
+            grant_lists.push(request.uri().to_string());
+        }
+        respond(send, &empty);
+        if !grant_lists.is_empty() {
+            break;
+        }
+    }
+    let uri = grant_lists.first().expect("the controller lists grants");
+    assert!(
+        uri.starts_with("/apis/xacct.dev/v1alpha1/namespaces/batch/crossaccountgrants?"),
+        "{uri}"
+    );
+    assert!(uri.contains("labelSelector=shard%3Da"), "{uri}");
+    stop.send(true).unwrap();
+    run.abort();
+}

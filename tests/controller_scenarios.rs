@@ -33,6 +33,14 @@ struct Harness {
 
 impl Harness {
     async fn start(buckets: &[&str]) -> Harness {
+        Self::start_with(buckets, None, None).await
+    }
+
+    async fn start_with(
+        buckets: &[&str],
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Harness {
         let moto = Moto::start();
         let kube = KubeEmulator::start();
         let connector = moto.connector().await;
@@ -52,8 +60,8 @@ impl Harness {
             engine: EngineSettings::default(),
             concurrency: 4,
             resync: Duration::from_secs(2),
-            namespace: None,
-            selector: None,
+            namespace: namespace.map(str::to_string),
+            selector: selector.map(str::to_string),
             metrics_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
             leader_election: None,
             secrets_namespace: "xacct-system".into(),
@@ -546,5 +554,28 @@ async fn a_grant_moved_to_another_bucket_leaves_nothing_behind() {
             .iter()
             .any(|(_, r, n)| r == "Revoked" && n.contains("old-lake"))
     );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespaced_controller_leaves_other_namespaces_alone() {
+    // The emulator ignores label selectors: the selector's request is checked in controller_contract.rs.
+    let h = Harness::start_with(&["lake"], Some("batch"), None).await;
+    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    let labelled = |namespace: &str, name: &str, shard: &str| {
+        let mut g = grant(namespace, name, "lake", json!({}));
+        g.metadata.labels = Some([("shard".to_string(), shard.to_string())].into());
+        g
+    };
+    create(&h.grants("batch"), &labelled("batch", "mine", "a")).await;
+    create(&h.grants("web"), &labelled("web", "other-namespace", "a")).await;
+    h.wait_ready("batch", "mine", "True", "Applied").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        h.ready("web", "other-namespace").await,
+        None,
+        "another namespace's grant is not touched"
+    );
+    assert_eq!(h.policy("lake").await.len(), 3);
     h.finish().await;
 }

@@ -98,6 +98,16 @@ impl Context {
         directory
     }
 
+    /// Whether the AwsAccount cache holds its first full list (before that, a missing account may
+    /// just not be cached yet).
+    pub fn accounts_synced(&self) -> bool {
+        use futures::FutureExt;
+        matches!(
+            self.accounts.wait_until_ready().now_or_never(),
+            Some(Ok(()))
+        )
+    }
+
     /// The cached AwsAccount named `name`.
     pub fn account(&self, name: &str) -> Option<Arc<AwsAccount>> {
         self.accounts

@@ -88,6 +88,9 @@ struct Outcome {
 
 #[tracing::instrument(skip_all, fields(kind = KIND, namespace = grant.namespace().unwrap_or_default(), name = grant.name_any()))]
 async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, ControllerError> {
+    if !ctx.accounts_synced() {
+        return Ok(Action::requeue(std::time::Duration::from_millis(500)));
+    }
     let previous = grant.status.clone().unwrap_or_default();
     let outcome = match account_not_ready(grant, ctx) {
         Some(message) => Outcome {
@@ -345,6 +348,11 @@ async fn revoke(
 
 #[tracing::instrument(skip_all, fields(kind = KIND, namespace = grant.namespace().unwrap_or_default(), name = grant.name_any()))]
 async fn cleanup(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, ControllerError> {
+    if !ctx.accounts_synced() {
+        return Err(ControllerError::Finalizer(
+            "the AwsAccount cache is not synced yet".into(),
+        ));
+    }
     if grant.spec.deletion_policy == DeletionPolicy::Retain || grant.spec.mode == GrantMode::Observe
     {
         tracing::info!("deletionPolicy Retain or mode Observe: leaving AWS as it is");

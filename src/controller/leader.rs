@@ -87,18 +87,31 @@ pub async fn acquire(
     Ok(Leadership { receiver, task })
 }
 
-/// Stops everything when the lease is lost.
+/// Stops everything when the lease is lost; returns (dropping its view of the lease) on `stop`.
 pub async fn stop_when_lost(
     mut receiver: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
     lost: Arc<AtomicBool>,
 ) {
-    while receiver.changed().await.is_ok() {
-        if !*receiver.borrow() {
-            tracing::error!("lost the leader lease: stopping");
-            lost.store(true, Ordering::SeqCst);
-            let _ = stop.send(true);
-            return;
+    let mut stopping = stop.subscribe();
+    loop {
+        tokio::select! {
+            changed = receiver.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if !*receiver.borrow() {
+                    tracing::error!("lost the leader lease: stopping");
+                    lost.store(true, Ordering::SeqCst);
+                    let _ = stop.send(true);
+                    return;
+                }
+            }
+            _ = stopping.changed() => {
+                if *stopping.borrow() {
+                    return;
+                }
+            }
         }
     }
 }

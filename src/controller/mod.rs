@@ -100,15 +100,19 @@ pub async fn run_with(
         return Ok(());
     }
     let lost = Arc::new(AtomicBool::new(false));
-    if let Some(leadership) = &leadership {
+    let watchdog = leadership.as_ref().map(|l| {
         tokio::spawn(leader::stop_when_lost(
-            leadership.receiver(),
+            l.receiver(),
             stop_tx.clone(),
             lost.clone(),
-        ));
-    }
+        ))
+    });
 
     let result = run_controllers(client, connector, engine, &config, stop_rx, ready).await;
+    let _ = stop_tx.send(true);
+    if let Some(watchdog) = watchdog {
+        let _ = watchdog.await;
+    }
     if let Some(leadership) = leadership {
         leadership.release().await;
     }
