@@ -86,7 +86,7 @@ impl Connector {
         let config = Arc::new(match &account.assume_role {
             Some(role) => self.assume(account, role).await?,
             None => {
-                self.check_own_account(account).await?;
+                self.check_identity(&self.base, account).await?;
                 self.base.clone()
             }
         });
@@ -102,34 +102,12 @@ impl Connector {
             Some(role) => self.assume(account, role).await?,
             None => self.base.clone(),
         };
-        let identity = self
-            .sts_client(&config)
-            .get_caller_identity()
-            .send()
+        self.check_identity(&config, account).await?;
+        self.sessions
+            .lock()
             .await
-            .map_err(|e| {
-                AwsError::from_sdk(&e, "sts:GetCallerIdentity", &account.account_id, &[])
-            })?;
-        match identity.account() {
-            Some(id) if id == account.account_id => {
-                self.sessions
-                    .lock()
-                    .await
-                    .insert(account.clone(), Arc::new(config));
-                Ok(())
-            }
-            other => Err(AwsError::new(
-                AwsErrorKind::AccountMismatch,
-                "sts:GetCallerIdentity",
-                &account.account_id,
-                format!(
-                    "the credentials for AwsAccount {} act in account {} instead of {}",
-                    account.name,
-                    other.unwrap_or("(unknown)"),
-                    account.account_id
-                ),
-            )),
-        }
+            .insert(account.clone(), Arc::new(config));
+        Ok(())
     }
 
     async fn assume(
@@ -152,28 +130,41 @@ impl Connector {
             .build())
     }
 
-    async fn check_own_account(&self, account: &AccountAccess) -> Result<(), AwsError> {
+    /// `sts:GetCallerIdentity` with `config`'s credentials must answer `account`'s id.
+    async fn check_identity(
+        &self,
+        config: &SdkConfig,
+        account: &AccountAccess,
+    ) -> Result<(), AwsError> {
+        let operation = "sts:GetCallerIdentity";
         let identity = self
-            .sts_client(&self.base)
+            .sts_client(config)
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| {
-                AwsError::from_sdk(&e, "sts:GetCallerIdentity", &account.account_id, &[])
-            })?;
+            .map_err(|e| AwsError::from_sdk(&e, operation, &account.account_id, &[]))?;
         match identity.account() {
             Some(id) if id == account.account_id => Ok(()),
-            other => Err(AwsError::new(
-                AwsErrorKind::AccountMismatch,
-                "sts:GetCallerIdentity",
-                &account.account_id,
-                format!(
-                    "AwsAccount {} has no assumeRole, so the tool's own credentials are used, but they act in account {} instead of {}",
-                    account.name,
-                    other.unwrap_or("(unknown)"),
-                    account.account_id
-                ),
-            )),
+            other => {
+                let how = if account.assume_role.is_some() {
+                    "the assumed role's credentials".to_string()
+                } else {
+                    format!(
+                        "AwsAccount {} has no assumeRole, so the tool's own credentials are used, but they",
+                        account.name
+                    )
+                };
+                Err(AwsError::new(
+                    AwsErrorKind::AccountMismatch,
+                    operation,
+                    &account.account_id,
+                    format!(
+                        "{how} act in account {} instead of {}",
+                        other.unwrap_or("(unknown)"),
+                        account.account_id
+                    ),
+                ))
+            }
         }
     }
 

@@ -101,108 +101,58 @@ impl PolicyBackend for AwsPolicies {
     }
 
     async fn read(&self, t: &TargetRef) -> Result<Option<String>, AwsError> {
-        let config = self.connector.session(&t.account).await?;
         let account_id = &t.account.account_id;
-        match t.kind {
-            ResourceKind::S3Bucket => {
-                s3::read(
-                    &self.connector.s3_client(&config, &t.region),
-                    account_id,
-                    &t.id,
-                )
-                .await
-            }
-            ResourceKind::EcrRepository => {
-                ecr::read(
-                    &self.connector.ecr_client(&config, &t.region),
-                    account_id,
-                    &t.id,
-                )
-                .await
-            }
-            ResourceKind::KmsKey => {
-                kms::read(
-                    &self.connector.kms_client(&config, &t.region),
-                    account_id,
-                    &t.id,
-                )
-                .await
-            }
-            ResourceKind::IamRole => {
-                iam::read(&self.connector.iam_client(&config), account_id, &t.id).await
-            }
+        match self.service(t).await? {
+            Service::S3(c) => s3::read(&c, account_id, &t.id).await,
+            Service::Ecr(c) => ecr::read(&c, account_id, &t.id).await,
+            Service::Kms(c) => kms::read(&c, account_id, &t.id).await,
+            Service::Iam(c) => iam::read(&c, account_id, &t.id).await,
         }
     }
 
     async fn write(&self, t: &TargetRef, policy: &str) -> Result<(), AwsError> {
-        let config = self.connector.session(&t.account).await?;
         let account_id = &t.account.account_id;
-        match t.kind {
-            ResourceKind::S3Bucket => {
-                s3::write(
-                    &self.connector.s3_client(&config, &t.region),
-                    account_id,
-                    &t.id,
-                    policy,
-                )
-                .await
-            }
-            ResourceKind::EcrRepository => {
-                ecr::write(
-                    &self.connector.ecr_client(&config, &t.region),
-                    account_id,
-                    &t.id,
-                    policy,
-                )
-                .await
-            }
-            ResourceKind::KmsKey => {
-                kms::write(
-                    &self.connector.kms_client(&config, &t.region),
-                    account_id,
-                    &t.id,
-                    policy,
-                )
-                .await
-            }
-            ResourceKind::IamRole => {
-                iam::write(
-                    &self.connector.iam_client(&config),
-                    account_id,
-                    &t.id,
-                    policy,
-                )
-                .await
-            }
+        match self.service(t).await? {
+            Service::S3(c) => s3::write(&c, account_id, &t.id, policy).await,
+            Service::Ecr(c) => ecr::write(&c, account_id, &t.id, policy).await,
+            Service::Kms(c) => kms::write(&c, account_id, &t.id, policy).await,
+            Service::Iam(c) => iam::write(&c, account_id, &t.id, policy).await,
         }
     }
 
     async fn delete(&self, t: &TargetRef) -> Result<(), AwsError> {
-        let config = self.connector.session(&t.account).await?;
         let account_id = &t.account.account_id;
-        match t.kind {
-            ResourceKind::S3Bucket => {
-                s3::delete(
-                    &self.connector.s3_client(&config, &t.region),
-                    account_id,
-                    &t.id,
-                )
-                .await
-            }
-            ResourceKind::EcrRepository => {
-                ecr::delete(
-                    &self.connector.ecr_client(&config, &t.region),
-                    account_id,
-                    &t.id,
-                )
-                .await
-            }
-            ResourceKind::KmsKey | ResourceKind::IamRole => Err(AwsError::new(
+        match self.service(t).await? {
+            Service::S3(c) => s3::delete(&c, account_id, &t.id).await,
+            Service::Ecr(c) => ecr::delete(&c, account_id, &t.id).await,
+            Service::Kms(_) | Service::Iam(_) => Err(AwsError::new(
                 super::AwsErrorKind::Other,
                 "delete policy",
                 account_id,
                 format!("a {:?} policy cannot be deleted", t.kind),
             )),
         }
+    }
+}
+
+/// A client of the service that holds a target's policy, acting in the target's account.
+enum Service {
+    S3(aws_sdk_s3::Client),
+    Ecr(aws_sdk_ecr::Client),
+    Kms(aws_sdk_kms::Client),
+    Iam(aws_sdk_iam::Client),
+}
+
+impl AwsPolicies {
+    async fn service(&self, t: &TargetRef) -> Result<Service, AwsError> {
+        let config = self.connector.session(&t.account).await?;
+        Ok(match t.kind {
+            ResourceKind::S3Bucket => Service::S3(self.connector.s3_client(&config, &t.region)),
+            ResourceKind::EcrRepository => {
+                Service::Ecr(self.connector.ecr_client(&config, &t.region))
+            }
+            ResourceKind::KmsKey => Service::Kms(self.connector.kms_client(&config, &t.region)),
+            ResourceKind::IamRole => Service::Iam(self.connector.iam_client(&config)),
+        })
     }
 }

@@ -7,9 +7,9 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::conditions::{ConditionUpdate, READY, find, merge_condition};
@@ -128,14 +128,8 @@ async fn verify(account: &AwsAccount, ctx: &Context) -> Result<Action, Controlle
     if update.status == "False"
         && find(&previous.conditions, READY).is_none_or(|c| c.reason != update.reason)
     {
-        publish(
-            ctx,
-            account,
-            EventType::Warning,
-            &update.reason,
-            &update.message,
-        )
-        .await;
+        ctx.publish(account, EventType::Warning, &update.reason, &update.message)
+            .await;
     }
     let now = ctx.now();
     let status = AwsAccountStatus {
@@ -253,17 +247,4 @@ async fn write_status(
     )
     .await?;
     Ok(())
-}
-
-async fn publish(ctx: &Context, account: &AwsAccount, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Verify".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &account.object_ref(&())).await {
-        tracing::warn!(error = %e, "could not publish event");
-    }
 }

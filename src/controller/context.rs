@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::runtime::events::Recorder;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 
 use super::backoff::Backoff;
@@ -114,6 +115,27 @@ impl Context {
             .state()
             .into_iter()
             .find(|a| a.metadata.name.as_deref() == Some(name))
+    }
+
+    /// Records an event about `object` (a failure to record is logged, never fatal).
+    pub async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            // The API server refuses notes over 1 kB.
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::warn!(error = %e, "could not publish event");
+        }
     }
 
     /// Now, from the clock.

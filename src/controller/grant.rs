@@ -8,9 +8,9 @@ use std::time::Instant;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::conditions::{ConditionUpdate, DRIFTED, READY, find, is_ready, merge_condition};
@@ -110,8 +110,7 @@ async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Contr
     if outcome.ready.status == "False"
         && find(&previous.conditions, READY).is_none_or(|c| c.reason != outcome.ready.reason)
     {
-        publish(
-            ctx,
+        ctx.publish(
             grant,
             EventType::Warning,
             &outcome.ready.reason,
@@ -218,7 +217,8 @@ async fn converge(
         if result.changes > 0 && (was_converged || was_drifted) {
             ctx.metrics.drift(false);
             let message = format!("the policy of {target_arn} differs from this grant: {changed}");
-            publish(ctx, grant, EventType::Warning, "DriftDetected", &message).await;
+            ctx.publish(grant, EventType::Warning, "DriftDetected", &message)
+                .await;
             Some(ConditionUpdate {
                 type_: DRIFTED,
                 status: "True",
@@ -238,7 +238,8 @@ async fn converge(
     } else if result.changes > 0 && was_converged {
         ctx.metrics.drift(true);
         let message = format!("restored this grant's statements in {target_arn}: {changed}");
-        publish(ctx, grant, EventType::Normal, "DriftCorrected", &message).await;
+        ctx.publish(grant, EventType::Normal, "DriftCorrected", &message)
+            .await;
         Some(ConditionUpdate {
             type_: DRIFTED,
             status: "False",
@@ -247,8 +248,7 @@ async fn converge(
         })
     } else {
         if result.changes > 0 {
-            publish(
-                ctx,
+            ctx.publish(
                 grant,
                 EventType::Normal,
                 "Applied",
@@ -283,8 +283,7 @@ async fn converge(
         for old in previous.targets.iter().filter(|t| t.arn != target_arn) {
             match revoke(grant, Some(&old.resource), ctx).await {
                 Ok(()) => {
-                    publish(
-                        ctx,
+                    ctx.publish(
                         grant,
                         EventType::Normal,
                         "Revoked",
@@ -293,7 +292,8 @@ async fn converge(
                     .await
                 }
                 Err(message) => {
-                    publish(ctx, grant, EventType::Warning, "RevokeFailed", &message).await;
+                    ctx.publish(grant, EventType::Warning, "RevokeFailed", &message)
+                        .await;
                     targets.push(old.clone());
                 }
             }
@@ -371,8 +371,7 @@ async fn cleanup(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Con
         }
     }
     if failures.is_empty() {
-        publish(
-            ctx,
+        ctx.publish(
             grant,
             EventType::Normal,
             "Revoked",
@@ -382,7 +381,8 @@ async fn cleanup(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Con
         Ok(Action::await_change())
     } else {
         let message = failures.join("; ");
-        publish(ctx, grant, EventType::Warning, "RevokeFailed", &message).await;
+        ctx.publish(grant, EventType::Warning, "RevokeFailed", &message)
+            .await;
         Err(ControllerError::Finalizer(format!(
             "revoking {}: {message}",
             key(grant)
@@ -409,23 +409,4 @@ async fn write_status(
     )
     .await?;
     Ok(())
-}
-
-async fn publish(
-    ctx: &Context,
-    grant: &CrossAccountGrant,
-    type_: EventType,
-    reason: &str,
-    note: &str,
-) {
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &grant.object_ref(&())).await {
-        tracing::warn!(error = %e, "could not publish event");
-    }
 }
