@@ -7,6 +7,7 @@ mod account;
 mod common;
 mod grant;
 pub mod patterns;
+mod snapshot;
 
 pub use account::{
     AssumeRoleSpec, AwsAccount, AwsAccountSpec, AwsAccountStatus, SecretKeySelector,
@@ -15,6 +16,11 @@ pub use common::{Condition, DeletionPolicy};
 pub use grant::{
     AccessPreset, CrossAccountGrant, CrossAccountGrantSpec, CrossAccountGrantStatus, GrantMode,
     GrantedTarget, GranteeSpec, ResourceKind, ResourceSpec,
+};
+
+pub use snapshot::{
+    CopyForSharing, KmsAccess, KmsMode, LatestOf, ShareTarget, ShareTargetStatus, SnapshotShare,
+    SnapshotShareSpec, SnapshotShareStatus, SnapshotSource, SnapshotType,
 };
 
 /// The API group of every xacct resource.
@@ -29,5 +35,9 @@ pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
     use kube::CustomResourceExt;
-    vec![AwsAccount::crd(), CrossAccountGrant::crd()]
+    vec![
+        AwsAccount::crd(),
+        CrossAccountGrant::crd(),
+        SnapshotShare::crd(),
+    ]
 }

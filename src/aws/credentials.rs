@@ -202,6 +202,14 @@ impl Connector {
         aws_sdk_kms::Client::from_conf(builder.build())
     }
 
+    /// An RDS client for `region`.
+    pub fn rds_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_rds::Client {
+        let builder = aws_sdk_rds::config::Builder::from(config)
+            .region(Region::new(region.to_string()))
+            .interceptor(self.calls.clone());
+        aws_sdk_rds::Client::from_conf(builder.build())
+    }
+
     /// An IAM client (IAM is global).
     pub fn iam_client(&self, config: &SdkConfig) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::from_conf(

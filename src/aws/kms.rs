@@ -92,3 +92,117 @@ pub(super) async fn write(
         .map(|_| ())
         .map_err(|e| AwsError::from_sdk(&e, "kms:PutKeyPolicy", account_id, NOT_FOUND))
 }
+
+/// What the snapshot sharing needs to know about a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The key's ARN.
+    pub arn: String,
+    /// Managed by AWS (`aws/rds`...): its policy cannot be changed, so it cannot be shared.
+    pub aws_managed: bool,
+    /// Pending deletion (or disabled).
+    pub unusable: Option<String>,
+}
+
+pub(super) async fn key_info(
+    client: &Client,
+    account_id: &str,
+    key: &str,
+) -> Result<KeyInfo, AwsError> {
+    let out = client
+        .describe_key()
+        .key_id(key)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(&e, "kms:DescribeKey", account_id, NOT_FOUND))?;
+    let meta = out.key_metadata().ok_or_else(|| {
+        AwsError::new(
+            AwsErrorKind::Other,
+            "kms:DescribeKey",
+            account_id,
+            format!("no metadata for key {key}"),
+        )
+    })?;
+    let unusable = match meta.key_state() {
+        Some(KeyState::PendingDeletion) => Some("pending deletion".to_string()),
+        Some(KeyState::Disabled) => Some("disabled".to_string()),
+        _ => None,
+    };
+    Ok(KeyInfo {
+        arn: meta.arn().unwrap_or(meta.key_id()).to_string(),
+        aws_managed: meta.key_manager() == Some(&aws_sdk_kms::types::KeyManagerType::Aws),
+        unusable,
+    })
+}
+
+/// The id of the grant named `name` on `key`, if any.
+pub(super) async fn find_grant(
+    client: &Client,
+    account_id: &str,
+    key: &str,
+    name: &str,
+) -> Result<Option<String>, AwsError> {
+    let mut marker = None;
+    loop {
+        let out = client
+            .list_grants()
+            .key_id(key)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(&e, "kms:ListGrants", account_id, NOT_FOUND))?;
+        if let Some(g) = out.grants().iter().find(|g| g.name() == Some(name)) {
+            return Ok(g.grant_id().map(str::to_string));
+        }
+        marker = out.next_marker().map(str::to_string);
+        if !out.truncated() || marker.is_none() {
+            return Ok(None);
+        }
+    }
+}
+
+/// Creates the grant RDS needs for `grantee` (an account root ARN) to copy and restore a snapshot.
+pub(super) async fn create_grant(
+    client: &Client,
+    account_id: &str,
+    key: &str,
+    name: &str,
+    grantee: &str,
+) -> Result<String, AwsError> {
+    use aws_sdk_kms::types::GrantOperation as Op;
+    let operations = [
+        Op::Decrypt,
+        Op::DescribeKey,
+        Op::CreateGrant,
+        Op::ReEncryptFrom,
+        Op::ReEncryptTo,
+        Op::GenerateDataKey,
+        Op::GenerateDataKeyWithoutPlaintext,
+    ];
+    let out = client
+        .create_grant()
+        .key_id(key)
+        .name(name)
+        .grantee_principal(grantee)
+        .set_operations(Some(operations.to_vec()))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(&e, "kms:CreateGrant", account_id, NOT_FOUND))?;
+    Ok(out.grant_id().unwrap_or_default().to_string())
+}
+
+pub(super) async fn revoke_grant(
+    client: &Client,
+    account_id: &str,
+    key: &str,
+    grant_id: &str,
+) -> Result<(), AwsError> {
+    client
+        .revoke_grant()
+        .key_id(key)
+        .grant_id(grant_id)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| AwsError::from_sdk(&e, "kms:RevokeGrant", account_id, NOT_FOUND))
+}

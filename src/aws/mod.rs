@@ -11,10 +11,15 @@ mod error;
 mod iam;
 mod kms;
 mod policies;
+mod rds;
 mod s3;
+mod snapshots;
 
 pub use account::{AccountAccess, AssumeRole};
 pub use calls::{ApiCall, CallLog, CallOutcome};
 pub use credentials::{Connector, ConnectorOptions};
 pub use error::{AwsError, AwsErrorKind};
+pub use kms::KeyInfo;
 pub use policies::{AwsPolicies, PolicyBackend, TargetRef};
+pub use rds::SnapshotInfo;
+pub use snapshots::{AwsSnapshots, SnapshotBackend};

@@ -8,6 +8,7 @@ mod locks;
 mod plan;
 mod report;
 mod resolve;
+mod snapshot;
 mod statements;
 
 use std::sync::Arc;
@@ -19,10 +20,11 @@ pub use resolve::{
     AccountDirectory, DEFAULT_REGION, Purpose, ResolvedGrant, account_access, namespace_allowed,
     resolve_grant,
 };
+pub use snapshot::{ShareInput, ShareReport, copy_identifier};
 pub use statements::grant_statements;
 
 use crate::api::CrossAccountGrant;
-use crate::aws::PolicyBackend;
+use crate::aws::{PolicyBackend, SnapshotBackend};
 use crate::policy::SizeLimit;
 
 /// What a run does to the grants it is given.
@@ -71,6 +73,7 @@ impl Default for EngineSettings {
 #[derive(Clone)]
 pub struct Engine {
     backend: Arc<dyn PolicyBackend>,
+    snapshots: Option<Arc<dyn SnapshotBackend>>,
     settings: EngineSettings,
     locks: Arc<locks::TargetLocks>,
 }
@@ -80,9 +83,16 @@ impl Engine {
     pub fn new(backend: Arc<dyn PolicyBackend>, settings: EngineSettings) -> Self {
         Engine {
             backend,
+            snapshots: None,
             settings,
             locks: Arc::default(),
         }
+    }
+
+    /// The same engine, able to share RDS snapshots through `snapshots`.
+    pub fn with_snapshots(mut self, snapshots: Arc<dyn SnapshotBackend>) -> Self {
+        self.snapshots = Some(snapshots);
+        self
     }
 
     /// The settings in use.

@@ -1,0 +1,483 @@
+//! RDS snapshot sharing against the AWS emulator (moto, multi-account): unencrypted and encrypted
+//! (customer managed key) shares, someone else's share left alone, automated snapshots copied for
+//! sharing, the 20-account quota, `latestOf` following a new snapshot, and KMS grants.
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use support::{DATA_ACCOUNT, Moto, accounts_yaml};
+use xacct::aws::{AwsPolicies, AwsSnapshots, Connector};
+use xacct::engine::{AccountDirectory, Engine, EngineSettings, Operation, ShareInput, ShareReport};
+use xacct::policy::PolicyDocument;
+
+struct Rig {
+    _moto: Moto,
+    connector: Arc<Connector>,
+    rds: aws_sdk_rds::Client,
+    kms: aws_sdk_kms::Client,
+    engine: Engine,
+    accounts: AccountDirectory,
+}
+
+async fn rig() -> Rig {
+    let moto = Moto::start();
+    let connector = moto.connector().await;
+    let config = connector
+        .session(&support::access("setup", DATA_ACCOUNT))
+        .await
+        .unwrap();
+    let rds = connector.rds_client(&config, "us-east-1");
+    let kms = connector.kms_client(&config, "us-east-1");
+    let engine = Engine::new(
+        Arc::new(AwsPolicies::new(connector.clone())),
+        EngineSettings::default(),
+    )
+    .with_snapshots(Arc::new(AwsSnapshots::new(connector.clone())));
+    let (accounts, _) = support::manifests(&accounts_yaml());
+    Rig {
+        _moto: moto,
+        connector,
+        rds,
+        kms,
+        engine,
+        accounts,
+    }
+}
+
+impl Rig {
+    async fn instance(&self, id: &str, key: Option<&str>) {
+        let mut request = self
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(id)
+            .db_instance_class("db.t3.micro")
+            .engine("postgres")
+            .master_username("admin")
+            .master_user_password("not-a-secret-1")
+            .allocated_storage(20);
+        if let Some(key) = key {
+            request = request.storage_encrypted(true).kms_key_id(key);
+        }
+        request.send().await.expect("create instance");
+    }
+
+    async fn snapshot(&self, instance: &str, id: &str) {
+        self.rds
+            .create_db_snapshot()
+            .db_instance_identifier(instance)
+            .db_snapshot_identifier(id)
+            .send()
+            .await
+            .expect("create snapshot");
+    }
+
+    async fn shared_with(&self, id: &str) -> Vec<String> {
+        let out = self
+            .rds
+            .describe_db_snapshot_attributes()
+            .db_snapshot_identifier(id)
+            .send()
+            .await
+            .unwrap();
+        let mut values: Vec<String> = out
+            .db_snapshot_attributes_result()
+            .unwrap()
+            .db_snapshot_attributes()
+            .iter()
+            .filter(|a| a.attribute_name() == Some("restore"))
+            .flat_map(|a| a.attribute_values().to_vec())
+            .collect();
+        values.sort();
+        values
+    }
+
+    async fn share_with(&self, id: &str, accounts: &[&str]) {
+        let values: Vec<String> = accounts.iter().map(|s| s.to_string()).collect();
+        self.rds
+            .modify_db_snapshot_attribute()
+            .db_snapshot_identifier(id)
+            .attribute_name("restore")
+            .set_values_to_add(Some(values))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn run(&self, share: Value, operation: Operation, dry_run: bool) -> ShareReport {
+        let share = serde_json::from_value(share).expect("valid SnapshotShare");
+        let input = ShareInput {
+            share,
+            origin: "test".into(),
+        };
+        self.engine
+            .run_shares(&self.accounts, &[input], operation, dry_run)
+            .await
+            .remove(0)
+    }
+}
+
+fn share(spec: Value) -> Value {
+    json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "SnapshotShare", "metadata": {"name": "orders-to-analytics", "namespace": "data"}, "spec": spec})
+}
+
+fn reason(report: &ShareReport) -> (&str, &str) {
+    let c = report.ready().expect("Ready");
+    (c.status, c.reason)
+}
+
+#[tokio::test]
+async fn an_unencrypted_snapshot_is_shared_and_someone_elses_share_stays() {
+    let r = rig().await;
+    r.instance("orders", None).await;
+    r.snapshot("orders", "orders-1").await;
+    r.share_with("orders-1", &["333333333333"]).await; // shared by someone else, before xacct
+    let spec = share(
+        json!({"source": {"account": "data-prod", "dbSnapshotIdentifier": "orders-1"}, "targets": [{"accountId": "111111111111"}]}),
+    );
+
+    let plan = r.run(spec.clone(), Operation::Apply, true).await;
+    assert_eq!(reason(&plan), ("False", "Pending"), "{plan:?}");
+    assert_eq!(
+        r.shared_with("orders-1").await,
+        vec!["333333333333"],
+        "a plan writes nothing"
+    );
+
+    let applied = r.run(spec.clone(), Operation::Apply, false).await;
+    assert_eq!(reason(&applied), ("True", "Shared"), "{applied:?}");
+    assert_eq!(
+        r.shared_with("orders-1").await,
+        vec!["111111111111", "333333333333"]
+    );
+    assert_eq!(applied.targets[0].key_access, "NotEncrypted");
+
+    r.connector.calls().reset();
+    let again = r.run(spec.clone(), Operation::Apply, false).await;
+    assert_eq!(reason(&again), ("True", "Converged"));
+    assert_eq!(
+        r.connector.calls().count("ModifyDBSnapshotAttribute"),
+        0,
+        "converged: no write"
+    );
+
+    let deleted = r.run(spec, Operation::Delete, false).await;
+    assert_eq!(reason(&deleted), ("False", "Unshared"), "{deleted:?}");
+    assert_eq!(
+        r.shared_with("orders-1").await,
+        vec!["333333333333"],
+        "only what this share added is removed"
+    );
+}
+
+#[tokio::test]
+async fn an_encrypted_snapshot_gets_key_policy_access_and_foreign_key_statements_survive() {
+    let r = rig().await;
+    let key = r
+        .kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let before = r
+        .kms
+        .get_key_policy()
+        .key_id(key.key_id())
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    r.instance("orders", Some(key.key_id())).await;
+    r.snapshot("orders", "orders-1").await;
+    let spec = share(
+        json!({"source": {"account": "data-prod", "dbSnapshotIdentifier": "orders-1"},
+                            "targets": [{"accountId": "111111111111"}, {"accountId": "444444444444"}]}),
+    );
+    let applied = r.run(spec.clone(), Operation::Apply, false).await;
+    assert_eq!(reason(&applied), ("True", "Shared"), "{applied:?}");
+    assert!(applied.targets.iter().all(|t| t.key_access == "KeyPolicy"));
+
+    let policy = r
+        .kms
+        .get_key_policy()
+        .key_id(key.key_id())
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    let doc: Value = serde_json::from_str(&policy).unwrap();
+    let statements = doc["Statement"].as_array().unwrap();
+    for s in PolicyDocument::parse(&before).unwrap().statements {
+        assert!(
+            statements.contains(&Value::Object(s.as_json().clone())),
+            "the key's own statement stays: {policy}"
+        );
+    }
+    for account in ["111111111111", "444444444444"] {
+        let root = json!(format!("arn:aws:iam::{account}:root"));
+        let ours: Vec<&Value> = statements
+            .iter()
+            .filter(|s| s["Principal"]["AWS"] == root)
+            .collect();
+        assert_eq!(
+            ours.len(),
+            2,
+            "Use and Grants statements for {account}: {policy}"
+        );
+        let actions: Vec<String> = ours
+            .iter()
+            .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
+        for needed in [
+            "kms:CreateGrant",
+            "kms:DescribeKey",
+            "kms:Decrypt",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKey*",
+        ] {
+            assert!(
+                actions.iter().any(|a| a == needed),
+                "{needed} for {account}"
+            );
+        }
+    }
+    assert_eq!(
+        r.shared_with("orders-1").await,
+        vec!["111111111111", "444444444444"]
+    );
+
+    let deleted = r.run(spec, Operation::Delete, false).await;
+    assert_eq!(reason(&deleted), ("False", "Unshared"), "{deleted:?}");
+    let after = r
+        .kms
+        .get_key_policy()
+        .key_id(key.key_id())
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    assert!(
+        PolicyDocument::parse(&after)
+            .unwrap()
+            .same_meaning(&PolicyDocument::parse(&before).unwrap()),
+        "{after}"
+    );
+    assert!(r.shared_with("orders-1").await.is_empty());
+}
+
+#[tokio::test]
+async fn kms_grant_mode_creates_and_revokes_one_grant_per_account() {
+    let r = rig().await;
+    let key = r
+        .kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    r.instance("orders", Some(key.key_id())).await;
+    r.snapshot("orders", "orders-1").await;
+    let spec = share(
+        json!({"source": {"account": "data-prod", "dbSnapshotIdentifier": "orders-1"},
+                            "targets": [{"accountId": "111111111111"}], "kms": {"mode": "Grant"}}),
+    );
+    let applied = r.run(spec.clone(), Operation::Apply, false).await;
+    assert_eq!(reason(&applied), ("True", "Shared"), "{applied:?}");
+    let grants = r
+        .kms
+        .list_grants()
+        .key_id(key.key_id())
+        .send()
+        .await
+        .unwrap()
+        .grants
+        .unwrap_or_default();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(
+        grants[0].grantee_principal(),
+        Some("arn:aws:iam::111111111111:root")
+    );
+    r.connector.calls().reset();
+    assert_eq!(
+        reason(&r.run(spec.clone(), Operation::Apply, false).await),
+        ("True", "Converged")
+    );
+    assert_eq!(
+        r.connector.calls().count("CreateGrant"),
+        0,
+        "the grant is found by name, not created again"
+    );
+    r.run(spec, Operation::Delete, false).await;
+    assert!(
+        r.kms
+            .list_grants()
+            .key_id(key.key_id())
+            .send()
+            .await
+            .unwrap()
+            .grants
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn automated_snapshots_need_and_get_a_copy() {
+    let r = rig().await;
+    let key = r
+        .kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    r.instance("orders", None).await; // moto makes an automated snapshot with the instance
+    let without = share(
+        json!({"source": {"account": "data-prod", "latestOf": {"dbInstanceIdentifier": "orders", "type": "automated"}},
+                               "targets": [{"accountId": "111111111111"}]}),
+    );
+    let refused = r.run(without, Operation::Apply, false).await;
+    assert_eq!(reason(&refused), ("False", "CopyRequired"), "{refused:?}");
+    assert!(
+        refused
+            .ready()
+            .unwrap()
+            .message
+            .contains("spec.copyForSharing.kmsKeyId")
+    );
+
+    let with = share(
+        json!({"source": {"account": "data-prod", "latestOf": {"dbInstanceIdentifier": "orders", "type": "automated"}},
+                            "targets": [{"accountId": "111111111111"}], "copyForSharing": {"kmsKeyId": key.key_id()}}),
+    );
+    let applied = r.run(with.clone(), Operation::Apply, false).await;
+    assert_eq!(reason(&applied), ("True", "Shared"), "{applied:?}");
+    let copy_arn = applied.snapshot_arn.clone().unwrap();
+    let copy_id = copy_arn.rsplit(':').next().unwrap().to_string();
+    assert!(copy_id.starts_with("xacct-"), "{copy_id}");
+    assert!(
+        applied
+            .copied_from
+            .as_deref()
+            .unwrap()
+            .contains(":snapshot:rds:orders"),
+        "{:?}",
+        applied.copied_from
+    );
+    assert_eq!(r.shared_with(&copy_id).await, vec!["111111111111"]);
+    let tags = r
+        .rds
+        .list_tags_for_resource()
+        .resource_name(&copy_arn)
+        .send()
+        .await
+        .unwrap()
+        .tag_list
+        .unwrap_or_default();
+    assert!(
+        tags.iter().any(|t| t.key() == Some("xacct.dev/copy-of")),
+        "the copy is tagged as the tool's"
+    );
+
+    r.connector.calls().reset();
+    let again = r.run(with, Operation::Apply, false).await;
+    assert_eq!(reason(&again), ("True", "Converged"), "{again:?}");
+    assert_eq!(
+        r.connector.calls().count("CopyDBSnapshot"),
+        0,
+        "the copy is reused"
+    );
+}
+
+#[tokio::test]
+async fn more_than_twenty_accounts_are_refused_before_anything_changes() {
+    let r = rig().await;
+    r.instance("orders", None).await;
+    r.snapshot("orders", "orders-1").await;
+    let others: Vec<String> = (0..15).map(|i| format!("3333333333{i:02}")).collect();
+    let refs: Vec<&str> = others.iter().map(String::as_str).collect();
+    r.share_with("orders-1", &refs).await;
+    let targets: Vec<Value> = (0..6)
+        .map(|i| json!({"accountId": format!("1111111111{i:02}")}))
+        .collect();
+    let spec = share(
+        json!({"source": {"account": "data-prod", "dbSnapshotIdentifier": "orders-1"}, "targets": targets}),
+    );
+    let refused = r.run(spec, Operation::Apply, false).await;
+    assert_eq!(
+        reason(&refused),
+        ("False", "ShareQuotaExceeded"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        r.shared_with("orders-1").await.len(),
+        15,
+        "nothing was shared"
+    );
+
+    // 21 targets in one share never get past the CRD's rules.
+    let targets: Vec<Value> = (0..21)
+        .map(|i| json!({"accountId": format!("1111111111{i:02}")}))
+        .collect();
+    let spec = share(
+        json!({"source": {"account": "data-prod", "dbSnapshotIdentifier": "orders-1"}, "targets": targets}),
+    );
+    let invalid = r.run(spec, Operation::Apply, false).await;
+    assert_eq!(reason(&invalid), ("False", "InvalidSpec"), "{invalid:?}");
+}
+
+#[tokio::test]
+async fn latest_of_moves_to_the_new_snapshot_and_unshares_only_its_own_old_share() {
+    let r = rig().await;
+    r.instance("orders", None).await;
+    r.snapshot("orders", "orders-1").await;
+    let spec = share(
+        json!({"source": {"account": "data-prod", "latestOf": {"dbInstanceIdentifier": "orders"}}, "targets": [{"accountId": "111111111111"}]}),
+    );
+    assert_eq!(
+        reason(&r.run(spec.clone(), Operation::Apply, false).await),
+        ("True", "Shared")
+    );
+    assert_eq!(r.shared_with("orders-1").await, vec!["111111111111"]);
+    r.share_with("orders-1", &["333333333333"]).await; // someone else shares the old one too
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // a later creation time
+    r.snapshot("orders", "orders-2").await;
+    let moved = r.run(spec, Operation::Apply, false).await;
+    assert_eq!(reason(&moved), ("True", "Shared"), "{moved:?}");
+    assert!(
+        moved
+            .snapshot_arn
+            .as_deref()
+            .unwrap()
+            .ends_with(":orders-2")
+    );
+    assert_eq!(r.shared_with("orders-2").await, vec!["111111111111"]);
+    assert_eq!(
+        r.shared_with("orders-1").await,
+        vec!["333333333333"],
+        "the old share is undone, the other one stays"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_snapshot_has_its_own_reason() {
+    let r = rig().await;
+    let spec = share(
+        json!({"source": {"account": "data-prod", "dbSnapshotIdentifier": "nope"}, "targets": [{"accountId": "111111111111"}]}),
+    );
+    let report = r.run(spec, Operation::Apply, false).await;
+    assert_eq!(reason(&report), ("False", "NotFound"), "{report:?}");
+}
