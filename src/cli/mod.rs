@@ -1,5 +1,6 @@
 //! The `xacct` command line: thin wiring of manifests, the engine and output.
 
+mod iam_policy;
 mod manifests;
 mod render;
 
@@ -50,6 +51,27 @@ pub enum Command {
     Crds,
     /// Run the Kubernetes controller (in-cluster config, or KUBECONFIG).
     Run(ControllerArgs),
+    /// Print the least-privilege permissions policy and the trust policy of the role xacct assumes
+    /// in each managed account.
+    IamPolicy(IamPolicyArgs),
+}
+
+/// Options of `xacct iam-policy`.
+#[derive(Debug, clap::Args)]
+pub struct IamPolicyArgs {
+    /// Resource kinds in use, comma-separated: s3, ecr, kms, iam (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = iam_policy::parse_kind)]
+    pub kinds: Vec<crate::api::ResourceKind>,
+    /// ARN of the role xacct itself runs as (IRSA, Pod Identity, instance profile): the principal
+    /// the trust policy lets assume the managed role.
+    #[arg(long, default_value = iam_policy::PLACEHOLDER_CONTROLLER_ROLE_ARN, value_parser = iam_policy::parse_controller_arn)]
+    pub controller_role_arn: String,
+    /// The external id the trust policy requires (the AwsAccounts' spec.assumeRole.externalId).
+    #[arg(long, value_parser = iam_policy::parse_external_id)]
+    pub external_id: Option<String>,
+    /// Output format: text (labelled documents) or json (one object).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// Options of `xacct run`; each has an environment variable.
@@ -143,6 +165,12 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Plan(args) => run_engine(args, Operation::Apply, true).await,
         Command::Apply(args) => run_engine(args, Operation::Apply, false).await,
         Command::Delete(args) => run_engine(args, Operation::Delete, false).await,
+        Command::IamPolicy(args) => iam_policy::run(
+            &args.kinds,
+            &args.controller_role_arn,
+            args.external_id.as_deref(),
+            args.output,
+        ),
         Command::Run(args) => match crate::controller::run(controller_config(args)).await {
             Ok(()) => 0,
             Err(e) => {

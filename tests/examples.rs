@@ -1,0 +1,168 @@
+//! Every manifest under examples/ is valid: each folder is loaded with the CLI's manifest loader
+//! (as `xacct plan -f examples/FOLDER/` reads it), every object passes the CRDs' CEL rules, and
+//! every grant resolves through the engine's checks (account references, namespace allow-lists,
+//! principals in the grantee account) against the accounts of its own folder. Every scenario folder
+//! has a README.md, and examples/README.md lists every folder.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use kube::core::cel::ValidationErrors;
+use xacct::engine::{AccountDirectory, Purpose, resolve_grant};
+
+/// Folders whose README is not this suite's to require: the demo's manifests are documented by
+/// scripts/demo.sh and the top-level README.
+const WITHOUT_README: &[&str] = &["demo"];
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+fn folders() -> Vec<PathBuf> {
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(examples_dir())
+        .expect("examples/ exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    folders.sort();
+    folders
+}
+
+fn manifest_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable folder") {
+        let path = entry.expect("readable entry").path();
+        if path.is_dir() {
+            manifest_files(&path, out);
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            out.push(path);
+        }
+    }
+}
+
+fn describe(errors: &ValidationErrors) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field_path, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn name(folder: &Path) -> String {
+    folder.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn every_example_loads_passes_the_crd_rules_and_resolves() {
+    let folders = folders();
+    assert!(folders.len() >= 5, "{folders:?}");
+    let mut loaded_files = BTreeSet::new();
+    for folder in &folders {
+        let manifests = xacct::cli::load(std::slice::from_ref(folder));
+        let errors: Vec<String> = manifests.errors.iter().map(ToString::to_string).collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", folder.display());
+        assert!(
+            !manifests.accounts.is_empty() && !manifests.grants.is_empty(),
+            "{}: an example has accounts and grants",
+            folder.display()
+        );
+
+        for (account, origin) in &manifests.accounts {
+            if let Err(e) = account.validate_cel() {
+                panic!(
+                    "{origin}: AwsAccount breaks the CRD rules: {}",
+                    describe(&e)
+                );
+            }
+            loaded_files.insert(origin.split('#').next().unwrap().to_string());
+        }
+        let directory = AccountDirectory::new(manifests.accounts.iter().map(|(a, _)| a.clone()));
+        let invalid: Vec<_> = directory.invalid().collect();
+        assert!(invalid.is_empty(), "{}: {invalid:?}", folder.display());
+
+        for input in &manifests.grants {
+            let grant = &input.grant;
+            if let Err(e) = grant.validate_cel() {
+                panic!(
+                    "{}: CrossAccountGrant breaks the CRD rules: {}",
+                    input.origin,
+                    describe(&e)
+                );
+            }
+            if let Err(e) = resolve_grant(grant, &directory, "default", Purpose::Grant) {
+                panic!("{}: the engine refuses the grant: {e}", input.origin);
+            }
+            loaded_files.insert(input.origin.split('#').next().unwrap().to_string());
+        }
+    }
+
+    // Every manifest file under examples/ was read, and held at least one object.
+    let mut files = Vec::new();
+    manifest_files(&examples_dir(), &mut files);
+    for file in files {
+        assert!(
+            loaded_files.contains(&file.display().to_string()),
+            "{} holds no AwsAccount or CrossAccountGrant ({loaded_files:?})",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn every_scenario_folder_has_a_readme_and_is_listed() {
+    let index = std::fs::read_to_string(examples_dir().join("README.md"))
+        .expect("examples/README.md exists");
+    for folder in folders() {
+        let name = name(&folder);
+        assert!(
+            index.contains(&format!("`{name}/`")),
+            "examples/README.md does not list {name}/"
+        );
+        if WITHOUT_README.contains(&name.as_str()) {
+            continue;
+        }
+        let readme = folder.join("README.md");
+        let text = std::fs::read_to_string(&readme)
+            .unwrap_or_else(|_| panic!("{} is missing", readme.display()));
+        assert!(
+            text.starts_with("# "),
+            "{} starts with a title",
+            readme.display()
+        );
+    }
+    // What is not implemented is said, not exemplified.
+    assert!(index.contains("RDS snapshot sharing") && index.contains("SageMaker"));
+    for folder in folders() {
+        let name = name(&folder).to_lowercase();
+        assert!(
+            !name.contains("rds") && !name.contains("sagemaker"),
+            "{name}: not implemented yet"
+        );
+    }
+}
+
+#[test]
+fn the_scenario_readmes_say_which_workload_role_needs_which_grant() {
+    for folder in folders() {
+        if WITHOUT_README.contains(&name(&folder).as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(folder.join("README.md")).unwrap();
+        for role in [
+            "job role",
+            "execution role",
+            "task role",
+            "instance role",
+            "instance profile",
+        ] {
+            assert!(
+                text.to_lowercase().contains(role),
+                "{}/README.md does not mention the {role}",
+                folder.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,562 @@
+//! `xacct iam-policy` against the calls xacct really makes: every resource kind's plan, apply and
+//! delete run against the AWS emulator (moto) through the library, every SDK operation recorded by
+//! the connector's call log is mapped to the IAM action that authorizes it, and the printed
+//! permissions policy must allow each one on the resource it was made on, and allow nothing the
+//! code does not call. An AWS call added to src/aws without its action in the table of
+//! src/cli/iam_policy.rs fails here.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use regex::Regex;
+use serde_json::{Value, json};
+use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, access, accounts_yaml, clients, manifests};
+use xacct::aws::{ApiCall, AwsPolicies};
+use xacct::engine::{Engine, EngineSettings, Operation};
+
+/// The controller's own role in these tests (moto's default account is the tool's own).
+const CONTROLLER: &str = "arn:aws:iam::123456789012:role/xacct-controller";
+
+/// What authorizes an AWS operation xacct makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Authorization {
+    /// This action in the permissions policy of the role xacct assumes in the managed account.
+    ManagedRole(&'static str),
+    /// Made with the controller's own credentials to assume the managed role: allowed by that
+    /// role's trust policy (the second document), not by its permissions policy.
+    TrustPolicy,
+    /// Needs no permission at all.
+    Nothing,
+}
+
+/// Every AWS operation xacct makes, as the SDK names it (service, operation), and what authorizes
+/// it (AWS Service Authorization Reference). An operation missing here fails the test: add it with
+/// the action AWS really checks, which is not always the operation's name (S3's HeadBucket is
+/// authorized by s3:ListBucket, for one), and add that action to src/cli/iam_policy.rs.
+const OPERATIONS: &[(&str, &str, Authorization)] = &[
+    (
+        "S3",
+        "GetBucketPolicy",
+        Authorization::ManagedRole("s3:GetBucketPolicy"),
+    ),
+    (
+        "S3",
+        "PutBucketPolicy",
+        Authorization::ManagedRole("s3:PutBucketPolicy"),
+    ),
+    (
+        "S3",
+        "DeleteBucketPolicy",
+        Authorization::ManagedRole("s3:DeleteBucketPolicy"),
+    ),
+    (
+        "ECR",
+        "GetRepositoryPolicy",
+        Authorization::ManagedRole("ecr:GetRepositoryPolicy"),
+    ),
+    (
+        "ECR",
+        "SetRepositoryPolicy",
+        Authorization::ManagedRole("ecr:SetRepositoryPolicy"),
+    ),
+    (
+        "ECR",
+        "DeleteRepositoryPolicy",
+        Authorization::ManagedRole("ecr:DeleteRepositoryPolicy"),
+    ),
+    (
+        "KMS",
+        "DescribeKey",
+        Authorization::ManagedRole("kms:DescribeKey"),
+    ),
+    (
+        "KMS",
+        "GetKeyPolicy",
+        Authorization::ManagedRole("kms:GetKeyPolicy"),
+    ),
+    (
+        "KMS",
+        "PutKeyPolicy",
+        Authorization::ManagedRole("kms:PutKeyPolicy"),
+    ),
+    ("IAM", "GetRole", Authorization::ManagedRole("iam:GetRole")),
+    (
+        "IAM",
+        "UpdateAssumeRolePolicy",
+        Authorization::ManagedRole("iam:UpdateAssumeRolePolicy"),
+    ),
+    ("STS", "AssumeRole", Authorization::TrustPolicy),
+    // "No permissions are required to perform this operation" (STS API reference): even an
+    // explicit Deny of sts:GetCallerIdentity does not stop it.
+    ("STS", "GetCallerIdentity", Authorization::Nothing),
+];
+
+fn authorization(call: &ApiCall) -> Authorization {
+    OPERATIONS
+        .iter()
+        .find(|(service, operation, _)| *service == call.service && *operation == call.operation)
+        .map(|(_, _, a)| *a)
+        .unwrap_or_else(|| {
+            panic!(
+                "xacct called {}/{}, which this test does not know: add it to OPERATIONS with the IAM action that authorizes it, and that action to the table in src/cli/iam_policy.rs",
+                call.service, call.operation
+            )
+        })
+}
+
+fn xacct(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xacct"))
+        .args(args)
+        // iam-policy makes no AWS call: it must work without credentials or a region.
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .expect("xacct runs")
+}
+
+/// `xacct iam-policy ARGS -o json`, parsed.
+fn iam_policy(args: &[&str]) -> Value {
+    let mut all = vec!["iam-policy", "-o", "json"];
+    all.extend_from_slice(args);
+    let out = xacct(&all);
+    assert!(
+        out.status.success(),
+        "xacct {all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("iam-policy -o json prints JSON")
+}
+
+fn as_list(value: &Value) -> Vec<&str> {
+    match value {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// An IAM wildcard pattern (`*`, `?`) as a regex; actions compare without case, ARNs with.
+fn wildcard(pattern: &str, ignore_case: bool) -> Regex {
+    let body = regex::escape(pattern)
+        .replace(r"\*", ".*")
+        .replace(r"\?", ".");
+    let flags = if ignore_case { "(?i)" } else { "" };
+    Regex::new(&format!("{flags}^{body}$")).unwrap()
+}
+
+/// Whether an identity policy allows `action` on `resource`. Only what `xacct iam-policy` writes is
+/// understood (Allow statements with Action and Resource); anything else fails the test rather than
+/// being guessed at.
+fn allows(policy: &Value, action: &str, resource: &str) -> bool {
+    policy["Statement"].as_array().unwrap().iter().any(|s| {
+        let keys: BTreeSet<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
+        assert!(
+            keys.is_subset(&BTreeSet::from(["Sid", "Effect", "Action", "Resource"])),
+            "this check does not evaluate {keys:?}: {s}"
+        );
+        assert_eq!(s["Effect"], "Allow", "{s}");
+        as_list(&s["Action"])
+            .iter()
+            .any(|a| wildcard(a, true).is_match(action))
+            && as_list(&s["Resource"])
+                .iter()
+                .any(|r| wildcard(r, false).is_match(resource))
+    })
+}
+
+fn granted_actions(policy: &Value) -> BTreeSet<String> {
+    policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| as_list(&s["Action"]))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether a trust policy lets `principal` call sts:AssumeRole (with `external_id`, if required).
+fn trust_allows(policy: &Value, principal: &str, external_id: Option<&str>) -> bool {
+    policy["Statement"].as_array().unwrap().iter().any(|s| {
+        s["Effect"] == "Allow"
+            && as_list(&s["Principal"]["AWS"]).contains(&principal)
+            && as_list(&s["Action"]).contains(&"sts:AssumeRole")
+            && match s.get("Condition") {
+                None => true,
+                Some(c) => {
+                    assert_eq!(
+                        c.as_object().unwrap().len(),
+                        1,
+                        "only StringEquals sts:ExternalId is understood: {c}"
+                    );
+                    external_id.is_some_and(|id| c["StringEquals"]["sts:ExternalId"] == json!(id))
+                }
+            }
+    })
+}
+
+fn grant(namespace: &str, name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: xacct.dev/v1alpha1\nkind: CrossAccountGrant\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n{spec}\n"
+    )
+}
+
+/// Runs a grant through everything the controller and the CLI do with it: the account check,
+/// plan, apply, a second apply (converged: reads only), plan of a delete, and delete. Returns
+/// every AWS call made, on a connector of its own so that nothing else is counted.
+async fn exercise(moto: &Moto, grant_yaml: &str) -> BTreeMap<ApiCall, u64> {
+    let connector = moto.connector().await;
+    let (accounts, grants) = manifests(&format!("{}{grant_yaml}", accounts_yaml()));
+    let engine = Engine::new(
+        Arc::new(AwsPolicies::new(connector.clone())),
+        EngineSettings::default(),
+    );
+    // What the controller does for every AwsAccount: AssumeRole, then GetCallerIdentity.
+    connector
+        .verify(&access("data-prod", DATA_ACCOUNT))
+        .await
+        .expect("the account is reachable");
+    for (operation, dry_run) in [
+        (Operation::Apply, true),
+        (Operation::Apply, false),
+        (Operation::Apply, false),
+        (Operation::Delete, true),
+        (Operation::Delete, false),
+    ] {
+        let report = engine.run(&accounts, &grants, operation, dry_run).await;
+        assert!(
+            !report.has_errors(),
+            "{operation:?} (dry run {dry_run}): {}",
+            serde_json::to_string_pretty(&report).unwrap()
+        );
+    }
+    connector.calls().snapshot()
+}
+
+#[tokio::test]
+async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
+    let moto = Moto::start();
+    let setup = moto.connector().await;
+    let data = clients(&setup, DATA_ACCOUNT).await;
+
+    data.s3
+        .create_bucket()
+        .bucket("iam-policy-lake")
+        .send()
+        .await
+        .expect("create bucket");
+    data.ecr
+        .create_repository()
+        .repository_name("team/app")
+        .send()
+        .await
+        .expect("create repository");
+    let key = data
+        .kms
+        .create_key()
+        .send()
+        .await
+        .expect("create key")
+        .key_metadata
+        .unwrap();
+    data.kms
+        .create_alias()
+        .alias_name("alias/iam-policy-lake")
+        .target_key_id(key.key_id())
+        .send()
+        .await
+        .expect("alias");
+    data.iam
+        .create_role()
+        .role_name("SharedReadOnly")
+        .assume_role_policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("create role");
+
+    // (kind on the command line, the grant, the ARN of the resource its calls act on)
+    let kinds = [
+        (
+            "s3",
+            grant(
+                "batch",
+                "job-reads-lake",
+                &format!(
+                    "  resource: {{account: data-prod, kind: S3Bucket, name: iam-policy-lake, prefix: shared/}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/BatchJobRole]}}\n  access: [read]"
+                ),
+            ),
+            "arn:aws:s3:::iam-policy-lake".to_string(),
+        ),
+        (
+            "ecr",
+            grant(
+                "ci",
+                "execution-role-pulls-app",
+                &format!(
+                    "  resource: {{account: data-prod, kind: EcrRepository, name: team/app}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/EcsTaskExecutionRole]}}\n  access: [pull]"
+                ),
+            ),
+            format!("arn:aws:ecr:us-east-1:{DATA_ACCOUNT}:repository/team/app"),
+        ),
+        (
+            "kms",
+            grant(
+                "batch",
+                "job-decrypts-lake",
+                "  resource: {account: data-prod, kind: KmsKey, name: alias/iam-policy-lake}\n  grantee: {account: dev, principals: [role/BatchJobRole]}\n  access: [decrypt]",
+            ),
+            key.arn().unwrap().to_string(),
+        ),
+        (
+            "iam",
+            grant(
+                "ops",
+                "oncall-switches-role",
+                &format!(
+                    "  resource: {{account: data-prod, kind: IamRole, name: SharedReadOnly}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/OnCall]}}\n  access: [assume]\n  externalId: ops-2026"
+                ),
+            ),
+            format!("arn:aws:iam::{DATA_ACCOUNT}:role/SharedReadOnly"),
+        ),
+    ];
+
+    let everything = iam_policy(&["--controller-role-arn", CONTROLLER]);
+    let mut every_granted = BTreeSet::new();
+    for (kind, grant_yaml, resource) in &kinds {
+        let calls = exercise(&moto, grant_yaml).await;
+        let printed = iam_policy(&["--kinds", kind, "--controller-role-arn", CONTROLLER]);
+        let permissions = &printed["permissionsPolicy"];
+
+        let mut used = BTreeSet::new();
+        let mut assumed = false;
+        for call in calls.keys() {
+            match authorization(call) {
+                Authorization::ManagedRole(action) => {
+                    for policy in [permissions, &everything["permissionsPolicy"]] {
+                        assert!(
+                            allows(policy, action, resource),
+                            "{kind}: xacct called {}/{} on {resource}, but the printed policy does not allow {action} there:\n{policy:#}",
+                            call.service,
+                            call.operation
+                        );
+                    }
+                    used.insert(action.to_string());
+                }
+                Authorization::TrustPolicy => {
+                    assumed = true;
+                    assert!(
+                        trust_allows(&printed["trustPolicy"], CONTROLLER, None),
+                        "{:#}",
+                        printed["trustPolicy"]
+                    );
+                }
+                Authorization::Nothing => {}
+            }
+        }
+        assert!(assumed, "{kind}: the managed role was assumed: {calls:?}");
+        // Least privilege: the policy for a kind holds exactly the actions its flows call.
+        let granted = granted_actions(permissions);
+        assert_eq!(
+            granted, used,
+            "{kind}: the printed actions (left) and the actions xacct called (right) differ"
+        );
+        every_granted.extend(granted);
+    }
+    assert!(
+        every_granted.contains("kms:DescribeKey"),
+        "the alias was resolved"
+    );
+    assert_eq!(
+        granted_actions(&everything["permissionsPolicy"]),
+        every_granted,
+        "the default policy is the union of the kinds'"
+    );
+}
+
+#[test]
+fn kinds_s3_omits_the_other_services() {
+    let printed = iam_policy(&["--kinds", "s3"]);
+    assert_eq!(printed["kinds"], json!(["s3"]));
+    let actions = granted_actions(&printed["permissionsPolicy"]);
+    assert!(!actions.is_empty());
+    assert!(actions.iter().all(|a| a.starts_with("s3:")), "{actions:?}");
+    let text = printed["permissionsPolicy"].to_string();
+    for other in ["kms:", "ecr:", "iam:"] {
+        assert!(!text.contains(other), "{other} in {text}");
+    }
+
+    let two = iam_policy(&["--kinds", "kms,ecr"]);
+    assert_eq!(two["kinds"], json!(["ecr", "kms"]));
+    let actions = granted_actions(&two["permissionsPolicy"]);
+    assert!(actions.contains("kms:DescribeKey") && actions.contains("ecr:SetRepositoryPolicy"));
+    assert!(
+        actions
+            .iter()
+            .all(|a| a.starts_with("kms:") || a.starts_with("ecr:"))
+    );
+}
+
+#[test]
+fn the_default_covers_every_kind_with_no_resource_star() {
+    let printed = iam_policy(&[]);
+    assert_eq!(printed["kinds"], json!(["s3", "ecr", "kms", "iam"]));
+    for statement in printed["permissionsPolicy"]["Statement"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(
+            as_list(&statement["Resource"]).iter().all(|r| *r != "*"),
+            "{statement}"
+        );
+        assert!(
+            statement["Sid"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric())
+        );
+    }
+    // Without --controller-role-arn the trust policy names a placeholder, and says so.
+    let principal = printed["trustPolicy"]["Statement"][0]["Principal"]["AWS"]
+        .as_str()
+        .unwrap();
+    assert!(principal.contains("PLACEHOLDER"), "{principal}");
+    assert!(
+        printed["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("placeholder"))
+    );
+    // Every action is explained.
+    for action in granted_actions(&printed["permissionsPolicy"]) {
+        assert!(printed["actions"][&action].is_string(), "{action}");
+    }
+}
+
+#[test]
+fn the_trust_policy_requires_the_external_id_when_asked() {
+    let printed = iam_policy(&[
+        "--controller-role-arn",
+        CONTROLLER,
+        "--external-id",
+        "xacct-2026",
+    ]);
+    let trust = &printed["trustPolicy"];
+    assert_eq!(
+        trust["Statement"],
+        json!([{
+            "Sid": "XacctControllerAssumesThisRole",
+            "Effect": "Allow",
+            "Principal": {"AWS": CONTROLLER},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "xacct-2026"}}
+        }])
+    );
+    assert!(trust_allows(trust, CONTROLLER, Some("xacct-2026")));
+    assert!(!trust_allows(trust, CONTROLLER, None));
+
+    let without = iam_policy(&["--controller-role-arn", CONTROLLER]);
+    assert!(
+        without["trustPolicy"]["Statement"][0]
+            .get("Condition")
+            .is_none()
+    );
+
+    let bad = xacct(&["iam-policy", "--external-id", "has space"]);
+    assert!(!bad.status.success());
+    let bad = xacct(&["iam-policy", "--controller-role-arn", "xacct-controller"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("ARN of the IAM role"));
+}
+
+#[test]
+fn the_partition_follows_the_controller_role() {
+    let printed = iam_policy(&[
+        "--kinds",
+        "kms",
+        "--controller-role-arn",
+        "arn:aws-cn:iam::123456789012:role/xacct-controller",
+    ]);
+    assert_eq!(
+        printed["permissionsPolicy"]["Statement"][0]["Resource"],
+        json!("arn:aws-cn:kms:*:*:key/*")
+    );
+}
+
+#[test]
+fn rds_and_sagemaker_are_refused() {
+    for (kind, expected) in [
+        ("rds", "RDS snapshot sharing (SnapshotShare) is not covered"),
+        (
+            "s3,rds",
+            "RDS snapshot sharing (SnapshotShare) is not covered",
+        ),
+        ("sagemaker", "SageMaker is not implemented in xacct yet"),
+    ] {
+        let out = xacct(&["iam-policy", "--kinds", kind]);
+        assert!(!out.status.success(), "{kind} accepted");
+        assert!(out.stdout.is_empty(), "nothing printed for {kind}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    let out = xacct(&["iam-policy", "--kinds", "sqs"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown resource kind"));
+}
+
+#[test]
+fn the_text_output_labels_both_documents() {
+    let out = xacct(&[
+        "iam-policy",
+        "--kinds",
+        "s3,iam",
+        "--controller-role-arn",
+        CONTROLLER,
+        "--external-id",
+        "xacct-2026",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("# Permissions policy of the role xacct assumes"),
+        "{text}"
+    );
+    assert!(text.contains("\n# Trust policy of that role"), "{text}");
+
+    // The documents are the lines between the `#` labels; each parses, and they are the same
+    // documents as the JSON output's.
+    let mut documents = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            if !current.trim().is_empty() {
+                documents.push(serde_json::from_str::<Value>(&current).expect("a JSON document"));
+            }
+            current.clear();
+        } else {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    let json = iam_policy(&[
+        "--kinds",
+        "s3,iam",
+        "--controller-role-arn",
+        CONTROLLER,
+        "--external-id",
+        "xacct-2026",
+    ]);
+    assert_eq!(
+        documents,
+        vec![
+            json["permissionsPolicy"].clone(),
+            json["trustPolicy"].clone()
+        ]
+    );
+}
