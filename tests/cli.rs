@@ -354,3 +354,93 @@ fn crds_subcommand_prints_both_definitions() {
             && text.contains("name: awsaccounts.xacct.dev")
     );
 }
+
+#[tokio::test]
+async fn snapshot_shares_go_through_plan_apply_and_delete() {
+    let moto = Moto::start();
+    let connector = moto.connector().await;
+    let config = connector
+        .session(&support::access("setup", DATA_ACCOUNT))
+        .await
+        .unwrap();
+    let rds = connector.rds_client(&config, "us-east-1");
+    rds.create_db_instance()
+        .db_instance_identifier("orders")
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("admin")
+        .master_user_password("not-a-secret-1")
+        .allocated_storage(20)
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_snapshot()
+        .db_instance_identifier("orders")
+        .db_snapshot_identifier("orders-1")
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let share = "apiVersion: xacct.dev/v1alpha1
+kind: SnapshotShare
+metadata: {name: orders-to-analytics, namespace: batch}
+spec:
+  source: {account: data-prod, dbSnapshotIdentifier: orders-1}
+  targets: [{accountId: \"111111111111\"}]
+";
+    write(
+        dir.path(),
+        "all.yaml",
+        &format!("{}---\n{share}", accounts("batch")),
+    );
+    let path = dir.path().to_str().unwrap();
+
+    let plan = xacct(&moto, &["plan", "-f", path], &[]);
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("would share orders-1 with 111111111111")
+    );
+    let apply = xacct(&moto, &["apply", "-f", path, "-o", "json"], &[]);
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&apply.stdout)
+    );
+    let report = json_of(&apply);
+    assert_eq!(report["shares"][0]["conditions"][0]["reason"], "Shared");
+    assert_eq!(
+        report["shares"][0]["targets"][0]["keyAccess"],
+        "NotEncrypted"
+    );
+    assert_eq!(
+        xacct(&moto, &["plan", "-f", path], &[]).status.code(),
+        Some(0),
+        "converged"
+    );
+    let delete = xacct(&moto, &["delete", "-f", path, "-o", "json"], &[]);
+    assert_eq!(delete.status.code(), Some(0));
+    assert_eq!(
+        json_of(&delete)["shares"][0]["conditions"][0]["reason"],
+        "Unshared"
+    );
+    let attrs = rds
+        .describe_db_snapshot_attributes()
+        .db_snapshot_identifier("orders-1")
+        .send()
+        .await
+        .unwrap();
+    let shared: Vec<String> = attrs
+        .db_snapshot_attributes_result()
+        .unwrap()
+        .db_snapshot_attributes()
+        .iter()
+        .flat_map(|a| a.attribute_values().to_vec())
+        .collect();
+    assert!(shared.is_empty(), "{shared:?}");
+}

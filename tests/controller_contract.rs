@@ -60,6 +60,7 @@ async fn context(moto: &Moto) -> (Arc<Context>, ApiHandle) {
     account_writer.apply_watcher_event(&watcher::Event::InitApply(account()));
     account_writer.apply_watcher_event(&watcher::Event::InitDone);
     let (grants, _grant_writer) = reflector::store::<CrossAccountGrant>();
+    let (shares, _share_writer) = reflector::store::<xacct::api::SnapshotShare>();
     let engine = Engine::new(
         Arc::new(AwsPolicies::new(connector.clone())),
         EngineSettings::default(),
@@ -82,6 +83,7 @@ async fn context(moto: &Moto) -> (Arc<Context>, ApiHandle) {
         },
         accounts,
         grants,
+        shares,
         external_ids: RwLock::default(),
         backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
         clock: Arc::new(|| Timestamp::from_second(NOW).expect("valid time")),
@@ -255,7 +257,7 @@ async fn a_converged_grant_publishes_applied_and_writes_its_status_by_server_sid
 }
 
 #[tokio::test]
-async fn an_invalid_spec_makes_no_aws_call_warns_and_waits_for_a_change() {
+async fn an_invalid_spec_makes_no_aws_call_warns_and_waits_for_the_resync() {
     let moto = Moto::start();
     let (ctx, mut handle) = context(&moto).await;
     let reconcile = tokio::spawn(grant::reconcile(
@@ -294,8 +296,8 @@ async fn an_invalid_spec_makes_no_aws_call_warns_and_waits_for_a_change() {
     let action = reconcile.await.unwrap().expect("reconcile succeeds");
     assert_eq!(
         format!("{action:?}"),
-        "Action { requeue_after: None }",
-        "no hot loop on a bad spec"
+        "Action { requeue_after: Some(300s) }",
+        "no backoff loop on a bad spec: only the resync period"
     );
     assert!(
         ctx.connector.calls().snapshot().is_empty(),

@@ -82,10 +82,14 @@ fn committed_crds_are_up_to_date() {
 }
 
 #[test]
-fn both_kinds_are_present_in_a_stable_order() {
+fn every_kind_is_present_in_a_stable_order() {
     for (source, crds) in crd_sources() {
         let kinds: Vec<&str> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
-        assert_eq!(kinds, ["AwsAccount", "CrossAccountGrant"], "{source}");
+        assert_eq!(
+            kinds,
+            ["AwsAccount", "CrossAccountGrant", "SnapshotShare"],
+            "{source}"
+        );
     }
 }
 
@@ -155,6 +159,14 @@ fn names_short_names_and_categories() {
             "{source}"
         );
 
+        let share = crd(&crds, "SnapshotShare");
+        assert_eq!(share.spec.names.plural, "snapshotshares", "{source}");
+        assert_eq!(
+            share.spec.names.short_names.as_deref(),
+            Some(&["snapshare".to_string()][..]),
+            "{source}"
+        );
+
         let account = crd(&crds, "AwsAccount");
         assert_eq!(account.spec.names.plural, "awsaccounts", "{source}");
         assert_eq!(
@@ -175,6 +187,11 @@ fn grants_are_namespaced_and_accounts_cluster_scoped() {
     for (source, crds) in crd_sources() {
         assert_eq!(
             crd(&crds, "CrossAccountGrant").spec.scope,
+            "Namespaced",
+            "{source}"
+        );
+        assert_eq!(
+            crd(&crds, "SnapshotShare").spec.scope,
             "Namespaced",
             "{source}"
         );
@@ -314,4 +331,23 @@ fn values_walked_by_cel_rules_are_bounded() {
         "unbounded values walked by CEL rules:\n{}",
         missing.join("\n")
     );
+}
+
+#[test]
+fn snapshot_share_printer_columns() {
+    for (source, crds) in crd_sources() {
+        let version = only_version(crd(&crds, "SnapshotShare"));
+        let names: Vec<&str> = version
+            .additional_printer_columns
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["Source", "Targets", "Ready", "Reason", "Age"],
+            "{source}"
+        );
+    }
 }

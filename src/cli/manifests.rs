@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::{API_VERSION, AwsAccount, CrossAccountGrant};
-use crate::engine::GrantInput;
+use crate::api::{API_VERSION, AwsAccount, CrossAccountGrant, SnapshotShare};
+use crate::engine::{GrantInput, ShareInput};
 
 /// Everything read from the manifests.
 #[derive(Debug, Default)]
@@ -17,6 +17,8 @@ pub struct Manifests {
     pub accounts: Vec<(AwsAccount, String)>,
     /// CrossAccountGrants.
     pub grants: Vec<GrantInput>,
+    /// SnapshotShares.
+    pub shares: Vec<ShareInput>,
     /// Documents that could not be read as either.
     pub errors: Vec<ManifestError>,
 }
@@ -189,8 +191,21 @@ fn read_object(origin: &str, value: Value, out: &mut Manifests) {
             }
             Err(message) => out.errors.push(error(message)),
         },
+        "SnapshotShare" => match typed::<SnapshotShare>(value) {
+            Ok(mut share) => {
+                share
+                    .metadata
+                    .namespace
+                    .get_or_insert_with(|| "default".to_string());
+                out.shares.push(ShareInput {
+                    share,
+                    origin: origin.to_string(),
+                });
+            }
+            Err(message) => out.errors.push(error(message)),
+        },
         other => out.errors.push(error(format!(
-            "kind: expected AwsAccount or CrossAccountGrant, found {other:?}"
+            "kind: expected AwsAccount, CrossAccountGrant or SnapshotShare, found {other:?}"
         ))),
     }
 }
@@ -278,6 +293,22 @@ fn reject_duplicates(out: &mut Manifests) {
             duplicates.push(ManifestError {
                 origin: g.origin.clone(),
                 resource: Some(format!("CrossAccountGrant {name}")),
+                message: "declared twice; this copy is ignored".into(),
+            });
+        }
+        fresh
+    });
+    out.shares.retain(|s| {
+        let name = format!(
+            "{}/{}",
+            s.share.metadata.namespace.as_deref().unwrap_or_default(),
+            s.share.metadata.name.as_deref().unwrap_or_default()
+        );
+        let fresh = seen.insert(("SnapshotShare".to_string(), name.clone()));
+        if !fresh {
+            duplicates.push(ManifestError {
+                origin: s.origin.clone(),
+                resource: Some(format!("SnapshotShare {name}")),
                 message: "declared twice; this copy is ignored".into(),
             });
         }

@@ -12,8 +12,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use manifests::{ManifestError, Manifests, load, read_documents};
 
-use crate::aws::{AwsPolicies, Connector, ConnectorOptions};
-use crate::engine::{AccountDirectory, Engine, EngineSettings, FieldError, Operation, Report};
+use crate::aws::{AwsPolicies, AwsSnapshots, Connector, ConnectorOptions};
+use crate::engine::{
+    AccountDirectory, Engine, EngineSettings, FieldError, Operation, Report, ShareReport,
+};
 use crate::policy::SizeLimit;
 
 /// Cross-account AWS access, converged statement by statement.
@@ -136,6 +138,9 @@ pub struct RunArgs {
     /// How many policies are read and written at once.
     #[arg(long, env = "XACCT_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256).map(usize::from))]
     pub concurrency: usize,
+    /// How long `apply` waits for snapshot copies to become available before giving up (0: not at all).
+    #[arg(long, env = "XACCT_WAIT", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub wait: std::time::Duration,
 }
 
 /// Output formats.
@@ -260,25 +265,76 @@ async fn run_engine(args: RunArgs, operation: Operation, dry_run: bool) -> i32 {
         concurrency: args.concurrency,
         ..EngineSettings::default()
     };
-    let engine = Engine::new(Arc::new(AwsPolicies::new(connector)), settings);
+    let engine = Engine::new(Arc::new(AwsPolicies::new(connector.clone())), settings)
+        .with_snapshots(Arc::new(AwsSnapshots::new(connector)));
     let report = engine
         .run(&accounts, &manifests.grants, operation, dry_run)
         .await;
+    let shares = run_shares(
+        &engine, &accounts, &manifests, operation, dry_run, args.wait,
+    )
+    .await;
 
     match args.output {
-        Output::Json => println!("{}", render::json(&report, &errors)),
-        Output::Text => print!("{}", render::text(&report, &errors)),
+        Output::Json => println!("{}", render::json(&report, &shares, &errors)),
+        Output::Text => print!("{}", render::text(&report, &shares, &errors)),
     }
-    exit_status(&report, &errors, dry_run)
+    exit_status(&report, &shares, &errors, dry_run)
 }
 
 /// 1 on any error; for a plan, 2 when changes are pending; else 0.
-pub fn exit_status(report: &Report, errors: &[ManifestError], dry_run: bool) -> i32 {
-    if !errors.is_empty() || report.has_errors() {
+pub fn exit_status(
+    report: &Report,
+    shares: &[ShareReport],
+    errors: &[ManifestError],
+    dry_run: bool,
+) -> i32 {
+    let share_changes = shares.iter().any(|s| !s.steps.is_empty() || s.waiting());
+    if !errors.is_empty() || report.has_errors() || shares.iter().any(ShareReport::failed) {
         1
-    } else if dry_run && report.has_changes() {
+    } else if dry_run && (report.has_changes() || share_changes) {
         2
+    } else if !dry_run && shares.iter().any(ShareReport::waiting) {
+        // Still waiting for a copy or a snapshot: not converged.
+        1
     } else {
         0
     }
 }
+
+/// Runs the shares; `apply` waits (up to `wait`) for copies and snapshots to become available.
+async fn run_shares(
+    engine: &Engine,
+    accounts: &AccountDirectory,
+    manifests: &Manifests,
+    operation: Operation,
+    dry_run: bool,
+    wait: std::time::Duration,
+) -> Vec<ShareReport> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let reports = engine
+            .run_shares(accounts, &manifests.shares, operation, dry_run)
+            .await;
+        if dry_run
+            || !reports.iter().any(ShareReport::waiting)
+            || std::time::Instant::now() + SHARE_POLL > deadline
+        {
+            return reports;
+        }
+        for report in reports.iter().filter(|r| r.waiting()) {
+            if let Some(c) = report.ready() {
+                eprintln!(
+                    "{}: {}; checking again in {}s",
+                    report.name,
+                    c.message,
+                    SHARE_POLL.as_secs()
+                );
+            }
+        }
+        tokio::time::sleep(SHARE_POLL).await;
+    }
+}
+
+/// How often `apply` looks again at a snapshot copy in progress.
+const SHARE_POLL: std::time::Duration = std::time::Duration::from_secs(10);

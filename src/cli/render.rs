@@ -5,20 +5,21 @@ use std::fmt::Write;
 use serde_json::{Value, json};
 
 use super::manifests::ManifestError;
-use crate::engine::{ChangeReport, Report, TargetReport};
+use crate::engine::{ChangeReport, Report, ShareReport, TargetReport};
 use crate::policy::ChangeKind;
 
-/// The report as JSON, with manifest errors under `errors`.
-pub fn json(report: &Report, errors: &[ManifestError]) -> String {
+/// The report as JSON, with snapshot shares under `shares` and manifest errors under `errors`.
+pub fn json(report: &Report, shares: &[ShareReport], errors: &[ManifestError]) -> String {
     let mut value = serde_json::to_value(report).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
+        map.insert("shares".into(), json!(shares));
         map.insert("errors".into(), json!(errors));
     }
     serde_json::to_string_pretty(&value).unwrap_or_default()
 }
 
 /// The report for people, like a code review.
-pub fn text(report: &Report, errors: &[ManifestError]) -> String {
+pub fn text(report: &Report, shares: &[ShareReport], errors: &[ManifestError]) -> String {
     let mut out = String::new();
     for error in errors {
         let _ = writeln!(out, "error: {error}");
@@ -28,6 +29,9 @@ pub fn text(report: &Report, errors: &[ManifestError]) -> String {
     }
     for target in &report.targets {
         target_text(&mut out, target, report.dry_run);
+    }
+    if !shares.is_empty() {
+        shares_text(&mut out, shares, report.dry_run);
     }
     let _ = writeln!(out, "Grants:");
     for grant in &report.grants {
@@ -126,5 +130,39 @@ fn change_text(out: &mut String, c: &ChangeReport) {
         if !change.value().ends_with('\n') {
             out.push('\n');
         }
+    }
+}
+
+fn shares_text(out: &mut String, shares: &[ShareReport], dry_run: bool) {
+    let _ = writeln!(out, "Snapshot shares:");
+    for share in shares {
+        let (status, reason, message) = share.ready().map_or(("Unknown", "", ""), |c| {
+            (c.status, c.reason, c.message.as_str())
+        });
+        let _ = writeln!(
+            out,
+            "  {} ({}): Ready={status} {reason}: {message}",
+            share.name, share.origin
+        );
+        if let Some(arn) = &share.snapshot_arn {
+            let _ = writeln!(out, "    snapshot: {arn}");
+        }
+        if let Some(from) = &share.copied_from {
+            let _ = writeln!(out, "    copied from: {from}");
+        }
+        for step in &share.steps {
+            let _ = writeln!(out, "    {} {step}", if dry_run { "would" } else { "did:" });
+        }
+        for target in &share.targets {
+            let _ = writeln!(
+                out,
+                "    account {}: key access {}",
+                target.account_id, target.key_access
+            );
+        }
+    }
+    out.push('\n');
+    for policy in shares.iter().flat_map(|s| &s.key_policies) {
+        target_text(out, policy, dry_run);
     }
 }

@@ -194,7 +194,7 @@ async fn read_external_id(selector: &SecretKeySelector, ctx: &Context) -> Result
 #[tracing::instrument(skip_all, fields(kind = KIND, name = account.name_any()))]
 async fn release(account: &AwsAccount, ctx: &Context) -> Result<Action, ControllerError> {
     let name = account.name_any();
-    let users: Vec<String> = ctx
+    let mut users: Vec<String> = ctx
         .grants
         .state()
         .iter()
@@ -202,8 +202,27 @@ async fn release(account: &AwsAccount, ctx: &Context) -> Result<Action, Controll
             g.spec.resource.account == name
                 || g.spec.grantee.account.as_deref() == Some(name.as_str())
         })
-        .map(|g| format!("{}/{}", g.namespace().unwrap_or_default(), g.name_any()))
+        .map(|g| {
+            format!(
+                "CrossAccountGrant {}/{}",
+                g.namespace().unwrap_or_default(),
+                g.name_any()
+            )
+        })
         .collect();
+    users.extend(
+        ctx.shares
+            .state()
+            .iter()
+            .filter(|s| s.spec.source.account == name)
+            .map(|s| {
+                format!(
+                    "SnapshotShare {}/{}",
+                    s.namespace().unwrap_or_default(),
+                    s.name_any()
+                )
+            }),
+    );
     if users.is_empty() {
         ctx.external_ids
             .write()
@@ -212,7 +231,7 @@ async fn release(account: &AwsAccount, ctx: &Context) -> Result<Action, Controll
         return Ok(Action::await_change());
     }
     let message = format!(
-        "deletion waits for {} grant(s) that use this account: {}",
+        "deletion waits for {} resource(s) that use this account: {}",
         users.len(),
         users.join(", ")
     );

@@ -12,7 +12,7 @@ use kube::runtime::reflector::Store;
 
 use super::backoff::Backoff;
 use super::metrics::Metrics;
-use crate::api::{AwsAccount, CrossAccountGrant};
+use crate::api::{AwsAccount, CrossAccountGrant, SnapshotShare};
 use crate::aws::Connector;
 use crate::engine::{AccountDirectory, Engine, FieldError};
 
@@ -49,6 +49,8 @@ pub struct Context {
     pub accounts: Store<AwsAccount>,
     /// Cached CrossAccountGrants.
     pub grants: Store<CrossAccountGrant>,
+    /// Cached SnapshotShares.
+    pub shares: Store<SnapshotShare>,
     /// External ids read from Secrets, by AwsAccount name (never logged).
     pub external_ids: RwLock<HashMap<String, String>>,
     /// Backoff for transient failures.

@@ -196,8 +196,11 @@ async fn converge(
         .filter(|_| ready.status != "False" || observe)
     else {
         // Failed: keep the targets we know of (they may hold statements to revoke later).
+        // A bad spec is not retried with backoff: it comes back on a spec change, on its account's
+        // change, or at the resync (without AWS calls), the last because the account trigger may
+        // arrive before the account cache has the change.
         let action = match ready.reason.as_str() {
-            "InvalidSpec" | "NamespaceNotAllowed" => Action::await_change(),
+            "InvalidSpec" | "NamespaceNotAllowed" => Action::requeue(ctx.settings.resync),
             _ => Action::requeue(ctx.backoff.next_delay(&key).min(ctx.settings.resync)),
         };
         return Outcome {

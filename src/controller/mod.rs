@@ -1,6 +1,6 @@
 //! `xacct run`: the Kubernetes controller. A thin shell over the engine: watch → engine → status.
 //!
-//! Two controllers (CrossAccountGrant, AwsAccount) share one context; only the holder of the
+//! Three controllers (CrossAccountGrant, SnapshotShare, AwsAccount) share one context; only the holder of the
 //! leader Lease runs them, so two replicas never both write to AWS or to status.
 
 pub mod account;
@@ -12,6 +12,7 @@ pub mod grant;
 mod http;
 mod leader;
 pub mod metrics;
+pub mod share;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -36,8 +37,8 @@ pub use error::ControllerError;
 pub use grant::GRANT_FINALIZER;
 pub use metrics::Metrics;
 
-use crate::api::{AwsAccount, CrossAccountGrant};
-use crate::aws::{AwsPolicies, Connector, ConnectorOptions};
+use crate::api::{AwsAccount, CrossAccountGrant, SnapshotShare};
+use crate::aws::{AwsPolicies, AwsSnapshots, Connector, ConnectorOptions};
 use crate::engine::{Engine, EngineSettings};
 
 /// How the controller runs.
@@ -49,9 +50,9 @@ pub struct RunConfig {
     pub concurrency: u16,
     /// Re-check period of every object (drift detection).
     pub resync: Duration,
-    /// Watch grants in this namespace only.
+    /// Watch grants and snapshot shares in this namespace only.
     pub namespace: Option<String>,
-    /// Watch only grants with these labels.
+    /// Watch only grants and snapshot shares with these labels.
     pub selector: Option<String>,
     /// Where `/metrics`, `/healthz` and `/readyz` listen.
     pub metrics_addr: SocketAddr,
@@ -87,7 +88,8 @@ pub async fn run_with(
     let engine = Engine::new(
         Arc::new(AwsPolicies::new(connector.clone())),
         config.engine.clone(),
-    );
+    )
+    .with_snapshots(Arc::new(AwsSnapshots::new(connector.clone())));
     let ready = Arc::new(AtomicBool::new(false));
 
     let leadership = match &config.leader_election {
@@ -137,10 +139,15 @@ async fn run_controllers(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    let shares_api: Api<SnapshotShare> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     let mut grant_watch = watcher::Config::default();
     if let Some(selector) = &config.selector {
         grant_watch = grant_watch.labels(selector);
     }
+    let share_watch = grant_watch.clone();
     let accounts_api: Api<AwsAccount> = Api::all(client.clone());
 
     // Status writes do not bring an object back: only spec, finalizer and deletion changes do
@@ -157,10 +164,18 @@ async fn run_controllers(
         .reflect(account_writer)
         .applied_objects()
         .predicate_filter(lifecycle, Default::default());
-    let readiness_changes = watcher(accounts_api, watcher::Config::default())
+    let (share_store, share_writer) = reflector::store();
+    let share_stream = watcher(shares_api, share_watch)
         .default_backoff()
+        .reflect(share_writer)
         .applied_objects()
-        .predicate_filter(readiness, Default::default());
+        .predicate_filter(lifecycle, Default::default());
+    let readiness_changes = || {
+        watcher(accounts_api.clone(), watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+            .predicate_filter(readiness, Default::default())
+    };
 
     let metrics = Arc::new(Metrics::new(connector.calls().clone(), grant_store.clone()));
     let reporter = Reporter {
@@ -179,6 +194,7 @@ async fn run_controllers(
         },
         accounts: account_store.clone(),
         grants: grant_store.clone(),
+        shares: share_store.clone(),
         external_ids: RwLock::default(),
         backoff: backoff::Backoff::new(Duration::from_secs(2), Duration::from_secs(300)),
         clock: Arc::new(Timestamp::now),
@@ -206,7 +222,7 @@ async fn run_controllers(
     let grants_by_account = grant_store.clone();
     let grant_controller = Controller::for_stream(grant_stream, grant_store)
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
-        .watches_stream(readiness_changes, move |account: AwsAccount| {
+        .watches_stream(readiness_changes(), move |account: AwsAccount| {
             let name = account.name_any();
             grants_by_account
                 .state()
@@ -221,12 +237,27 @@ async fn run_controllers(
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(grant::reconcile, grant::error_policy, ctx.clone())
         .for_each(|result| async move { log_result(result) });
+    let shares_by_account = share_store.clone();
+    let share_controller = Controller::for_stream(share_stream, share_store)
+        .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .watches_stream(readiness_changes(), move |account: AwsAccount| {
+            let name = account.name_any();
+            shares_by_account
+                .state()
+                .into_iter()
+                .filter(|s| s.spec.source.account == name)
+                .map(|s| ObjectRef::from_obj(&*s))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(share::reconcile, share::error_policy, ctx.clone())
+        .for_each(|result| async move { log_result(result) });
     let account_controller = Controller::for_stream(account_stream, account_store)
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(account::reconcile, account::error_policy, ctx)
         .for_each(|result| async move { log_result(result) });
     tracing::info!("controllers started");
-    future::join(grant_controller, account_controller).await;
+    future::join3(grant_controller, share_controller, account_controller).await;
     tracing::info!("controllers stopped");
     match http.await {
         Ok(result) => result,

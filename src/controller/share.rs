@@ -1,0 +1,268 @@
+//! Reconciling a SnapshotShare: finalizer, the engine's sharing for this share alone, status,
+//! events (`Copied`, `Shared`, `Unshared`), and the next check.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use super::conditions::{ConditionUpdate, READY, find, is_ready, merge_condition};
+use super::context::{Context, FIELD_MANAGER};
+use super::error::ControllerError;
+use crate::api::{API_VERSION, SnapshotShare, SnapshotShareStatus};
+use crate::engine::{Operation, ShareInput, ShareReport};
+
+/// Held while a share may have shared snapshots or given key access.
+pub const SHARE_FINALIZER: &str = "xacct.dev/unshare";
+const KIND: &str = "SnapshotShare";
+/// How soon a share waiting for a copy or a snapshot looks again.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Reconciles one share.
+pub async fn reconcile(
+    share: Arc<SnapshotShare>,
+    ctx: Arc<Context>,
+) -> Result<Action, ControllerError> {
+    let started = Instant::now();
+    let api: Api<SnapshotShare> = Api::namespaced(
+        ctx.client.clone(),
+        &share.namespace().unwrap_or_else(|| "default".into()),
+    );
+    let result = finalizer(&api, SHARE_FINALIZER, share, |event| async {
+        match event {
+            FinalizerEvent::Apply(s) => apply(&s, &ctx).await,
+            FinalizerEvent::Cleanup(s) => cleanup(&s, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| ControllerError::Finalizer(e.to_string()));
+    ctx.metrics.reconciled(
+        KIND,
+        if result.is_ok() { "success" } else { "error" },
+        started,
+    );
+    result
+}
+
+/// Requeues failed reconciles with per-object exponential backoff.
+pub fn error_policy(
+    share: Arc<SnapshotShare>,
+    error: &ControllerError,
+    ctx: Arc<Context>,
+) -> Action {
+    tracing::warn!(share = %key(&share), %error, "reconcile failed");
+    Action::requeue(ctx.backoff.next_delay(&key(&share)))
+}
+
+fn key(share: &SnapshotShare) -> String {
+    format!(
+        "{KIND}/{}/{}",
+        share.namespace().unwrap_or_default(),
+        share.name_any()
+    )
+}
+
+fn input(share: &SnapshotShare) -> ShareInput {
+    ShareInput {
+        share: share.clone(),
+        origin: format!(
+            "{KIND} {}/{}",
+            share.namespace().unwrap_or_default(),
+            share.name_any()
+        ),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(kind = KIND, namespace = share.namespace().unwrap_or_default(), name = share.name_any()))]
+async fn apply(share: &SnapshotShare, ctx: &Context) -> Result<Action, ControllerError> {
+    if !ctx.accounts_synced() {
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
+    let previous = share.status.clone().unwrap_or_default();
+    let account = ctx.account(&share.spec.source.account);
+    let not_ready = account.filter(|a| {
+        !is_ready(
+            a.status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default(),
+        )
+    });
+    let (update, report, action) = if let Some(account) = not_ready {
+        let why = account
+            .status
+            .as_ref()
+            .and_then(|s| find(&s.conditions, READY))
+            .map_or("not verified yet".into(), |c| c.reason.clone());
+        let message = format!(
+            "AwsAccount {} is not Ready ({why})",
+            share.spec.source.account
+        );
+        (
+            ConditionUpdate {
+                type_: READY,
+                status: "False",
+                reason: "AccountNotReady".into(),
+                message,
+            },
+            None,
+            Action::requeue(ctx.settings.resync),
+        )
+    } else {
+        let report = ctx
+            .engine
+            .run_shares(
+                &ctx.account_directory(),
+                &[input(share)],
+                Operation::Apply,
+                false,
+            )
+            .await
+            .remove(0);
+        let c = report.ready().cloned();
+        let update = c.as_ref().map_or_else(
+            || ConditionUpdate {
+                type_: READY,
+                status: "Unknown",
+                reason: "Unknown".into(),
+                message: String::new(),
+            },
+            |c| ConditionUpdate {
+                type_: READY,
+                status: c.status,
+                reason: c.reason.to_string(),
+                message: c.message.clone(),
+            },
+        );
+        let action = if report.waiting() {
+            Action::requeue(WAIT)
+        } else if !report.failed() {
+            ctx.backoff.reset(&key(share));
+            Action::requeue(ctx.settings.resync)
+        } else if matches!(
+            update.reason.as_str(),
+            "InvalidSpec" | "NamespaceNotAllowed" | "CopyRequired"
+        ) {
+            // As for grants: back on a change, or at the resync (see grant.rs).
+            Action::requeue(ctx.settings.resync)
+        } else {
+            Action::requeue(ctx.backoff.next_delay(&key(share)).min(ctx.settings.resync))
+        };
+        (update, Some(report), action)
+    };
+    if let Some(report) = &report {
+        publish_steps(ctx, share, report).await;
+    }
+    if update.status == "False"
+        && !matches!(
+            update.reason.as_str(),
+            "CopyInProgress" | "SnapshotNotAvailable"
+        )
+        && find(&previous.conditions, READY).is_none_or(|c| c.reason != update.reason)
+    {
+        ctx.publish(share, EventType::Warning, &update.reason, &update.message)
+            .await;
+    }
+    let status = SnapshotShareStatus {
+        observed_generation: share.metadata.generation,
+        conditions: merge_condition(
+            &previous.conditions,
+            update,
+            share.metadata.generation,
+            ctx.now(),
+        ),
+        snapshot_arn: report
+            .as_ref()
+            .and_then(|r| r.snapshot_arn.clone())
+            .or(previous.snapshot_arn.clone()),
+        copied_from: report
+            .as_ref()
+            .map_or(previous.copied_from.clone(), |r| r.copied_from.clone()),
+        targets: report
+            .as_ref()
+            .filter(|r| !r.targets.is_empty())
+            .map_or(previous.targets.clone(), |r| r.targets.clone()),
+    };
+    write_status(share, &previous, status, ctx).await?;
+    Ok(action)
+}
+
+async fn publish_steps(ctx: &Context, share: &SnapshotShare, report: &ShareReport) {
+    for step in &report.steps {
+        let reason = if step.starts_with("copied") {
+            "Copied"
+        } else if step.starts_with("unshared") {
+            "Unshared"
+        } else if step.starts_with("shared") {
+            "Shared"
+        } else {
+            "KeyAccess"
+        };
+        ctx.publish(share, EventType::Normal, reason, step).await;
+    }
+}
+
+#[tracing::instrument(skip_all, fields(kind = KIND, namespace = share.namespace().unwrap_or_default(), name = share.name_any()))]
+async fn cleanup(share: &SnapshotShare, ctx: &Context) -> Result<Action, ControllerError> {
+    if !ctx.accounts_synced() {
+        return Err(ControllerError::Finalizer(
+            "the AwsAccount cache is not synced yet".into(),
+        ));
+    }
+    let report = ctx
+        .engine
+        .run_shares(
+            &ctx.account_directory(),
+            &[input(share)],
+            Operation::Delete,
+            false,
+        )
+        .await
+        .remove(0);
+    publish_steps(ctx, share, &report).await;
+    match report.ready() {
+        Some(c) if matches!(c.reason, "Unshared" | "Retained" | "InvalidSpec") => {
+            Ok(Action::await_change())
+        }
+        Some(c) => {
+            ctx.publish(share, EventType::Warning, "UnshareFailed", &c.message)
+                .await;
+            Err(ControllerError::Finalizer(format!(
+                "unsharing {}: {}: {}",
+                key(share),
+                c.reason,
+                c.message
+            )))
+        }
+        None => Err(ControllerError::Finalizer(format!(
+            "unsharing {}: no result",
+            key(share)
+        ))),
+    }
+}
+
+async fn write_status(
+    share: &SnapshotShare,
+    previous: &SnapshotShareStatus,
+    status: SnapshotShareStatus,
+    ctx: &Context,
+) -> Result<(), ControllerError> {
+    if &status == previous {
+        return Ok(());
+    }
+    let api: Api<SnapshotShare> =
+        Api::namespaced(ctx.client.clone(), &share.namespace().unwrap_or_default());
+    let patch = json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
+    api.patch_status(
+        &share.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
