@@ -78,10 +78,12 @@ async fn only_the_lease_holder_acts_and_the_other_takes_over() {
     })
     .await;
     let (b_stop, b_rx) = watch::channel(false);
+    let b_config = config("replica-b");
+    let b_health = b_config.metrics_addr;
     let b = tokio::spawn(run_with(
         client.clone(),
         b_conn.clone(),
-        config("replica-b"),
+        b_config,
         b_stop.clone(),
         b_rx,
     ));
@@ -99,6 +101,15 @@ async fn only_the_lease_holder_acts_and_the_other_takes_over() {
     assert!(
         b_conn.calls().snapshot().is_empty(),
         "the standby replica made no AWS call"
+    );
+    assert_eq!(
+        http_get(b_health, "/healthz").await.as_deref(),
+        Some("ok"),
+        "the standby answers its probes"
+    );
+    assert_eq!(
+        http_get(b_health, "/readyz").await.as_deref(),
+        Some("ready")
     );
     assert!(
         a_conn.calls().count("GetBucketPolicy") >= 2,
@@ -133,4 +144,16 @@ async fn only_the_lease_holder_acts_and_the_other_takes_over() {
         .expect("replica-b stops")
         .unwrap()
         .expect("clean stop");
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.ok()?;
+    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }

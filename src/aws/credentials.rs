@@ -11,7 +11,7 @@ use aws_credential_types::provider::{
     ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future,
 };
 use aws_types::region::Region;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 use super::account::{AccountAccess, AssumeRole};
 use super::calls::CallLog;
@@ -37,7 +37,8 @@ pub struct ConnectorOptions {
 pub struct Connector {
     base: SdkConfig,
     calls: CallLog,
-    sessions: Mutex<HashMap<AccountAccess, Arc<SdkConfig>>>,
+    /// One cell per account, so a slow AssumeRole into one account holds up no other account.
+    sessions: Mutex<HashMap<AccountAccess, Arc<OnceCell<Arc<SdkConfig>>>>>,
 }
 
 impl Connector {
@@ -79,19 +80,26 @@ impl Connector {
 
     /// SDK configuration whose credentials act in `account` (verified once, then cached).
     pub async fn session(&self, account: &AccountAccess) -> Result<Arc<SdkConfig>, AwsError> {
-        let mut sessions = self.sessions.lock().await;
-        if let Some(config) = sessions.get(account) {
-            return Ok(config.clone());
-        }
-        let config = Arc::new(match &account.assume_role {
-            Some(role) => self.assume(account, role).await?,
-            None => {
-                self.check_identity(&self.base, account).await?;
-                self.base.clone()
-            }
-        });
-        sessions.insert(account.clone(), config.clone());
-        Ok(config)
+        let cell = self
+            .sessions
+            .lock()
+            .await
+            .entry(account.clone())
+            .or_default()
+            .clone();
+        let config = cell
+            .get_or_try_init(|| async {
+                let config = match &account.assume_role {
+                    Some(role) => self.assume(account, role).await?,
+                    None => {
+                        self.check_identity(&self.base, account).await?;
+                        self.base.clone()
+                    }
+                };
+                Ok::<_, AwsError>(Arc::new(config))
+            })
+            .await?;
+        Ok(config.clone())
     }
 
     /// Checks afresh that `account` can be reached: AssumeRole (when configured), then
@@ -103,10 +111,11 @@ impl Connector {
             None => self.base.clone(),
         };
         self.check_identity(&config, account).await?;
+        let fresh = OnceCell::new_with(Some(Arc::new(config)));
         self.sessions
             .lock()
             .await
-            .insert(account.clone(), Arc::new(config));
+            .insert(account.clone(), Arc::new(fresh));
         Ok(())
     }
 

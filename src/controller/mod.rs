@@ -91,6 +91,18 @@ pub async fn run_with(
     )
     .with_snapshots(Arc::new(AwsSnapshots::new(connector.clone())));
     let ready = Arc::new(AtomicBool::new(false));
+    // Health and metrics answer from the start, also on a replica standing by for the lease.
+    let (grant_store, grant_writer) = reflector::store();
+    let metrics = Arc::new(Metrics::new(connector.calls().clone(), grant_store.clone()));
+    let http_state = http::HttpState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let http = tokio::spawn(http::serve(
+        config.metrics_addr,
+        http_state,
+        stopped(stop_rx.clone()),
+    ));
 
     let leadership = match &config.leader_election {
         Some(lease) => {
@@ -99,7 +111,7 @@ pub async fn run_with(
         None => None,
     };
     if *stop_rx.borrow() {
-        return Ok(());
+        return join_http(http).await;
     }
     let lost = Arc::new(AtomicBool::new(false));
     let watchdog = leadership.as_ref().map(|l| {
@@ -110,7 +122,12 @@ pub async fn run_with(
         ))
     });
 
-    let result = run_controllers(client, connector, engine, &config, stop_rx, ready).await;
+    let caches = Caches {
+        grant_store,
+        grant_writer,
+        metrics,
+    };
+    let result = run_controllers(client, connector, engine, &config, caches, stop_rx, ready).await;
     let _ = stop_tx.send(true);
     if let Some(watchdog) = watchdog {
         let _ = watchdog.await;
@@ -119,6 +136,7 @@ pub async fn run_with(
         leadership.release().await;
     }
     result?;
+    join_http(http).await?;
     if lost.load(Ordering::SeqCst) {
         return Err(ControllerError::Lease(
             "lost the leader lease; stopped so that another replica takes over".into(),
@@ -127,11 +145,28 @@ pub async fn run_with(
     Ok(())
 }
 
+async fn join_http(
+    http: tokio::task::JoinHandle<Result<(), ControllerError>>,
+) -> Result<(), ControllerError> {
+    match http.await {
+        Ok(result) => result,
+        Err(e) => Err(ControllerError::Http(e.to_string())),
+    }
+}
+
+/// What exists before the controllers start: the grant cache and the metrics reading it.
+struct Caches {
+    grant_store: reflector::Store<CrossAccountGrant>,
+    grant_writer: reflector::store::Writer<CrossAccountGrant>,
+    metrics: Arc<Metrics>,
+}
+
 async fn run_controllers(
     client: Client,
     connector: Arc<Connector>,
     engine: Engine,
     config: &RunConfig,
+    caches: Caches,
     stop: watch::Receiver<bool>,
     ready: Arc<AtomicBool>,
 ) -> Result<(), ControllerError> {
@@ -152,7 +187,11 @@ async fn run_controllers(
 
     // Status writes do not bring an object back: only spec, finalizer and deletion changes do
     // (plus the resync and, for grants, a change of their account's readiness).
-    let (grant_store, grant_writer) = reflector::store();
+    let Caches {
+        grant_store,
+        grant_writer,
+        metrics,
+    } = caches;
     let grant_stream = watcher(grants_api, grant_watch)
         .default_backoff()
         .reflect(grant_writer)
@@ -177,7 +216,6 @@ async fn run_controllers(
             .predicate_filter(readiness, Default::default())
     };
 
-    let metrics = Arc::new(Metrics::new(connector.calls().clone(), grant_store.clone()));
     let reporter = Reporter {
         controller: config.reporter.clone(),
         instance: std::env::var("POD_NAME").ok(),
@@ -187,7 +225,7 @@ async fn run_controllers(
         engine,
         connector,
         recorder: Recorder::new(client.clone(), reporter),
-        metrics: metrics.clone(),
+        metrics,
         settings: ReconcileSettings {
             resync: config.resync,
             secrets_namespace: config.secrets_namespace.clone(),
@@ -200,15 +238,6 @@ async fn run_controllers(
         clock: Arc::new(Timestamp::now),
     });
 
-    let http_state = http::HttpState {
-        metrics,
-        ready: ready.clone(),
-    };
-    let http = tokio::spawn(http::serve(
-        config.metrics_addr,
-        http_state,
-        stopped(stop.clone()),
-    ));
     {
         let (grants, accounts, ready) = (grant_store.clone(), account_store.clone(), ready.clone());
         tokio::spawn(async move {
@@ -259,10 +288,7 @@ async fn run_controllers(
     tracing::info!("controllers started");
     future::join3(grant_controller, share_controller, account_controller).await;
     tracing::info!("controllers stopped");
-    match http.await {
-        Ok(result) => result,
-        Err(e) => Err(ControllerError::Http(e.to_string())),
-    }
+    Ok(())
 }
 
 /// Whether the store got its first full list. kube-runtime's readiness future only wakes the last

@@ -188,12 +188,53 @@ pub fn resolve_grant(
         },
         _ => None, // reported by the schema rule
     };
-    let region = spec
-        .resource
-        .region
-        .clone()
+    // An ARN names its own region and account; they must agree with the rest of the spec.
+    let arn_parts: Option<(String, String)> = match spec.resource.kind {
+        ResourceKind::KmsKey if spec.resource.name.starts_with("arn:") => {
+            let parts: Vec<&str> = spec.resource.name.splitn(6, ':').collect();
+            match parts.as_slice() {
+                [_, _, "kms", region, account_id, _] => {
+                    Some((region.to_string(), account_id.to_string()))
+                }
+                _ => {
+                    errors.push(FieldError::new(
+                        "spec.resource.name",
+                        "a key ARN looks like arn:aws:kms:REGION:ACCOUNT:key/ID",
+                    ));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let region = arn_parts
+        .as_ref()
+        .map(|(region, _)| region.clone())
+        .or_else(|| spec.resource.region.clone())
         .or_else(|| account.and_then(|a| a.spec.region.clone()))
         .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    if let Some((arn_region, arn_account)) = &arn_parts {
+        if spec
+            .resource
+            .region
+            .as_ref()
+            .is_some_and(|r| r != arn_region)
+        {
+            errors.push(FieldError::new(
+                "spec.resource.region",
+                format!("the key ARN is in {arn_region}"),
+            ));
+        }
+        if let Some(a) = account.filter(|a| &a.spec.account_id != arn_account) {
+            errors.push(FieldError::new(
+                "spec.resource.name",
+                format!(
+                    "the key ARN is in account {arn_account}, but AwsAccount {} is {}",
+                    spec.resource.account, a.spec.account_id
+                ),
+            ));
+        }
+    }
     let partition = partition_for_region(&region);
 
     for (i, action) in spec.actions.iter().enumerate() {
@@ -400,6 +441,60 @@ fn dedup(mut errors: Vec<FieldError>) -> Vec<FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kms_grant(name: &str, region: Option<&str>) -> CrossAccountGrant {
+        let mut resource = serde_json::json!({"account": "data", "kind": "KmsKey", "name": name});
+        if let Some(region) = region {
+            resource["region"] = serde_json::json!(region);
+        }
+        serde_json::from_value(serde_json::json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
+            "metadata": {"name": "g", "namespace": "ns"},
+            "spec": {"resource": resource, "grantee": {"accountId": "111111111111"}, "access": ["decrypt"]}}))
+        .expect("valid grant")
+    }
+
+    #[test]
+    fn a_key_arn_brings_its_region_and_must_be_in_the_account() {
+        let account: AwsAccount = serde_json::from_value(serde_json::json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount",
+            "metadata": {"name": "data"}, "spec": {"accountId": "222222222222", "region": "us-east-1", "allowedNamespaces": ["*"]}}))
+        .expect("valid account");
+        let accounts = AccountDirectory::new([account]);
+        let resolved = resolve_grant(
+            &kms_grant("arn:aws:kms:eu-west-1:222222222222:key/k", None),
+            &accounts,
+            "default",
+            Purpose::Grant,
+        )
+        .expect("resolves");
+        assert_eq!(resolved.region, "eu-west-1");
+        let other = resolve_grant(
+            &kms_grant("arn:aws:kms:eu-west-1:333333333333:key/k", None),
+            &accounts,
+            "default",
+            Purpose::Grant,
+        );
+        assert!(
+            other
+                .unwrap_err()
+                .to_string()
+                .contains("the key ARN is in account 333333333333")
+        );
+        let clash = resolve_grant(
+            &kms_grant(
+                "arn:aws:kms:eu-west-1:222222222222:key/k",
+                Some("us-east-1"),
+            ),
+            &accounts,
+            "default",
+            Purpose::Grant,
+        );
+        assert!(
+            clash
+                .unwrap_err()
+                .to_string()
+                .contains("spec.resource.region: the key ARN is in eu-west-1")
+        );
+    }
 
     #[test]
     fn principals_resolve_in_the_grantee_account() {
