@@ -270,50 +270,40 @@ fn find_nulls(value: &Value, path: &str, out: &mut Vec<String>) {
 fn reject_duplicates(out: &mut Manifests) {
     let mut seen = BTreeSet::new();
     let mut duplicates = Vec::new();
-    out.accounts.retain(|(a, origin)| {
-        let name = a.metadata.name.clone().unwrap_or_default();
-        let fresh = seen.insert(("AwsAccount".to_string(), name.clone()));
+    let mut keep_first = |kind: &str, name: String, origin: &str| {
+        let fresh = seen.insert((kind.to_string(), name.clone()));
         if !fresh {
             duplicates.push(ManifestError {
-                origin: origin.clone(),
-                resource: Some(format!("AwsAccount {name}")),
+                origin: origin.to_string(),
+                resource: Some(format!("{kind} {name}")),
                 message: "declared twice; this copy is ignored".into(),
             });
         }
         fresh
+    };
+    let namespaced = |meta: &kube::api::ObjectMeta| {
+        format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        )
+    };
+    out.accounts.retain(|(a, origin)| {
+        keep_first(
+            "AwsAccount",
+            a.metadata.name.clone().unwrap_or_default(),
+            origin,
+        )
     });
     out.grants.retain(|g| {
-        let name = format!(
-            "{}/{}",
-            g.grant.metadata.namespace.as_deref().unwrap_or_default(),
-            g.grant.metadata.name.as_deref().unwrap_or_default()
-        );
-        let fresh = seen.insert(("CrossAccountGrant".to_string(), name.clone()));
-        if !fresh {
-            duplicates.push(ManifestError {
-                origin: g.origin.clone(),
-                resource: Some(format!("CrossAccountGrant {name}")),
-                message: "declared twice; this copy is ignored".into(),
-            });
-        }
-        fresh
+        keep_first(
+            "CrossAccountGrant",
+            namespaced(&g.grant.metadata),
+            &g.origin,
+        )
     });
-    out.shares.retain(|s| {
-        let name = format!(
-            "{}/{}",
-            s.share.metadata.namespace.as_deref().unwrap_or_default(),
-            s.share.metadata.name.as_deref().unwrap_or_default()
-        );
-        let fresh = seen.insert(("SnapshotShare".to_string(), name.clone()));
-        if !fresh {
-            duplicates.push(ManifestError {
-                origin: s.origin.clone(),
-                resource: Some(format!("SnapshotShare {name}")),
-                message: "declared twice; this copy is ignored".into(),
-            });
-        }
-        fresh
-    });
+    out.shares
+        .retain(|s| keep_first("SnapshotShare", namespaced(&s.share.metadata), &s.origin));
     out.errors.extend(duplicates);
 }
 

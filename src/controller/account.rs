@@ -5,17 +5,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use super::conditions::{ConditionUpdate, READY, find, merge_condition};
-use super::context::{Context, FIELD_MANAGER};
+use super::context::Context;
 use super::error::ControllerError;
-use crate::api::{API_VERSION, AwsAccount, AwsAccountStatus, SecretKeySelector};
+use crate::api::{AwsAccount, AwsAccountStatus, SecretKeySelector};
 use crate::aws::AwsErrorKind;
 use crate::engine::account_access;
 
@@ -146,7 +144,13 @@ async fn verify(account: &AwsAccount, ctx: &Context) -> Result<Action, Controlle
         },
         observed_generation: account.metadata.generation,
     };
-    write_status(account, status, ctx).await?;
+    ctx.write_status(
+        Api::all(ctx.client.clone()),
+        account,
+        account.status.as_ref(),
+        status,
+    )
+    .await?;
     Ok(action)
 }
 
@@ -245,25 +249,12 @@ async fn release(account: &AwsAccount, ctx: &Context) -> Result<Action, Controll
         ),
         ..previous
     };
-    write_status(account, status, ctx).await?;
-    Err(ControllerError::AccountInUse(message))
-}
-
-async fn write_status(
-    account: &AwsAccount,
-    status: AwsAccountStatus,
-    ctx: &Context,
-) -> Result<(), ControllerError> {
-    if account.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    let api: Api<AwsAccount> = Api::all(ctx.client.clone());
-    let patch = json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
-    api.patch_status(
-        &account.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
+    ctx.write_status(
+        Api::all(ctx.client.clone()),
+        account,
+        account.status.as_ref(),
+        status,
     )
     .await?;
-    Ok(())
+    Err(ControllerError::AccountInUse(message))
 }

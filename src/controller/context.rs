@@ -140,6 +140,33 @@ impl Context {
         }
     }
 
+    /// Writes `status` by server-side apply (field manager [`FIELD_MANAGER`]) unless it equals
+    /// `previous`, so a steady state makes no write.
+    pub async fn write_status<K, S>(
+        &self,
+        api: kube::Api<K>,
+        object: &K,
+        previous: Option<&S>,
+        status: S,
+    ) -> Result<(), kube::Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        S: serde::Serialize + PartialEq,
+    {
+        if previous == Some(&status) {
+            return Ok(());
+        }
+        let patch = serde_json::json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+        let name = object.meta().name.clone().unwrap_or_default();
+        api.patch_status(
+            &name,
+            &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
+            &kube::api::Patch::Apply(&patch),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Now, from the clock.
     pub fn now(&self) -> Timestamp {
         (self.clock)()

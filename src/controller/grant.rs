@@ -6,19 +6,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use super::conditions::{ConditionUpdate, DRIFTED, READY, find, is_ready, merge_condition};
-use super::context::{Context, FIELD_MANAGER};
+use super::context::Context;
 use super::error::ControllerError;
 use crate::api::{
-    API_VERSION, CrossAccountGrant, CrossAccountGrantStatus, DeletionPolicy, GrantMode,
-    GrantedTarget, ResourceSpec,
+    CrossAccountGrant, CrossAccountGrantStatus, DeletionPolicy, GrantMode, GrantedTarget,
+    ResourceSpec,
 };
 use crate::engine::{GrantInput, GrantReport, Operation, Report};
 
@@ -129,7 +127,13 @@ async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Contr
         conditions,
         targets: outcome.targets,
     };
-    write_status(grant, &previous, status, ctx).await?;
+    ctx.write_status(
+        Api::namespaced(ctx.client.clone(), &grant.namespace().unwrap_or_default()),
+        grant,
+        Some(&previous),
+        status,
+    )
+    .await?;
     Ok(outcome.action)
 }
 
@@ -391,25 +395,4 @@ async fn cleanup(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Con
             key(grant)
         )))
     }
-}
-
-async fn write_status(
-    grant: &CrossAccountGrant,
-    previous: &CrossAccountGrantStatus,
-    status: CrossAccountGrantStatus,
-    ctx: &Context,
-) -> Result<(), ControllerError> {
-    if &status == previous {
-        return Ok(());
-    }
-    let api: Api<CrossAccountGrant> =
-        Api::namespaced(ctx.client.clone(), &grant.namespace().unwrap_or_default());
-    let patch = json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
-    api.patch_status(
-        &grant.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
 }

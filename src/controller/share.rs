@@ -4,17 +4,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
-use serde_json::json;
 
 use super::conditions::{ConditionUpdate, READY, find, is_ready, merge_condition};
-use super::context::{Context, FIELD_MANAGER};
+use super::context::Context;
 use super::error::ControllerError;
-use crate::api::{API_VERSION, SnapshotShare, SnapshotShareStatus};
+use crate::api::{SnapshotShare, SnapshotShareStatus};
 use crate::engine::{Operation, ShareInput, ShareReport};
 
 /// Held while a share may have shared snapshots or given key access.
@@ -188,7 +186,13 @@ async fn apply(share: &SnapshotShare, ctx: &Context) -> Result<Action, Controlle
             .filter(|r| !r.targets.is_empty())
             .map_or(previous.targets.clone(), |r| r.targets.clone()),
     };
-    write_status(share, &previous, status, ctx).await?;
+    ctx.write_status(
+        Api::namespaced(ctx.client.clone(), &share.namespace().unwrap_or_default()),
+        share,
+        Some(&previous),
+        status,
+    )
+    .await?;
     Ok(action)
 }
 
@@ -244,25 +248,4 @@ async fn cleanup(share: &SnapshotShare, ctx: &Context) -> Result<Action, Control
             key(share)
         ))),
     }
-}
-
-async fn write_status(
-    share: &SnapshotShare,
-    previous: &SnapshotShareStatus,
-    status: SnapshotShareStatus,
-    ctx: &Context,
-) -> Result<(), ControllerError> {
-    if &status == previous {
-        return Ok(());
-    }
-    let api: Api<SnapshotShare> =
-        Api::namespaced(ctx.client.clone(), &share.namespace().unwrap_or_default());
-    let patch = json!({"apiVersion": API_VERSION, "kind": KIND, "status": status});
-    api.patch_status(
-        &share.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
 }
