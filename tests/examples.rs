@@ -65,8 +65,9 @@ fn every_example_loads_passes_the_crd_rules_and_resolves() {
         let errors: Vec<String> = manifests.errors.iter().map(ToString::to_string).collect();
         assert!(errors.is_empty(), "{}: {errors:#?}", folder.display());
         assert!(
-            !manifests.accounts.is_empty() && !manifests.grants.is_empty(),
-            "{}: an example has accounts and grants",
+            !manifests.accounts.is_empty()
+                && (!manifests.grants.is_empty() || !manifests.shares.is_empty()),
+            "{}: an example has accounts and grants or snapshot shares",
             folder.display()
         );
 
@@ -97,6 +98,32 @@ fn every_example_loads_passes_the_crd_rules_and_resolves() {
             }
             loaded_files.insert(input.origin.split('#').next().unwrap().to_string());
         }
+
+        for input in &manifests.shares {
+            let share = &input.share;
+            if let Err(e) = share.validate_cel() {
+                panic!(
+                    "{}: SnapshotShare breaks the CRD rules: {}",
+                    input.origin,
+                    describe(&e)
+                );
+            }
+            let account = directory
+                .get(&share.spec.source.account)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{}: no AwsAccount {}",
+                        input.origin, share.spec.source.account
+                    )
+                });
+            let namespace = share.metadata.namespace.as_deref().unwrap_or("default");
+            assert!(
+                xacct::engine::namespace_allowed(account, namespace),
+                "{}: namespace {namespace} not allowed",
+                input.origin
+            );
+            loaded_files.insert(input.origin.split('#').next().unwrap().to_string());
+        }
     }
 
     // Every manifest file under examples/ was read, and held at least one object.
@@ -105,7 +132,7 @@ fn every_example_loads_passes_the_crd_rules_and_resolves() {
     for file in files {
         assert!(
             loaded_files.contains(&file.display().to_string()),
-            "{} holds no AwsAccount or CrossAccountGrant ({loaded_files:?})",
+            "{} holds no AwsAccount, CrossAccountGrant or SnapshotShare ({loaded_files:?})",
             file.display()
         );
     }
@@ -133,21 +160,21 @@ fn every_scenario_folder_has_a_readme_and_is_listed() {
             readme.display()
         );
     }
-    // What is not implemented is said, not exemplified.
-    assert!(index.contains("RDS snapshot sharing") && index.contains("SageMaker"));
-    for folder in folders() {
-        let name = name(&folder).to_lowercase();
-        assert!(
-            !name.contains("rds") && !name.contains("sagemaker"),
-            "{name}: not implemented yet"
-        );
-    }
+    // What is not implemented (SageMaker) is said, not exemplified.
+    assert!(index.contains("SageMaker"));
+    assert!(
+        folders()
+            .iter()
+            .all(|f| !name(f).to_lowercase().contains("sagemaker"))
+    );
 }
 
 #[test]
 fn the_scenario_readmes_say_which_workload_role_needs_which_grant() {
     for folder in folders() {
-        if WITHOUT_README.contains(&name(&folder).as_str()) {
+        // Sharing snapshots is between accounts: no workload role is named (its README says so).
+        if WITHOUT_README.contains(&name(&folder).as_str()) || name(&folder) == "rds-snapshot-share"
+        {
             continue;
         }
         let text = std::fs::read_to_string(folder.join("README.md")).unwrap();
