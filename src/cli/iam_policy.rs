@@ -1,8 +1,9 @@
 //! `xacct iam-policy`: the IAM policies of the role xacct assumes in each managed account.
 //!
 //! Two documents: the role's permissions (identity) policy, built from [`PERMISSIONS`] for the
-//! resource kinds in use, and its trust policy, which lets the controller's own role assume it
-//! (with an `sts:ExternalId` condition when the AwsAccount sets `spec.assumeRole.externalId`).
+//! kinds in use (the resource kinds of grants, and `rds` for snapshot sharing), and its trust
+//! policy, which lets the controller's own role assume it (with an `sts:ExternalId` condition when
+//! the AwsAccount sets `spec.assumeRole.externalId`).
 
 use std::fmt::Write;
 use std::sync::LazyLock;
@@ -20,117 +21,281 @@ use crate::policy::{PolicyDocument, PolicyError, Statement};
 pub const PLACEHOLDER_CONTROLLER_ROLE_ARN: &str =
     "arn:aws:iam::111122223333:role/PLACEHOLDER-xacct-controller";
 
-/// The permissions of one resource kind: one statement of the permissions policy.
+/// What `--kinds` selects: one entry of [`PERMISSIONS`] each.
+///
+/// Not [`ResourceKind`]: that is the resource kind of a CrossAccountGrant, and RDS snapshot sharing
+/// (SnapshotShare) is none. Each ResourceKind is one PermissionKind (`From`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PermissionKind {
+    /// S3 bucket policies (CrossAccountGrant kind S3Bucket).
+    S3,
+    /// ECR repository policies (EcrRepository).
+    Ecr,
+    /// KMS key policies (KmsKey).
+    Kms,
+    /// IAM role trust policies (IamRole).
+    Iam,
+    /// RDS snapshot sharing (SnapshotShare), with the KMS calls of encrypted snapshots.
+    Rds,
+}
+
+impl From<ResourceKind> for PermissionKind {
+    fn from(kind: ResourceKind) -> Self {
+        match kind {
+            ResourceKind::S3Bucket => PermissionKind::S3,
+            ResourceKind::EcrRepository => PermissionKind::Ecr,
+            ResourceKind::KmsKey => PermissionKind::Kms,
+            ResourceKind::IamRole => PermissionKind::Iam,
+        }
+    }
+}
+
+impl PermissionKind {
+    /// The grant resource kind this is, if any (`rds` is none).
+    pub fn resource_kind(self) -> Option<ResourceKind> {
+        match self {
+            PermissionKind::S3 => Some(ResourceKind::S3Bucket),
+            PermissionKind::Ecr => Some(ResourceKind::EcrRepository),
+            PermissionKind::Kms => Some(ResourceKind::KmsKey),
+            PermissionKind::Iam => Some(ResourceKind::IamRole),
+            PermissionKind::Rds => None,
+        }
+    }
+}
+
+/// One statement of the permissions policy.
 #[derive(Debug, Clone, Copy)]
-pub struct KindPermissions {
-    /// The resource kind (`spec.resource.kind` of a grant).
-    pub kind: ResourceKind,
-    /// The name on the command line (`--kinds`).
-    pub name: &'static str,
+pub struct StatementPermissions {
     /// Sid of the statement (IAM Sids are letters and digits only).
     pub sid: &'static str,
-    /// Every action xacct calls for this kind (the SDK operation of the same name), with why.
+    /// Every action xacct calls here (the SDK operation of the same name), with why.
     pub actions: &'static [(&'static str, &'static str)],
-    /// The statement's Resource; `{partition}` is replaced by the controller role's partition.
-    pub resource: &'static str,
+    /// The statement's Resource (one ARN pattern or more); `{partition}` is replaced by the
+    /// controller role's partition.
+    pub resources: &'static [&'static str],
     /// Why the Resource is this wide.
     pub resource_note: &'static str,
 }
 
-/// What the role xacct assumes in a managed account must be allowed to do, per resource kind.
+/// The permissions of one kind: its statements of the permissions policy.
+#[derive(Debug, Clone, Copy)]
+pub struct KindPermissions {
+    /// The kind.
+    pub kind: PermissionKind,
+    /// The name on the command line (`--kinds`).
+    pub name: &'static str,
+    /// The other name `--kinds` takes: the grant's ResourceKind, or the custom resource.
+    pub long_name: &'static str,
+    /// Its statements; each names the actions of one service.
+    pub statements: &'static [StatementPermissions],
+}
+
+/// What the role xacct assumes in a managed account must be allowed to do, per kind.
 ///
-/// This is the one list of those permissions: exactly the calls of `src/aws/{s3,ecr,kms,iam}.rs`,
-/// which are made with the managed account's credentials. The other AWS calls xacct makes are STS
+/// This is the one list of those permissions: exactly the calls of `src/aws/{s3,ecr,kms,iam}.rs`
+/// (grants) and of `src/aws/{rds,kms}.rs` through `src/aws/snapshots.rs` (snapshot sharing), which
+/// are made with the managed account's credentials. The other AWS calls xacct makes are STS
 /// calls: `sts:AssumeRole` is made with the controller's own credentials (the trust policy, and the
 /// controller role's own identity policy, allow it), and `sts:GetCallerIdentity` needs no
 /// permission. `tests/iam_policy.rs` runs every kind against the AWS emulator and fails when a call
 /// is missing here, or when an action here is never called.
 pub const PERMISSIONS: &[KindPermissions] = &[
     KindPermissions {
-        kind: ResourceKind::S3Bucket,
+        kind: PermissionKind::S3,
         name: "s3",
-        sid: "XacctS3BucketPolicies",
-        actions: &[
-            (
-                "s3:GetBucketPolicy",
-                "read a bucket policy (plan, apply, and the re-read before each write)",
-            ),
-            ("s3:PutBucketPolicy", "write the merged bucket policy"),
-            (
-                "s3:DeleteBucketPolicy",
-                "remove a bucket policy left empty, when only xacct's statements were in it",
-            ),
-        ],
-        resource: "arn:{partition}:s3:::*",
-        resource_note: "bucket ARNs name no account, and S3 lets only identities of the bucket owner's account read, write or delete a bucket policy, so this reaches the account's own buckets only",
+        long_name: "S3Bucket",
+        statements: &[StatementPermissions {
+            sid: "XacctS3BucketPolicies",
+            actions: &[
+                (
+                    "s3:GetBucketPolicy",
+                    "read a bucket policy (plan, apply, and the re-read before each write)",
+                ),
+                ("s3:PutBucketPolicy", "write the merged bucket policy"),
+                (
+                    "s3:DeleteBucketPolicy",
+                    "remove a bucket policy left empty, when only xacct's statements were in it",
+                ),
+            ],
+            resources: &["arn:{partition}:s3:::*"],
+            resource_note: "bucket ARNs name no account, and S3 lets only identities of the bucket owner's account read, write or delete a bucket policy, so this reaches the account's own buckets only",
+        }],
     },
     KindPermissions {
-        kind: ResourceKind::EcrRepository,
+        kind: PermissionKind::Ecr,
         name: "ecr",
-        sid: "XacctEcrRepositoryPolicies",
-        actions: &[
-            ("ecr:GetRepositoryPolicy", "read a repository policy"),
-            (
-                "ecr:SetRepositoryPolicy",
-                "write the merged repository policy",
-            ),
-            (
-                "ecr:DeleteRepositoryPolicy",
-                "remove a repository policy left empty, when only xacct's statements were in it",
-            ),
-        ],
-        resource: "arn:{partition}:ecr:*:*:repository/*",
-        resource_note: "repositories only, in any region (a grant may name any region); replace the account `*` with the account id, or `repository/*` with the repositories grants may name, to narrow it further",
+        long_name: "EcrRepository",
+        statements: &[StatementPermissions {
+            sid: "XacctEcrRepositoryPolicies",
+            actions: &[
+                ("ecr:GetRepositoryPolicy", "read a repository policy"),
+                (
+                    "ecr:SetRepositoryPolicy",
+                    "write the merged repository policy",
+                ),
+                (
+                    "ecr:DeleteRepositoryPolicy",
+                    "remove a repository policy left empty, when only xacct's statements were in it",
+                ),
+            ],
+            resources: &["arn:{partition}:ecr:*:*:repository/*"],
+            resource_note: "repositories only, in any region (a grant may name any region); replace the account `*` with the account id, or `repository/*` with the repositories grants may name, to narrow it further",
+        }],
     },
     KindPermissions {
-        kind: ResourceKind::KmsKey,
+        kind: PermissionKind::Kms,
         name: "kms",
-        sid: "XacctKmsKeyPolicies",
-        actions: &[
-            (
-                "kms:DescribeKey",
-                "resolve a grant's alias/NAME or alias ARN to its key (grants naming a key id or key ARN make no such call)",
-            ),
-            ("kms:GetKeyPolicy", "read the key policy"),
-            ("kms:PutKeyPolicy", "write the merged key policy"),
-        ],
-        resource: "arn:{partition}:kms:*:*:key/*",
-        resource_note: "keys only, in any region: KMS authorizes DescribeKey by alias against the key the alias points to, so alias resolution needs no `*` (alias ARNs in Resource only govern alias operations); the key policy must also let IAM policies of the account grant access (the default key policy's root statement), or name the role itself",
+        long_name: "KmsKey",
+        statements: &[StatementPermissions {
+            sid: "XacctKmsKeyPolicies",
+            actions: &[
+                (
+                    "kms:DescribeKey",
+                    "resolve a grant's alias/NAME or alias ARN to its key (grants naming a key id or key ARN make no such call)",
+                ),
+                ("kms:GetKeyPolicy", "read the key policy"),
+                ("kms:PutKeyPolicy", "write the merged key policy"),
+            ],
+            resources: &["arn:{partition}:kms:*:*:key/*"],
+            resource_note: "keys only, in any region: KMS authorizes DescribeKey by alias against the key the alias points to, so alias resolution needs no `*` (alias ARNs in Resource only govern alias operations); the key policy must also let IAM policies of the account grant access (the default key policy's root statement), or name the role itself",
+        }],
     },
     KindPermissions {
-        kind: ResourceKind::IamRole,
+        kind: PermissionKind::Iam,
         name: "iam",
-        sid: "XacctIamRoleTrustPolicies",
-        actions: &[
-            ("iam:GetRole", "read a role's trust policy"),
-            (
-                "iam:UpdateAssumeRolePolicy",
-                "write the merged trust policy",
-            ),
+        long_name: "IamRole",
+        statements: &[StatementPermissions {
+            sid: "XacctIamRoleTrustPolicies",
+            actions: &[
+                ("iam:GetRole", "read a role's trust policy"),
+                (
+                    "iam:UpdateAssumeRolePolicy",
+                    "write the merged trust policy",
+                ),
+            ],
+            resources: &["arn:{partition}:iam::*:role/*"],
+            resource_note: "roles only; rewriting a trust policy decides who may assume that role, so narrow `role/*` to the roles grants may name (a path such as `role/shared/*`) so that it reaches neither this role nor other privileged roles",
+        }],
+    },
+    KindPermissions {
+        kind: PermissionKind::Rds,
+        name: "rds",
+        long_name: "SnapshotShare",
+        statements: &[
+            StatementPermissions {
+                sid: "XacctRdsFindSnapshots",
+                actions: &[
+                    (
+                        "rds:DescribeDBSnapshots",
+                        "find a DB snapshot by identifier, the copy a share made of it, or the snapshots of a DB instance (latestOf)",
+                    ),
+                    (
+                        "rds:DescribeDBClusterSnapshots",
+                        "find a DB cluster snapshot by identifier, the copy a share made of it, or the snapshots of a DB cluster (latestOf)",
+                    ),
+                ],
+                resources: &[
+                    "arn:{partition}:rds:*:*:snapshot:*",
+                    "arn:{partition}:rds:*:*:cluster-snapshot:*",
+                    "arn:{partition}:rds:*:*:db:*",
+                    "arn:{partition}:rds:*:*:cluster:*",
+                ],
+                resource_note: "read only, in any region (a share may name any region): snapshot and cluster-snapshot ARNs for a snapshot named by identifier, db and cluster ARNs for the snapshots of an instance or cluster (latestOf filters by DBInstanceIdentifier or DBClusterIdentifier); automated snapshots are `snapshot:rds:NAME`, which `snapshot:*` matches",
+            },
+            StatementPermissions {
+                sid: "XacctRdsShareSnapshots",
+                actions: &[
+                    (
+                        "rds:DescribeDBSnapshotAttributes",
+                        "read the accounts a DB snapshot is shared with (its restore attribute)",
+                    ),
+                    (
+                        "rds:DescribeDBClusterSnapshotAttributes",
+                        "read the accounts a DB cluster snapshot is shared with",
+                    ),
+                    (
+                        "rds:ModifyDBSnapshotAttribute",
+                        "share a DB snapshot with the target accounts, and unshare the accounts only this share added",
+                    ),
+                    (
+                        "rds:ModifyDBClusterSnapshotAttribute",
+                        "share and unshare a DB cluster snapshot",
+                    ),
+                    (
+                        "rds:ListTagsForResource",
+                        "read the xacct.dev/share/ACCOUNT tags that record which shares shared a snapshot with which account",
+                    ),
+                    (
+                        "rds:AddTagsToResource",
+                        "record this share in those tags before sharing (a copy gets its first tags in the CopyDB(Cluster)Snapshot call itself)",
+                    ),
+                    (
+                        "rds:RemoveTagsFromResource",
+                        "drop those tags once an account is unshared",
+                    ),
+                    (
+                        "rds:CopyDBSnapshot",
+                        "copy a DB snapshot that cannot be shared as it is (automated, or encrypted with an AWS managed key) with spec.copyForSharing.kmsKeyId",
+                    ),
+                    (
+                        "rds:CopyDBClusterSnapshot",
+                        "the same for a DB cluster snapshot",
+                    ),
+                ],
+                resources: &[
+                    "arn:{partition}:rds:*:*:snapshot:*",
+                    "arn:{partition}:rds:*:*:cluster-snapshot:*",
+                ],
+                resource_note: "snapshots only, in any region: no db or cluster ARN, so the tag actions cannot retag instances or clusters; the copy actions act on snapshots too (the source and the copy, both covered). Modify*SnapshotAttribute decides who may restore a snapshot: narrow the account `*`, or the snapshot names, where you can",
+            },
+            StatementPermissions {
+                sid: "XacctRdsSnapshotKeys",
+                actions: &[
+                    (
+                        "kms:DescribeKey",
+                        "read the key of an encrypted snapshot and the spec.copyForSharing key (AWS managed? disabled or pending deletion?); CopyDB(Cluster)Snapshot with KmsKeyId also requires it of the caller on that key",
+                    ),
+                    (
+                        "kms:ListGrants",
+                        "find the grant this share made for an account (kms.mode Grant)",
+                    ),
+                    (
+                        "kms:CreateGrant",
+                        "give a target account the use of the snapshot's key (kms.mode Grant); CopyDB(Cluster)Snapshot with KmsKeyId also requires it of the caller on that key (RDS creates its grant on the caller's behalf)",
+                    ),
+                    (
+                        "kms:RevokeGrant",
+                        "take that grant back when the account is unshared (kms.mode Grant)",
+                    ),
+                    (
+                        "kms:GetKeyPolicy",
+                        "read the snapshot key's policy (kms.mode KeyPolicy, the default)",
+                    ),
+                    (
+                        "kms:PutKeyPolicy",
+                        "write the target accounts' statements into it, and remove them when unshared (kms.mode KeyPolicy)",
+                    ),
+                ],
+                resources: &["arn:{partition}:kms:*:*:key/*"],
+                resource_note: "keys only, in any region: the keys of the snapshots shared and of spec.copyForSharing. A statement of `rds` itself, so that `rds` without `kms` can share encrypted snapshots; with `kms` too, DescribeKey, GetKeyPolicy and PutKeyPolicy are in both statements. kms:CreateGrant is there because of Grant mode and because RDS requires kms:CreateGrant and kms:DescribeKey on the key of a copy (RDS User Guide, Authorizing use of a customer managed key); xacct calls no kms:Decrypt or kms:ReEncrypt*: RDS uses the keys of a copy (the source snapshot's and the copy's) through grants it creates on the caller's behalf, which `key/*` covers for both. The key policies must let IAM policies of the account grant access (the default key policy's root statement). Narrow `key/*` to the keys of the snapshots you share where you can: CreateGrant and PutKeyPolicy decide who may use a key",
+            },
         ],
-        resource: "arn:{partition}:iam::*:role/*",
-        resource_note: "roles only; rewriting a trust policy decides who may assume that role, so narrow `role/*` to the roles grants may name (a path such as `role/shared/*`) so that it reaches neither this role nor other privileged roles",
     },
 ];
 
 /// Kinds named on the command line that this command refuses, and why.
-const NOT_COVERED: &[(&str, &str)] = &[
-    (
-        "rds",
-        "RDS snapshot sharing (SnapshotShare) is not covered by xacct iam-policy yet: the permissions of its RDS and KMS calls are not in its table",
-    ),
-    (
-        "sagemaker",
-        "SageMaker is not implemented in xacct yet, so the role xacct assumes needs no sagemaker: permission",
-    ),
-];
+const NOT_COVERED: &[(&str, &str)] = &[(
+    "sagemaker",
+    "SageMaker is not implemented in xacct yet, so the role xacct assumes needs no sagemaker: permission",
+)];
 
-/// Parses one `--kinds` value: `s3`, `ecr`, `kms`, `iam` (or the ResourceKind's own name).
-pub fn parse_kind(value: &str) -> Result<ResourceKind, String> {
+/// Parses one `--kinds` value: `s3`, `ecr`, `kms`, `iam`, `rds` (or the long name: the grant's
+/// ResourceKind, `SnapshotShare` for rds).
+pub fn parse_permission_kind(value: &str) -> Result<PermissionKind, String> {
     let wanted = value.trim().to_ascii_lowercase();
     if let Some(p) = PERMISSIONS
         .iter()
-        .find(|p| p.name == wanted || format!("{:?}", p.kind).to_ascii_lowercase() == wanted)
+        .find(|p| p.name == wanted || p.long_name.to_ascii_lowercase() == wanted)
     {
         return Ok(p.kind);
     }
@@ -145,6 +310,28 @@ pub fn parse_kind(value: &str) -> Result<ResourceKind, String> {
             "unknown resource kind (implemented kinds: {known})"
         )),
     }
+}
+
+/// Parses one `--kinds` value into the [`ResourceKind`] that the flag holds in `src/cli/mod.rs`.
+/// `rds` is no ResourceKind, so this refuses it and points to the default policy, which has it;
+/// once the flag holds [`PermissionKind`]s (parsed by [`parse_permission_kind`]) `--kinds rds`
+/// works and this goes.
+pub fn parse_kind(value: &str) -> Result<ResourceKind, String> {
+    let kind = parse_permission_kind(value)?;
+    kind.resource_kind().ok_or_else(|| {
+        format!(
+            "{} cannot be selected with --kinds in this build: its permissions are part of the default policy, so run xacct iam-policy without --kinds",
+            kind_label(kind)
+        )
+    })
+}
+
+fn kind_label(kind: PermissionKind) -> String {
+    PERMISSIONS
+        .iter()
+        .find(|p| p.kind == kind)
+        .map(|p| format!("{} ({})", p.name, p.long_name))
+        .unwrap_or_else(|| format!("{kind:?}"))
 }
 
 static PRINCIPAL_ARN_RE: LazyLock<Regex> = LazyLock::new(|| {
@@ -187,7 +374,7 @@ pub struct IamPolicies {
 
 /// Builds both policies for `kinds` (all implemented kinds when empty).
 pub fn build(
-    kinds: &[ResourceKind],
+    kinds: &[PermissionKind],
     controller_role_arn: &str,
     external_id: Option<&str>,
 ) -> Result<IamPolicies, PolicyError> {
@@ -197,14 +384,25 @@ pub fn build(
         .collect();
     let partition = controller_role_arn.split(':').nth(1).unwrap_or("aws");
 
+    let resources = |s: &StatementPermissions| -> Vec<String> {
+        s.resources
+            .iter()
+            .map(|r| r.replace("{partition}", partition))
+            .collect()
+    };
+
     let mut permissions = PolicyDocument::new();
-    for p in &selected {
-        let actions: Vec<&str> = p.actions.iter().map(|(action, _)| *action).collect();
+    for s in selected.iter().flat_map(|p| p.statements) {
+        let actions: Vec<&str> = s.actions.iter().map(|(action, _)| *action).collect();
+        let resource = match resources(s).as_slice() {
+            [one] => json!(one),
+            many => json!(many),
+        };
         permissions.statements.push(Statement::from_json(json!({
-            "Sid": p.sid,
+            "Sid": s.sid,
             "Effect": "Allow",
             "Action": actions,
-            "Resource": p.resource.replace("{partition}", partition),
+            "Resource": resource,
         }))?);
     }
 
@@ -239,12 +437,12 @@ pub fn build(
             "{PLACEHOLDER_CONTROLLER_ROLE_ARN} is a placeholder: pass --controller-role-arn with the role xacct runs as (its IRSA or Pod Identity role, say)."
         ));
     }
-    for p in &selected {
+    for s in selected.iter().flat_map(|p| p.statements) {
         notes.push(format!(
             "{} ({}): {}.",
-            p.sid,
-            p.resource.replace("{partition}", partition),
-            p.resource_note
+            s.sid,
+            resources(s).join(", "),
+            s.resource_note
         ));
     }
     Ok(IamPolicies {
@@ -257,12 +455,20 @@ pub fn build(
 
 /// The policies as one JSON object.
 pub fn json(policies: &IamPolicies) -> Value {
-    let actions: Map<String, Value> = policies
+    // An action in two statements (kms:DescribeKey of `kms` and of `rds`) has both reasons.
+    let mut actions = Map::new();
+    for (action, why) in policies
         .kinds
         .iter()
-        .flat_map(|p| p.actions.iter())
-        .map(|(action, why)| (action.to_string(), json!(why)))
-        .collect();
+        .flat_map(|p| p.statements)
+        .flat_map(|s| s.actions)
+    {
+        let why = match actions.get(*action).and_then(Value::as_str) {
+            Some(before) => format!("{before}; also {why}"),
+            None => why.to_string(),
+        };
+        actions.insert(action.to_string(), json!(why));
+    }
     json!({
         "kinds": policies.kinds.iter().map(|p| p.name).collect::<Vec<_>>(),
         "permissionsPolicy": policies.permissions.to_json(),
@@ -290,9 +496,9 @@ pub fn text(policies: &IamPolicies) -> String {
     let _ = writeln!(out, "{}", policies.trust.to_pretty_string());
     let _ = writeln!(out);
     let _ = writeln!(out, "# Why each action");
-    for p in &policies.kinds {
-        for (action, why) in p.actions {
-            let _ = writeln!(out, "#   {action}: {why}");
+    for s in policies.kinds.iter().flat_map(|p| p.statements) {
+        for (action, why) in s.actions {
+            let _ = writeln!(out, "#   {action} ({}): {why}", s.sid);
         }
     }
     let _ = writeln!(out, "# Notes");
@@ -302,14 +508,15 @@ pub fn text(policies: &IamPolicies) -> String {
     out
 }
 
-/// Runs `xacct iam-policy`; returns the exit status.
-pub fn run(
-    kinds: &[ResourceKind],
+/// Runs `xacct iam-policy` for `kinds` (ResourceKinds or PermissionKinds); returns the exit status.
+pub fn run<K: Copy + Into<PermissionKind>>(
+    kinds: &[K],
     controller_role_arn: &str,
     external_id: Option<&str>,
     output: Output,
 ) -> i32 {
-    match build(kinds, controller_role_arn, external_id) {
+    let kinds: Vec<PermissionKind> = kinds.iter().map(|k| (*k).into()).collect();
+    match build(&kinds, controller_role_arn, external_id) {
         Ok(policies) => {
             match output {
                 Output::Json => println!(
@@ -332,58 +539,140 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_resource_kind_has_exactly_one_entry() {
+    fn every_kind_has_exactly_one_entry_and_every_resource_kind_is_one() {
         for kind in [
-            ResourceKind::S3Bucket,
-            ResourceKind::EcrRepository,
-            ResourceKind::KmsKey,
-            ResourceKind::IamRole,
+            PermissionKind::S3,
+            PermissionKind::Ecr,
+            PermissionKind::Kms,
+            PermissionKind::Iam,
+            PermissionKind::Rds,
         ] {
-            // Exhaustive: a new ResourceKind does not compile here until it is listed above and
+            // Exhaustive: a new PermissionKind does not compile here until it is listed above and
             // given its permissions in PERMISSIONS.
             match kind {
-                ResourceKind::S3Bucket
-                | ResourceKind::EcrRepository
-                | ResourceKind::KmsKey
-                | ResourceKind::IamRole => {}
+                PermissionKind::S3
+                | PermissionKind::Ecr
+                | PermissionKind::Kms
+                | PermissionKind::Iam
+                | PermissionKind::Rds => {}
             }
             assert_eq!(
                 PERMISSIONS.iter().filter(|p| p.kind == kind).count(),
                 1,
                 "{kind:?}"
             );
+            if let Some(resource_kind) = kind.resource_kind() {
+                assert_eq!(PermissionKind::from(resource_kind), kind);
+                assert_eq!(
+                    PERMISSIONS
+                        .iter()
+                        .find(|p| p.kind == kind)
+                        .unwrap()
+                        .long_name,
+                    format!("{resource_kind:?}")
+                );
+            }
         }
+        // A new ResourceKind does not compile in From<ResourceKind> until it has its kind.
     }
 
     #[test]
-    fn actions_belong_to_their_service_and_sids_are_iam_sids() {
+    fn actions_belong_to_their_statement_s_service_and_sids_are_iam_sids() {
+        let mut sids = std::collections::BTreeSet::new();
         for p in PERMISSIONS {
-            for (action, _) in p.actions {
-                assert!(action.starts_with(&format!("{}:", p.name)), "{action}");
-                assert!(!action.contains('*'), "{action}: no wildcards");
+            assert!(!p.statements.is_empty(), "{}", p.name);
+            for (i, s) in p.statements.iter().enumerate() {
+                let service = s.actions[0].0.split(':').next().unwrap();
+                if i == 0 {
+                    assert_eq!(
+                        service, p.name,
+                        "a kind's first statement is its own service's"
+                    );
+                }
+                for (action, _) in s.actions {
+                    assert!(
+                        action.starts_with(&format!("{service}:")),
+                        "{action} in {}",
+                        s.sid
+                    );
+                    assert!(!action.contains('*'), "{action}: no wildcards");
+                }
+                assert!(s.sid.chars().all(|c| c.is_ascii_alphanumeric()));
+                assert!(sids.insert(s.sid), "{} is used twice", s.sid);
+                assert!(!s.resources.is_empty(), "{}", s.sid);
+                assert!(s.resources.iter().all(|r| *r != "*"), "{}", s.sid);
             }
-            assert!(p.sid.chars().all(|c| c.is_ascii_alphanumeric()));
-            assert!(p.resource != "*", "{}", p.sid);
         }
     }
 
     #[test]
     fn kinds_parse_and_unimplemented_ones_are_refused() {
+        assert_eq!(parse_permission_kind("s3"), Ok(PermissionKind::S3));
+        assert_eq!(parse_permission_kind("KmsKey"), Ok(PermissionKind::Kms));
+        assert_eq!(parse_permission_kind("rds"), Ok(PermissionKind::Rds));
+        assert_eq!(
+            parse_permission_kind("SnapshotShare"),
+            Ok(PermissionKind::Rds)
+        );
+        assert!(
+            parse_permission_kind("sagemaker")
+                .unwrap_err()
+                .contains("SageMaker is not implemented")
+        );
+        assert!(
+            parse_permission_kind("sqs")
+                .unwrap_err()
+                .contains("unknown")
+        );
+
         assert_eq!(parse_kind("s3"), Ok(ResourceKind::S3Bucket));
         assert_eq!(parse_kind("KmsKey"), Ok(ResourceKind::KmsKey));
-        assert!(parse_kind("rds").unwrap_err().contains("not covered"));
+        assert!(parse_kind("rds").unwrap_err().contains("default policy"));
         assert!(
             parse_kind("sagemaker")
                 .unwrap_err()
                 .contains("SageMaker is not implemented")
         );
-        assert!(parse_kind("sqs").unwrap_err().contains("unknown"));
+    }
+
+    #[test]
+    fn rds_has_its_own_key_statement() {
+        let p = build(
+            &[PermissionKind::Rds],
+            PLACEHOLDER_CONTROLLER_ROLE_ARN,
+            None,
+        )
+        .unwrap();
+        let doc = p.permissions.to_json();
+        let statements = doc["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 3);
+        assert_eq!(statements[2]["Sid"], "XacctRdsSnapshotKeys");
+        assert_eq!(statements[2]["Resource"], json!("arn:aws:kms:*:*:key/*"));
+        assert!(
+            statements[..2]
+                .iter()
+                .all(|s| s["Resource"].as_array().is_some_and(|r| r.len() >= 2))
+        );
+        // With kms too, an action in both statements keeps both reasons.
+        let both = json(
+            &build(
+                &[PermissionKind::Kms, PermissionKind::Rds],
+                PLACEHOLDER_CONTROLLER_ROLE_ARN,
+                None,
+            )
+            .unwrap(),
+        );
+        let why = both["actions"]["kms:DescribeKey"].as_str().unwrap();
+        assert!(
+            why.contains("alias") && why.contains("copyForSharing"),
+            "{why}"
+        );
     }
 
     #[test]
     fn partition_follows_the_controller_role() {
         let p = build(
-            &[ResourceKind::S3Bucket],
+            &[PermissionKind::S3],
             "arn:aws-cn:iam::111122223333:role/x",
             None,
         )
