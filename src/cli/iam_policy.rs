@@ -312,28 +312,6 @@ pub fn parse_permission_kind(value: &str) -> Result<PermissionKind, String> {
     }
 }
 
-/// Parses one `--kinds` value into the [`ResourceKind`] that the flag holds in `src/cli/mod.rs`.
-/// `rds` is no ResourceKind, so this refuses it and points to the default policy, which has it;
-/// once the flag holds [`PermissionKind`]s (parsed by [`parse_permission_kind`]) `--kinds rds`
-/// works and this goes.
-pub fn parse_kind(value: &str) -> Result<ResourceKind, String> {
-    let kind = parse_permission_kind(value)?;
-    kind.resource_kind().ok_or_else(|| {
-        format!(
-            "{} cannot be selected with --kinds in this build: its permissions are part of the default policy, so run xacct iam-policy without --kinds",
-            kind_label(kind)
-        )
-    })
-}
-
-fn kind_label(kind: PermissionKind) -> String {
-    PERMISSIONS
-        .iter()
-        .find(|p| p.kind == kind)
-        .map(|p| format!("{} ({})", p.name, p.long_name))
-        .unwrap_or_else(|| format!("{kind:?}"))
-}
-
 static PRINCIPAL_ARN_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(PRINCIPAL_ARN).unwrap_or_else(|e| panic!("built-in pattern does not compile: {e}"))
 });
@@ -508,22 +486,21 @@ pub fn text(policies: &IamPolicies) -> String {
     out
 }
 
-/// Runs `xacct iam-policy` for `kinds` (ResourceKinds or PermissionKinds); returns the exit status.
-pub fn run<K: Copy + Into<PermissionKind>>(
-    kinds: &[K],
+/// Runs `xacct iam-policy` for `kinds`; returns the exit status.
+pub fn run(
+    kinds: &[PermissionKind],
     controller_role_arn: &str,
     external_id: Option<&str>,
     output: Output,
 ) -> i32 {
-    let kinds: Vec<PermissionKind> = kinds.iter().map(|k| (*k).into()).collect();
-    match build(&kinds, controller_role_arn, external_id) {
+    match build(kinds, controller_role_arn, external_id) {
         Ok(policies) => {
             match output {
-                Output::Json => println!(
-                    "{}",
+                Output::Json => super::emit(&format!(
+                    "{}\n",
                     serde_json::to_string_pretty(&json(&policies)).unwrap_or_default()
-                ),
-                Output::Text => print!("{}", text(&policies)),
+                )),
+                Output::Text => super::emit(&text(&policies)),
             }
             0
         }
@@ -623,15 +600,6 @@ mod tests {
             parse_permission_kind("sqs")
                 .unwrap_err()
                 .contains("unknown")
-        );
-
-        assert_eq!(parse_kind("s3"), Ok(ResourceKind::S3Bucket));
-        assert_eq!(parse_kind("KmsKey"), Ok(ResourceKind::KmsKey));
-        assert!(parse_kind("rds").unwrap_err().contains("default policy"));
-        assert!(
-            parse_kind("sagemaker")
-                .unwrap_err()
-                .contains("SageMaker is not implemented")
         );
     }
 

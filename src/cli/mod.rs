@@ -61,9 +61,9 @@ pub enum Command {
 /// Options of `xacct iam-policy`.
 #[derive(Debug, clap::Args)]
 pub struct IamPolicyArgs {
-    /// Resource kinds in use, comma-separated: s3, ecr, kms, iam (default: all).
-    #[arg(long, value_delimiter = ',', value_parser = iam_policy::parse_kind)]
-    pub kinds: Vec<crate::api::ResourceKind>,
+    /// Kinds in use, comma-separated: s3, ecr, kms, iam, rds (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = iam_policy::parse_permission_kind)]
+    pub kinds: Vec<iam_policy::PermissionKind>,
     /// ARN of the role xacct itself runs as (IRSA, Pod Identity, instance profile): the principal
     /// the trust policy lets assume the managed role.
     #[arg(long, default_value = iam_policy::PLACEHOLDER_CONTROLLER_ROLE_ARN, value_parser = iam_policy::parse_controller_arn)]
@@ -164,7 +164,7 @@ fn parse_instance_id(s: &str) -> Result<String, String> {
 pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Crds => {
-            print!("{}", crds_yaml());
+            emit(&crds_yaml());
             0
         }
         Command::Plan(args) => run_engine(args, Operation::Apply, true).await,
@@ -211,6 +211,13 @@ fn controller_config(args: ControllerArgs) -> crate::controller::RunConfig {
         secrets_namespace: args.pod_namespace,
         reporter: "xacct".into(),
     }
+}
+
+/// Writes to standard output; a closed pipe (`xacct plan | head`) is not an error worth a panic.
+pub(crate) fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// The CRDs as one multi-document YAML stream (what `crds/` holds).
@@ -276,8 +283,8 @@ async fn run_engine(args: RunArgs, operation: Operation, dry_run: bool) -> i32 {
     .await;
 
     match args.output {
-        Output::Json => println!("{}", render::json(&report, &shares, &errors)),
-        Output::Text => print!("{}", render::text(&report, &shares, &errors)),
+        Output::Json => emit(&format!("{}\n", render::json(&report, &shares, &errors))),
+        Output::Text => emit(&render::text(&report, &shares, &errors)),
     }
     exit_status(&report, &shares, &errors, dry_run)
 }
