@@ -364,22 +364,7 @@ async fn snapshot_shares_go_through_plan_apply_and_delete() {
         .await
         .unwrap();
     let rds = connector.rds_client(&config, "us-east-1");
-    rds.create_db_instance()
-        .db_instance_identifier("orders")
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .master_username("admin")
-        .master_user_password("not-a-secret-1")
-        .allocated_storage(20)
-        .send()
-        .await
-        .unwrap();
-    rds.create_db_snapshot()
-        .db_instance_identifier("orders")
-        .db_snapshot_identifier("orders-1")
-        .send()
-        .await
-        .unwrap();
+    support::db_instance(&rds, "orders", None, Some("orders-1")).await;
     let dir = tempfile::tempdir().unwrap();
     let share = "apiVersion: xacct.dev/v1alpha1
 kind: SnapshotShare

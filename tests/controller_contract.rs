@@ -312,17 +312,7 @@ async fn run_fails_fast_when_the_crds_are_not_installed() {
     let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let config = xacct::controller::RunConfig {
-        engine: EngineSettings::default(),
-        concurrency: 1,
-        resync: Duration::from_secs(300),
-        namespace: None,
-        selector: None,
-        metrics_addr: "127.0.0.1:0".parse().unwrap(),
-        leader_election: None,
-        secrets_namespace: "xacct-system".into(),
-        reporter: "xacct".into(),
-    };
+    let config = support::kube_api::run_config(Duration::from_secs(300));
     let run = tokio::spawn(xacct::controller::run_with(
         client,
         moto.connector().await,
@@ -370,15 +360,9 @@ async fn a_sharded_controller_watches_one_namespace_with_a_label_selector() {
     let client = Client::new(service, "default");
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let config = xacct::controller::RunConfig {
-        engine: EngineSettings::default(),
-        concurrency: 1,
-        resync: Duration::from_secs(300),
         namespace: Some("batch".into()),
         selector: Some("shard=a".into()),
-        metrics_addr: "127.0.0.1:0".parse().unwrap(),
-        leader_election: None,
-        secrets_namespace: "xacct-system".into(),
-        reporter: "xacct".into(),
+        ..support::kube_api::run_config(Duration::from_secs(300))
     };
     let run = tokio::spawn(xacct::controller::run_with(
         client,

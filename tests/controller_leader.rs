@@ -10,29 +10,21 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-use support::kube_api::{KubeEmulator, eventually, free_port};
+use support::kube_api::{KubeEmulator, eventually, run_config};
 use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients};
 use tokio::sync::watch;
 use xacct::api::{AwsAccount, CrossAccountGrant};
 use xacct::controller::{LeaseConfig, RunConfig, run_with};
-use xacct::engine::EngineSettings;
 
 fn config(identity: &str) -> RunConfig {
     RunConfig {
-        engine: EngineSettings::default(),
-        concurrency: 2,
-        resync: Duration::from_secs(1),
-        namespace: None,
-        selector: None,
-        metrics_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
         leader_election: Some(LeaseConfig {
             name: "xacct-controller".into(),
             namespace: "xacct-system".into(),
             identity: identity.into(),
             duration_seconds: 10,
         }),
-        secrets_namespace: "xacct-system".into(),
-        reporter: "xacct".into(),
+        ..run_config(Duration::from_secs(1))
     }
 }
 

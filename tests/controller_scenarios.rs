@@ -13,13 +13,12 @@ use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use support::kube_api::{KubeEmulator, eventually, free_port};
+use support::kube_api::{KubeEmulator, eventually, run_config};
 use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, sids};
 use tokio::sync::watch;
 use xacct::api::{AwsAccount, CrossAccountGrant};
 use xacct::aws::Connector;
 use xacct::controller::{RunConfig, run_with};
-use xacct::engine::EngineSettings;
 
 struct Harness {
     _moto: Moto,
@@ -57,15 +56,9 @@ impl Harness {
         }
         let client = kube.client();
         let config = RunConfig {
-            engine: EngineSettings::default(),
-            concurrency: 4,
-            resync: Duration::from_secs(2),
             namespace: namespace.map(str::to_string),
             selector: selector.map(str::to_string),
-            metrics_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-            leader_election: None,
-            secrets_namespace: "xacct-system".into(),
-            reporter: "xacct".into(),
+            ..run_config(Duration::from_secs(2))
         };
         let (stop, stop_rx) = watch::channel(false);
         connector.calls().reset(); // count only what the controller does
@@ -597,22 +590,7 @@ async fn a_snapshot_share_is_shared_reported_and_unshared_on_delete() {
         .await
         .unwrap();
     let rds = h.connector.rds_client(&config, "us-east-1");
-    rds.create_db_instance()
-        .db_instance_identifier("orders")
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .master_username("admin")
-        .master_user_password("not-a-secret-1")
-        .allocated_storage(20)
-        .send()
-        .await
-        .unwrap();
-    rds.create_db_snapshot()
-        .db_instance_identifier("orders")
-        .db_snapshot_identifier("orders-1")
-        .send()
-        .await
-        .unwrap();
+    support::db_instance(&rds, "orders", None, Some("orders-1")).await;
     create(&h.accounts(), &account(&["*"], manager_role())).await;
     let share: SnapshotShare = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "SnapshotShare",
         "metadata": {"name": "orders", "namespace": "data"},

@@ -537,24 +537,13 @@ async fn rds_flow(moto: &Moto) -> Flow {
         keys.push(key);
     }
     let (snapshot_key, copy_key) = (&keys[0], &keys[1]);
-    rds.create_db_instance()
-        .db_instance_identifier("orders")
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .master_username("admin")
-        .master_user_password("not-a-secret-1")
-        .allocated_storage(20)
-        .storage_encrypted(true)
-        .kms_key_id(snapshot_key.key_id())
-        .send()
-        .await
-        .expect("create instance (moto makes its automated snapshot)");
-    rds.create_db_snapshot()
-        .db_instance_identifier("orders")
-        .db_snapshot_identifier("orders-1")
-        .send()
-        .await
-        .expect("create snapshot");
+    support::db_instance(
+        &rds,
+        "orders",
+        Some(snapshot_key.key_id()),
+        Some("orders-1"),
+    )
+    .await;
     rds.create_db_cluster()
         .db_cluster_identifier("events")
         .engine("aurora-postgresql")

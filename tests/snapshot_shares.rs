@@ -48,19 +48,7 @@ async fn rig() -> Rig {
 
 impl Rig {
     async fn instance(&self, id: &str, key: Option<&str>) {
-        let mut request = self
-            .rds
-            .create_db_instance()
-            .db_instance_identifier(id)
-            .db_instance_class("db.t3.micro")
-            .engine("postgres")
-            .master_username("admin")
-            .master_user_password("not-a-secret-1")
-            .allocated_storage(20);
-        if let Some(key) = key {
-            request = request.storage_encrypted(true).kms_key_id(key);
-        }
-        request.send().await.expect("create instance");
+        support::db_instance(&self.rds, id, key, None).await;
     }
 
     async fn snapshot(&self, instance: &str, id: &str) {

@@ -112,3 +112,21 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// A controller configuration for tests: a short resync, metrics on a free loopback port, no
+/// leader election; adjust fields with struct update syntax.
+pub fn run_config(resync: std::time::Duration) -> xacct::controller::RunConfig {
+    xacct::controller::RunConfig {
+        engine: xacct::engine::EngineSettings::default(),
+        concurrency: 4,
+        resync,
+        namespace: None,
+        selector: None,
+        metrics_addr: format!("127.0.0.1:{}", free_port())
+            .parse()
+            .expect("loopback address"),
+        leader_election: None,
+        secrets_namespace: "xacct-system".into(),
+        reporter: "xacct".into(),
+    }
+}

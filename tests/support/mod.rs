@@ -185,3 +185,33 @@ pub fn sids(policy: &str) -> Vec<Option<String>> {
         .map(|s| s.sid().map(str::to_string))
         .collect()
 }
+
+/// Creates a DB instance in the emulator (encrypted with `key` when given; moto also makes an
+/// automated snapshot of it), and a manual snapshot named `snapshot` when given.
+pub async fn db_instance(
+    rds: &aws_sdk_rds::Client,
+    instance: &str,
+    key: Option<&str>,
+    snapshot: Option<&str>,
+) {
+    let mut request = rds
+        .create_db_instance()
+        .db_instance_identifier(instance)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("admin")
+        .master_user_password("not-a-secret-1")
+        .allocated_storage(20);
+    if let Some(key) = key {
+        request = request.storage_encrypted(true).kms_key_id(key);
+    }
+    request.send().await.expect("create DB instance");
+    if let Some(snapshot) = snapshot {
+        rds.create_db_snapshot()
+            .db_instance_identifier(instance)
+            .db_snapshot_identifier(snapshot)
+            .send()
+            .await
+            .expect("create DB snapshot");
+    }
+}
