@@ -469,3 +469,138 @@ async fn a_missing_snapshot_has_its_own_reason() {
     let report = r.run(spec, Operation::Apply, false).await;
     assert_eq!(reason(&report), ("False", "NotFound"), "{report:?}");
 }
+
+#[tokio::test]
+async fn latest_of_with_copies_unshares_the_old_copy_and_delete_releases_every_kept_one() {
+    let r = rig().await;
+    let key = r
+        .kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    r.instance("orders", None).await; // moto's automated snapshot of the instance
+    let spec = share(
+        json!({"source": {"account": "data-prod", "latestOf": {"dbInstanceIdentifier": "orders", "type": "manual", "keep": 2}},
+                            "targets": [{"accountId": "111111111111"}]}),
+    );
+    r.snapshot("orders", "orders-1").await;
+    assert_eq!(
+        reason(&r.run(spec.clone(), Operation::Apply, false).await),
+        ("True", "Shared")
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    r.snapshot("orders", "orders-2").await;
+    assert_eq!(
+        reason(&r.run(spec.clone(), Operation::Apply, false).await),
+        ("True", "Shared")
+    );
+    assert_eq!(
+        r.shared_with("orders-1").await,
+        vec!["111111111111"],
+        "keep: 2 keeps the older one shared"
+    );
+    assert_eq!(r.shared_with("orders-2").await, vec!["111111111111"]);
+    let deleted = r.run(spec, Operation::Delete, false).await;
+    assert_eq!(reason(&deleted), ("False", "Unshared"), "{deleted:?}");
+    assert!(
+        r.shared_with("orders-1").await.is_empty() && r.shared_with("orders-2").await.is_empty(),
+        "every kept snapshot is released"
+    );
+
+    // Automated snapshots are shared through copies; delete releases the copy. (moto takes one
+    // automated snapshot per instance, so the copy of a superseded automated snapshot is released
+    // by the same code as orders-1 above: every snapshot or copy outside `keep`.)
+    let copies = share(
+        json!({"source": {"account": "data-prod", "latestOf": {"dbInstanceIdentifier": "orders", "type": "automated"}},
+                              "targets": [{"accountId": "111111111111"}], "copyForSharing": {"kmsKeyId": key.key_id()}}),
+    );
+    let first = r.run(copies.clone(), Operation::Apply, false).await;
+    assert_eq!(reason(&first), ("True", "Shared"), "{first:?}");
+    let first_copy = first
+        .snapshot_arn
+        .clone()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(r.shared_with(&first_copy).await, vec!["111111111111"]);
+    let deleted = r.run(copies, Operation::Delete, false).await;
+    assert_eq!(reason(&deleted), ("False", "Unshared"), "{deleted:?}");
+    assert!(
+        r.shared_with(&first_copy).await.is_empty(),
+        "the copy is released on delete"
+    );
+}
+
+#[tokio::test]
+async fn key_access_is_revoked_even_for_an_account_someone_else_shared_the_snapshot_with() {
+    let r = rig().await;
+    let key = r
+        .kms
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap();
+    let before = r
+        .kms
+        .get_key_policy()
+        .key_id(key.key_id())
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    r.instance("orders", Some(key.key_id())).await;
+    r.snapshot("orders", "orders-1").await;
+    r.share_with("orders-1", &["111111111111"]).await; // shared by someone else, without key access
+    let spec = share(
+        json!({"source": {"account": "data-prod", "dbSnapshotIdentifier": "orders-1"}, "targets": [{"accountId": "111111111111"}]}),
+    );
+    assert_eq!(
+        reason(&r.run(spec.clone(), Operation::Apply, false).await),
+        ("True", "Shared")
+    );
+    let with_access = r
+        .kms
+        .get_key_policy()
+        .key_id(key.key_id())
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    assert!(
+        with_access.contains("arn:aws:iam::111111111111:root"),
+        "xacct gave the key access: {with_access}"
+    );
+    r.run(spec, Operation::Delete, false).await;
+    let after = r
+        .kms
+        .get_key_policy()
+        .key_id(key.key_id())
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    assert!(
+        PolicyDocument::parse(&after)
+            .unwrap()
+            .same_meaning(&PolicyDocument::parse(&before).unwrap()),
+        "the key access xacct gave is gone: {after}"
+    );
+    assert_eq!(
+        r.shared_with("orders-1").await,
+        vec!["111111111111"],
+        "the other party's share stays"
+    );
+}

@@ -201,9 +201,12 @@ pub struct CrossAccountGrantStatus {
 pub struct GrantedTarget {
     /// ARN of the resource whose policy holds the statements.
     pub arn: String,
-    /// The resource as the grant named it, so its statements can be revoked after the grant moves
-    /// to another resource.
+    /// The resource as the grant named it.
     pub resource: ResourceSpec,
+    /// The region the statements were written in, so they can be revoked there even after the
+    /// grant or its account names another region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Sids of the statements this grant owns there.
     #[serde(default)]
     pub sids: Vec<String>,

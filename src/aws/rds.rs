@@ -134,38 +134,51 @@ pub(super) async fn list(
     source: &str,
     snapshot_type: &str,
 ) -> Result<Vec<SnapshotInfo>, AwsError> {
-    if cluster {
-        client
-            .describe_db_cluster_snapshots()
-            .db_cluster_identifier(source)
-            .snapshot_type(snapshot_type)
-            .send()
-            .await
-            .map(|o| o.db_cluster_snapshots().iter().map(cluster_info).collect())
-            .map_err(|e| {
-                AwsError::from_sdk(
-                    &e,
-                    "rds:DescribeDBClusterSnapshots",
-                    account_id,
-                    CLUSTER_NOT_FOUND,
-                )
-            })
-    } else {
-        client
-            .describe_db_snapshots()
-            .db_instance_identifier(source)
-            .snapshot_type(snapshot_type)
-            .send()
-            .await
-            .map(|o| o.db_snapshots().iter().map(instance_info).collect())
-            .map_err(|e| {
-                AwsError::from_sdk(
-                    &e,
-                    "rds:DescribeDBSnapshots",
-                    account_id,
-                    INSTANCE_NOT_FOUND,
-                )
-            })
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let next = if cluster {
+            let page = client
+                .describe_db_cluster_snapshots()
+                .db_cluster_identifier(source)
+                .snapshot_type(snapshot_type)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    AwsError::from_sdk(
+                        &e,
+                        "rds:DescribeDBClusterSnapshots",
+                        account_id,
+                        CLUSTER_NOT_FOUND,
+                    )
+                })?;
+            out.extend(page.db_cluster_snapshots().iter().map(cluster_info));
+            page.marker().map(str::to_string)
+        } else {
+            let page = client
+                .describe_db_snapshots()
+                .db_instance_identifier(source)
+                .snapshot_type(snapshot_type)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    AwsError::from_sdk(
+                        &e,
+                        "rds:DescribeDBSnapshots",
+                        account_id,
+                        INSTANCE_NOT_FOUND,
+                    )
+                })?;
+            out.extend(page.db_snapshots().iter().map(instance_info));
+            page.marker().map(str::to_string)
+        };
+        // A page marker that does not move would loop forever: stop on it.
+        if next.is_none() || next == marker {
+            return Ok(out);
+        }
+        marker = next;
     }
 }
 

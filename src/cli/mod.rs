@@ -91,7 +91,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "XACCT_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// How often every grant and account is checked again without a change (drift detection).
-    #[arg(long, env = "XACCT_RESYNC_PERIOD", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "XACCT_RESYNC_PERIOD", default_value = "5m", value_parser = parse_resync_period)]
     pub resync_period: std::time::Duration,
     /// Watch grants in this namespace only (default: all namespaces).
     #[arg(long, env = "XACCT_NAMESPACE")]
@@ -150,6 +150,15 @@ pub enum Output {
     Text,
     /// For programs: the full report.
     Json,
+}
+
+/// At least 1 s: zero would re-read every policy continuously.
+fn parse_resync_period(s: &str) -> Result<std::time::Duration, String> {
+    let period = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if period < std::time::Duration::from_secs(1) {
+        return Err("the resync period must be at least 1s".into());
+    }
+    Ok(period)
 }
 
 fn parse_instance_id(s: &str) -> Result<String, String> {
@@ -318,14 +327,15 @@ async fn run_shares(
     dry_run: bool,
     wait: std::time::Duration,
 ) -> Vec<ShareReport> {
-    let deadline = std::time::Instant::now() + wait;
+    // A wait too long to represent is as good as forever.
+    let deadline = std::time::Instant::now().checked_add(wait);
     loop {
         let reports = engine
             .run_shares(accounts, &manifests.shares, operation, dry_run)
             .await;
         if dry_run
             || !reports.iter().any(ShareReport::waiting)
-            || std::time::Instant::now() + SHARE_POLL > deadline
+            || deadline.is_some_and(|d| std::time::Instant::now() + SHARE_POLL > d)
         {
             return reports;
         }

@@ -111,6 +111,46 @@ impl Context {
         )
     }
 
+    /// Why the AwsAccount `name` cannot be used yet, and when to look again; `None` when it can
+    /// (or does not exist: a missing account is an invalid spec, reported by the engine).
+    pub fn account_not_ready(&self, name: &str) -> Option<(String, std::time::Duration)> {
+        let account = self.account(name)?;
+        let conditions = account
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        if !super::conditions::is_ready(conditions) {
+            let why = super::conditions::find(conditions, super::conditions::READY)
+                .map_or("not verified yet".to_string(), |c| {
+                    format!("{}: {}", c.reason, c.message)
+                });
+            // Its readiness changing brings the object back; the resync is the fallback.
+            return Some((
+                format!("AwsAccount {name} is not Ready ({why})"),
+                self.settings.resync,
+            ));
+        }
+        let needs_secret = account
+            .spec
+            .assume_role
+            .as_ref()
+            .is_some_and(|r| r.external_id_secret_ref.is_some());
+        let has_secret = self
+            .external_ids
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name);
+        if needs_secret && !has_secret {
+            // After a restart, until the account's reconcile has read the Secret again.
+            return Some((
+                format!("the external id Secret of AwsAccount {name} has not been read yet"),
+                std::time::Duration::from_secs(5),
+            ));
+        }
+        None
+    }
+
     /// The cached AwsAccount named `name`.
     pub fn account(&self, name: &str) -> Option<Arc<AwsAccount>> {
         self.accounts

@@ -16,7 +16,7 @@ use super::context::Context;
 use super::error::ControllerError;
 use crate::api::{
     CrossAccountGrant, CrossAccountGrantStatus, DeletionPolicy, GrantMode, GrantedTarget,
-    ResourceSpec,
+    ResourceKind, ResourceSpec,
 };
 use crate::engine::{GrantInput, GrantReport, Operation, Report};
 
@@ -90,8 +90,8 @@ async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Contr
         return Ok(Action::requeue(std::time::Duration::from_millis(500)));
     }
     let previous = grant.status.clone().unwrap_or_default();
-    let outcome = match account_not_ready(grant, ctx) {
-        Some(message) => Outcome {
+    let outcome = match ctx.account_not_ready(&grant.spec.resource.account) {
+        Some((message, again)) => Outcome {
             ready: ConditionUpdate {
                 type_: READY,
                 status: "False",
@@ -100,8 +100,7 @@ async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Contr
             },
             drifted: None,
             targets: previous.targets.clone(),
-            // The AwsAccount watch brings the grant back as soon as the account becomes Ready.
-            action: Action::requeue(ctx.settings.resync),
+            action: Action::requeue(again),
         },
         None => converge(grant, &previous, ctx).await,
     };
@@ -135,23 +134,6 @@ async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Contr
     )
     .await?;
     Ok(outcome.action)
-}
-
-fn account_not_ready(grant: &CrossAccountGrant, ctx: &Context) -> Option<String> {
-    let name = &grant.spec.resource.account;
-    let account = ctx.account(name)?; // a missing account is an invalid spec, reported by the engine
-    let conditions = account
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    if is_ready(conditions) {
-        return None;
-    }
-    let why = find(conditions, READY).map_or("not verified yet".to_string(), |c| {
-        format!("{}: {}", c.reason, c.message)
-    });
-    Some(format!("AwsAccount {name} is not Ready ({why})"))
 }
 
 async fn converge(
@@ -222,10 +204,13 @@ async fn converge(
     let changed = changes_text(&report, result);
     let drifted = if observe {
         if result.changes > 0 && (was_converged || was_drifted) {
-            ctx.metrics.drift(false);
             let message = format!("the policy of {target_arn} differs from this grant: {changed}");
-            ctx.publish(grant, EventType::Warning, "DriftDetected", &message)
-                .await;
+            // Counted and announced once per episode of drift, not on every resync.
+            if !was_drifted {
+                ctx.metrics.drift(false);
+                ctx.publish(grant, EventType::Warning, "DriftDetected", &message)
+                    .await;
+            }
             Some(ConditionUpdate {
                 type_: DRIFTED,
                 status: "True",
@@ -281,6 +266,7 @@ async fn converge(
         vec![GrantedTarget {
             arn: target_arn.clone(),
             resource: grant.spec.resource.clone(),
+            region: result.region.clone(),
             sids: result.sids.clone(),
             last_applied,
         }]
@@ -288,7 +274,7 @@ async fn converge(
     if !observe {
         // The grant moved to another resource: revoke what it left on the old one.
         for old in previous.targets.iter().filter(|t| t.arn != target_arn) {
-            match revoke(grant, Some(&old.resource), ctx).await {
+            match revoke(grant, Some(&written_resource(old)), ctx).await {
                 Ok(()) => {
                     ctx.publish(
                         grant,
@@ -314,6 +300,19 @@ async fn converge(
     }
 }
 
+/// Where a target's statements were written: a key by its ARN (not an alias that may have moved),
+/// in the region they were written in.
+fn written_resource(target: &GrantedTarget) -> ResourceSpec {
+    let mut resource = target.resource.clone();
+    if resource.kind == ResourceKind::KmsKey && target.arn.starts_with("arn:") {
+        resource.name = target.arn.clone();
+    }
+    if let Some(region) = &target.region {
+        resource.region = Some(region.clone());
+    }
+    resource
+}
+
 /// What changed for this grant, in a few words (Sids and kinds).
 fn changes_text(report: &Report, grant: &GrantReport) -> String {
     let items: Vec<String> = report
@@ -337,17 +336,17 @@ async fn revoke(
     resource: Option<&ResourceSpec>,
     ctx: &Context,
 ) -> Result<(), String> {
+    let mut input = input(grant, resource);
+    // What was written is taken away even from a grant now set to Retain (it moved elsewhere).
+    input.grant.spec.deletion_policy = DeletionPolicy::Delete;
     let report = ctx
         .engine
-        .run(
-            &ctx.account_directory(),
-            &[input(grant, resource)],
-            Operation::Delete,
-            false,
-        )
+        .run(&ctx.account_directory(), &[input], Operation::Delete, false)
         .await;
     match report.grants.first().and_then(GrantReport::ready) {
-        Some(c) if matches!(c.reason, "Revoked" | "NotFound" | "InvalidSpec") => Ok(()),
+        // A resource that no longer exists holds no statement; anything else (an account that is
+        // missing or not readable yet) is retried: the statements may still be there.
+        Some(c) if matches!(c.reason, "Revoked" | "NotFound") => Ok(()),
         Some(c) => Err(format!("{}: {}", c.reason, c.message)),
         None => Err("no result".into()),
     }
@@ -366,13 +365,13 @@ async fn cleanup(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Con
         return Ok(Action::await_change());
     }
     let previous = grant.status.clone().unwrap_or_default();
-    let mut resources: Vec<&ResourceSpec> = vec![&grant.spec.resource];
-    resources.extend(previous.targets.iter().map(|t| &t.resource));
+    let mut resources: Vec<ResourceSpec> = vec![grant.spec.resource.clone()];
+    resources.extend(previous.targets.iter().map(written_resource));
     let mut seen = BTreeSet::new();
     resources.retain(|r| seen.insert(serde_json::to_string(r).unwrap_or_default()));
 
     let mut failures = Vec::new();
-    for resource in resources {
+    for resource in &resources {
         if let Err(message) = revoke(grant, Some(resource), ctx).await {
             failures.push(message);
         }

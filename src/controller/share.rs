@@ -9,7 +9,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 
-use super::conditions::{ConditionUpdate, READY, find, is_ready, merge_condition};
+use super::conditions::{ConditionUpdate, READY, find, merge_condition};
 use super::context::Context;
 use super::error::ControllerError;
 use crate::api::{SnapshotShare, SnapshotShareStatus};
@@ -82,77 +82,57 @@ async fn apply(share: &SnapshotShare, ctx: &Context) -> Result<Action, Controlle
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let previous = share.status.clone().unwrap_or_default();
-    let account = ctx.account(&share.spec.source.account);
-    let not_ready = account.filter(|a| {
-        !is_ready(
-            a.status
-                .as_ref()
-                .map(|s| s.conditions.as_slice())
-                .unwrap_or_default(),
-        )
-    });
-    let (update, report, action) = if let Some(account) = not_ready {
-        let why = account
-            .status
-            .as_ref()
-            .and_then(|s| find(&s.conditions, READY))
-            .map_or("not verified yet".into(), |c| c.reason.clone());
-        let message = format!(
-            "AwsAccount {} is not Ready ({why})",
-            share.spec.source.account
-        );
-        (
-            ConditionUpdate {
+    let (update, report, action) =
+        if let Some((message, again)) = ctx.account_not_ready(&share.spec.source.account) {
+            let update = ConditionUpdate {
                 type_: READY,
                 status: "False",
                 reason: "AccountNotReady".into(),
                 message,
-            },
-            None,
-            Action::requeue(ctx.settings.resync),
-        )
-    } else {
-        let report = ctx
-            .engine
-            .run_shares(
-                &ctx.account_directory(),
-                &[input(share)],
-                Operation::Apply,
-                false,
-            )
-            .await
-            .remove(0);
-        let c = report.ready().cloned();
-        let update = c.as_ref().map_or_else(
-            || ConditionUpdate {
-                type_: READY,
-                status: "Unknown",
-                reason: "Unknown".into(),
-                message: String::new(),
-            },
-            |c| ConditionUpdate {
-                type_: READY,
-                status: c.status,
-                reason: c.reason.to_string(),
-                message: c.message.clone(),
-            },
-        );
-        let action = if report.waiting() {
-            Action::requeue(WAIT)
-        } else if !report.failed() {
-            ctx.backoff.reset(&key(share));
-            Action::requeue(ctx.settings.resync)
-        } else if matches!(
-            update.reason.as_str(),
-            "InvalidSpec" | "NamespaceNotAllowed" | "CopyRequired"
-        ) {
-            // As for grants: back on a change, or at the resync (see grant.rs).
-            Action::requeue(ctx.settings.resync)
+            };
+            (update, None, Action::requeue(again))
         } else {
-            Action::requeue(ctx.backoff.next_delay(&key(share)).min(ctx.settings.resync))
+            let report = ctx
+                .engine
+                .run_shares(
+                    &ctx.account_directory(),
+                    &[input(share)],
+                    Operation::Apply,
+                    false,
+                )
+                .await
+                .remove(0);
+            let c = report.ready().cloned();
+            let update = c.as_ref().map_or_else(
+                || ConditionUpdate {
+                    type_: READY,
+                    status: "Unknown",
+                    reason: "Unknown".into(),
+                    message: String::new(),
+                },
+                |c| ConditionUpdate {
+                    type_: READY,
+                    status: c.status,
+                    reason: c.reason.to_string(),
+                    message: c.message.clone(),
+                },
+            );
+            let action = if report.waiting() {
+                Action::requeue(WAIT)
+            } else if !report.failed() {
+                ctx.backoff.reset(&key(share));
+                Action::requeue(ctx.settings.resync)
+            } else if matches!(
+                update.reason.as_str(),
+                "InvalidSpec" | "NamespaceNotAllowed" | "CopyRequired"
+            ) {
+                // As for grants: back on a change, or at the resync (see grant.rs).
+                Action::requeue(ctx.settings.resync)
+            } else {
+                Action::requeue(ctx.backoff.next_delay(&key(share)).min(ctx.settings.resync))
+            };
+            (update, Some(report), action)
         };
-        (update, Some(report), action)
-    };
     if let Some(report) = &report {
         publish_steps(ctx, share, report).await;
     }

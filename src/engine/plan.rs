@@ -36,6 +36,8 @@ pub enum GrantState {
         owner: GrantOwner,
         /// The target's ARN.
         target: String,
+        /// The target's region.
+        region: String,
         /// Sids it wants there (none when deleting).
         sids: Vec<String>,
     },
@@ -187,6 +189,7 @@ impl Engine {
             grants[index].state = GrantState::Planned {
                 owner: g.owner.clone(),
                 target: target.arn.clone(),
+                region: target.region.clone(),
                 sids: desired
                     .iter()
                     .filter_map(|s| s.sid().map(str::to_string))

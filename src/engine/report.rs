@@ -117,6 +117,9 @@ pub struct GrantReport {
     /// ARN of the resource whose policy holds its statements.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// That resource's region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Sids it owns there after this run.
     pub sids: Vec<String>,
     /// How many of its statements change.
@@ -185,9 +188,10 @@ impl Report {
             .grants
             .iter()
             .map(|g| {
-                let (target, sids, changes, ready) = match &g.state {
-                    GrantState::Failed(e) => (None, Vec::new(), 0, failed(e)),
+                let (target, region, sids, changes, ready) = match &g.state {
+                    GrantState::Failed(e) => (None, None, Vec::new(), 0, failed(e)),
                     GrantState::Retained => (
+                        None,
                         None,
                         Vec::new(),
                         0,
@@ -200,6 +204,7 @@ impl Report {
                     GrantState::Planned {
                         owner,
                         target,
+                        region,
                         sids,
                     } => {
                         let tp = plan
@@ -215,13 +220,20 @@ impl Report {
                                 condition("Unknown", "Unknown", "no plan for its target".into())
                             }
                         };
-                        (Some(target.clone()), sids.clone(), changes, ready)
+                        (
+                            Some(target.clone()),
+                            Some(region.clone()),
+                            sids.clone(),
+                            changes,
+                            ready,
+                        )
                     }
                 };
                 GrantReport {
                     name: g.name.clone(),
                     origin: g.origin.clone(),
                     target,
+                    region,
                     sids,
                     changes,
                     conditions: vec![ready],
@@ -262,11 +274,8 @@ fn target_report(t: &TargetPlan) -> TargetReport {
                 sid: c.sid.clone(),
                 grant: c.owner.display_name(),
                 change: c.kind,
-                before: c
-                    .before
-                    .as_ref()
-                    .map(|s| Value::Object(s.as_json().clone())),
-                after: c.after.as_ref().map(|s| Value::Object(s.as_json().clone())),
+                before: c.before.as_ref().map(|s| redacted(s.as_json())),
+                after: c.after.as_ref().map(|s| redacted(s.as_json())),
             })
             .collect(),
         size: t.size.map(|(size, limit)| SizeReport {
@@ -339,5 +348,44 @@ fn condition(status: &'static str, reason: &'static str, message: String) -> Con
         status,
         reason,
         message,
+    }
+}
+
+/// A statement for display, with external ids masked: they are shared secrets of sorts, and the
+/// report goes to terminals and CI logs.
+fn redacted(statement: &serde_json::Map<String, Value>) -> Value {
+    let mut statement = statement.clone();
+    if let Some(Value::Object(operators)) = statement.get_mut("Condition") {
+        for keys in operators.values_mut() {
+            if let Value::Object(keys) = keys {
+                for (key, value) in keys.iter_mut() {
+                    if key.eq_ignore_ascii_case("sts:ExternalId") {
+                        *value = Value::String("(redacted)".into());
+                    }
+                }
+            }
+        }
+    }
+    Value::Object(statement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_ids_are_masked_in_reports() {
+        let statement = serde_json::json!({"Sid": "X", "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "s3cr3t", "aws:PrincipalAccount": "111111111111"}}});
+        let Value::Object(map) = statement else {
+            unreachable!("an object literal")
+        };
+        let shown = redacted(&map).to_string();
+        assert!(
+            !shown.contains("s3cr3t")
+                && shown.contains("(redacted)")
+                && shown.contains("111111111111"),
+            "{shown}"
+        );
     }
 }

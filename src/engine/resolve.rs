@@ -162,6 +162,9 @@ pub fn resolve_grant(
         .unwrap_or_else(|| "default".to_string());
     let name = grant.metadata.name.clone().unwrap_or_default();
     let spec = &grant.spec;
+    if purpose == Purpose::Revoke {
+        return resolve_for_revoke(grant, accounts, instance, &namespace, &name);
+    }
     let mut errors = schema_errors(grant);
     if name.is_empty() {
         errors.push(FieldError::new("metadata.name", "a grant needs a name"));
@@ -296,6 +299,57 @@ pub fn resolve_grant(
         external_id: spec.external_id.clone(),
         deletion_policy: spec.deletion_policy,
     })
+}
+
+/// Revoking finds a grant's statements by their Sids, so it needs only where they are: the
+/// account, the resource and its region. Nothing else about the grant (principals, grantee account,
+/// schema rules, the namespace allow-list) may stand in the way of taking access away.
+fn resolve_for_revoke(
+    grant: &CrossAccountGrant,
+    accounts: &AccountDirectory,
+    instance: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<ResolvedGrant, GrantError> {
+    let spec = &grant.spec;
+    let Some(account) = accounts.get(&spec.resource.account) else {
+        let message = accounts.missing_account_message(&spec.resource.account);
+        return Err(GrantError::InvalidSpec(vec![FieldError::new(
+            "spec.resource.account",
+            message,
+        )]));
+    };
+    let region = key_arn_region(spec.resource.kind, &spec.resource.name)
+        .or_else(|| spec.resource.region.clone())
+        .or_else(|| account.spec.region.clone())
+        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    Ok(ResolvedGrant {
+        owner: GrantOwner::new(instance, namespace, name),
+        account: account_access(account),
+        region,
+        kind: spec.resource.kind,
+        name: spec.resource.name.clone(),
+        prefix: spec.resource.prefix.clone(),
+        grantee_account_id: String::new(),
+        grantee_managed: spec.grantee.account.is_some(),
+        principals: Vec::new(),
+        access: Vec::new(),
+        actions: Vec::new(),
+        conditions: BTreeMap::new(),
+        external_id: None,
+        deletion_policy: spec.deletion_policy,
+    })
+}
+
+/// The region of a KMS key ARN.
+fn key_arn_region(kind: ResourceKind, name: &str) -> Option<String> {
+    if kind != ResourceKind::KmsKey || !name.starts_with("arn:") {
+        return None;
+    }
+    name.split(':')
+        .nth(3)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
 }
 
 /// Whether `account` lets grants of `namespace` expose its resources.

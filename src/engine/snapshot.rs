@@ -260,6 +260,18 @@ fn condition(
     }
 }
 
+/// What `latestOf` or an identifier selects.
+struct Sources {
+    /// The snapshot to share, if there is one.
+    newest: Option<SnapshotInfo>,
+    /// Ids of the snapshots (and copies) that stay shared.
+    keep: BTreeSet<String>,
+    /// Every snapshot this share may have shared.
+    all: Vec<SnapshotInfo>,
+    /// What was looked for, for messages.
+    what: String,
+}
+
 /// How a run ended when it did not fail.
 enum Done {
     Finished,
@@ -350,8 +362,10 @@ impl<'a> ShareRun<'a> {
             .collect()
     }
 
-    /// The snapshot(s) the spec names: the current one first, then older ones of `latestOf` beyond `keep`.
-    async fn sources(&self) -> Result<(SnapshotInfo, Vec<SnapshotInfo>), Failure> {
+    /// The snapshot the spec names (for `latestOf`, the newest available one, never a copy), and
+    /// every snapshot this share may have shared: the source's snapshots of that type and xacct's
+    /// copies of them. `keep` holds the ids that stay shared (with their copies).
+    async fn sources(&self) -> Result<Sources, Failure> {
         let src = &self.share().spec.source;
         let (cluster, id) = match (
             &src.db_snapshot_identifier,
@@ -367,20 +381,22 @@ impl<'a> ShareRun<'a> {
             ),
         };
         if let Some(id) = id {
+            let copy_id = copy_identifier(&self.marker, id);
             let snap = self
                 .backend
                 .describe(&self.account, &self.region, cluster, id)
                 .await?;
-            let snap = snap.ok_or_else(|| {
-                fail(
-                    "NotFound",
-                    format!(
-                        "snapshot {id} does not exist in account {}",
-                        self.account.account_id
-                    ),
-                )
-            })?;
-            return Ok((snap, Vec::new()));
+            let copy = self
+                .backend
+                .describe(&self.account, &self.region, cluster, &copy_id)
+                .await?;
+            let all: Vec<SnapshotInfo> = snap.iter().chain(copy.iter()).cloned().collect();
+            return Ok(Sources {
+                newest: snap,
+                keep: BTreeSet::from([id.clone(), copy_id]),
+                all,
+                what: format!("snapshot {id}"),
+            });
         }
         let latest = src
             .latest_of
@@ -392,29 +408,50 @@ impl<'a> ShareRun<'a> {
             .or(latest.db_cluster_identifier.as_ref())
             .cloned()
             .unwrap_or_default();
-        let kind = match latest.snapshot_type {
+        let mut all = self
+            .backend
+            .list(&self.account, &self.region, cluster, &source_id, "manual")
+            .await?;
+        if latest.snapshot_type == SnapshotType::Automated {
+            all.extend(
+                self.backend
+                    .list(
+                        &self.account,
+                        &self.region,
+                        cluster,
+                        &source_id,
+                        "automated",
+                    )
+                    .await?,
+            );
+        }
+        let wanted = match latest.snapshot_type {
             SnapshotType::Manual => "manual",
             SnapshotType::Automated => "automated",
         };
-        let mut all = self
-            .backend
-            .list(&self.account, &self.region, cluster, &source_id, kind)
-            .await?;
         // Copies xacct made are manual snapshots of the same source: never follow them.
-        all.retain(|s| s.status == "available" && !s.id.starts_with("xacct-"));
-        all.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
-        let mut all = all.into_iter();
-        let newest = all.next().ok_or_else(|| {
-            fail(
-                "NotFound",
-                format!(
-                    "no available {kind} snapshot of {source_id} in account {}",
-                    self.account.account_id
-                ),
-            )
-        })?;
-        let older = all.skip((latest.keep.max(1) - 1) as usize).collect();
-        Ok((newest, older))
+        let mut candidates: Vec<&SnapshotInfo> = all
+            .iter()
+            .filter(|s| {
+                s.snapshot_type == wanted && s.status == "available" && !s.id.starts_with("xacct-")
+            })
+            .collect();
+        candidates.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.id.cmp(&a.id)));
+        let kept: Vec<&SnapshotInfo> = candidates
+            .into_iter()
+            .take(latest.keep.max(1) as usize)
+            .collect();
+        let keep = kept
+            .iter()
+            .flat_map(|s| [s.id.clone(), copy_identifier(&self.marker, &s.id)])
+            .collect();
+        let newest = kept.first().map(|s| (*s).clone());
+        Ok(Sources {
+            newest,
+            keep,
+            all,
+            what: format!("available {wanted} snapshot of {source_id}"),
+        })
     }
 
     /// The snapshot that can be shared: `snap` itself, or its copy with the customer managed key.
@@ -515,7 +552,13 @@ impl<'a> ShareRun<'a> {
     }
 
     async fn apply(&mut self) -> Result<Done, Failure> {
-        let (snap, older) = self.sources().await?;
+        let sources = self.sources().await?;
+        let Some(snap) = sources.newest.clone() else {
+            return Err(fail(
+                "NotFound",
+                format!("no {} in account {}", sources.what, self.account.account_id),
+            ));
+        };
         self.report.snapshot_arn = Some(snap.arn.clone());
         if snap.status != "available" {
             return Ok(Done::Waiting(
@@ -531,6 +574,8 @@ impl<'a> ShareRun<'a> {
             Err(done) => return Ok(done),
         };
         let targets = self.targets();
+        // Tags and the restore attribute are read-modify-written: one share at a time per snapshot.
+        let _only_writer = self.engine.locks.lock(&shareable.arn).await;
         let shared = self
             .backend
             .shared_with(&self.account, &self.region, &shareable)
@@ -612,8 +657,8 @@ impl<'a> ShareRun<'a> {
             self.plan_steps(&shareable, &to_add, &release);
         }
 
-        for old in older {
-            self.release_snapshot(&old).await?;
+        for old in sources.all.iter().filter(|s| !sources.keep.contains(&s.id)) {
+            self.release_snapshot(old).await?;
         }
         self.report.targets = targets
             .iter()
@@ -684,6 +729,7 @@ impl<'a> ShareRun<'a> {
 
     /// Unshares `snap` from every account this share alone shared it with.
     async fn release_snapshot(&mut self, snap: &SnapshotInfo) -> Result<(), Failure> {
+        let _only_writer = self.engine.locks.lock(&snap.arn).await;
         let tags = self
             .backend
             .tags(&self.account, &self.region, &snap.arn)
@@ -844,53 +890,39 @@ impl<'a> ShareRun<'a> {
         if self.share().spec.deletion_policy == DeletionPolicy::Retain {
             return Ok(Done::Retained);
         }
-        let (snap, older) = match self.sources().await {
-            Ok(found) => found,
-            Err(f) if f.reason == "NotFound" => return Ok(Done::Finished),
-            Err(f) => return Err(f),
-        };
-        let mut candidates = vec![snap.clone()];
-        if let Some(copy) = self
-            .backend
-            .describe(
-                &self.account,
-                &self.region,
-                snap.cluster,
-                &copy_identifier(&self.marker, &snap.id),
-            )
-            .await?
-        {
-            candidates.push(copy);
-        }
-        candidates.extend(older);
+        // Every snapshot and copy this share may have shared, whether or not its source still
+        // exists; key access is revoked for every account this share wanted or recorded, on every
+        // key involved, whatever the tags say (someone else may have shared a snapshot too).
+        let sources = self.sources().await?;
         let targets = self.targets();
-        for candidate in &candidates {
+        let mut keys_done = BTreeSet::new();
+        for candidate in &sources.all {
             let tags = self
                 .backend
                 .tags(&self.account, &self.region, &candidate.arn)
                 .await?;
             let ours = owned_accounts(&tags, &self.marker);
-            if let (true, Some(key), false) =
-                (candidate.encrypted, &candidate.kms_key_id, ours.is_empty())
-            {
+            if let (true, Some(key)) = (candidate.encrypted, &candidate.kms_key_id) {
                 let key = self
                     .backend
                     .key_info(&self.account, &self.region, key)
                     .await?;
-                let revoke: Vec<String> = ours
-                    .iter()
-                    .chain(targets.iter())
-                    .cloned()
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                match self.share().spec.kms.mode {
-                    KmsMode::KeyPolicy => {
-                        self.key_access(&key.arn, &BTreeSet::new(), &revoke).await?
-                    }
-                    KmsMode::Grant => {
-                        for account in &revoke {
-                            self.revoke_kms_grant(&key.arn, account).await?;
+                if keys_done.insert(key.arn.clone()) {
+                    let revoke: Vec<String> = ours
+                        .iter()
+                        .chain(targets.iter())
+                        .cloned()
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    match self.share().spec.kms.mode {
+                        KmsMode::KeyPolicy => {
+                            self.key_access(&key.arn, &BTreeSet::new(), &revoke).await?
+                        }
+                        KmsMode::Grant => {
+                            for account in &revoke {
+                                self.revoke_kms_grant(&key.arn, account).await?;
+                            }
                         }
                     }
                 }
