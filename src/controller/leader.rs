@@ -88,12 +88,24 @@ pub async fn acquire(
 }
 
 /// Stops everything when the lease is lost; returns (dropping its view of the lease) on `stop`.
+///
+/// Besides the lease manager's own signal, the Lease is read every third of its duration: a lease
+/// held by someone else, or one of ours that nobody could confirm for a whole duration (renewals
+/// failing: the manager only backs off then), means another replica may act, so this one stops.
 pub async fn stop_when_lost(
     mut receiver: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
     lost: Arc<AtomicBool>,
+    check: LeaseCheck,
 ) {
     let mut stopping = stop.subscribe();
+    let duration = std::time::Duration::from_secs(check.config.duration_seconds.max(1));
+    let mut confirmed = std::time::Instant::now();
+    let lose = |why: &str| {
+        tracing::error!(reason = why, "lost the leader lease: stopping");
+        lost.store(true, Ordering::SeqCst);
+        let _ = stop.send(true);
+    };
     loop {
         tokio::select! {
             changed = receiver.changed() => {
@@ -101,9 +113,7 @@ pub async fn stop_when_lost(
                     return;
                 }
                 if !*receiver.borrow() {
-                    tracing::error!("lost the leader lease: stopping");
-                    lost.store(true, Ordering::SeqCst);
-                    let _ = stop.send(true);
+                    lose("the lease manager lost it");
                     return;
                 }
             }
@@ -112,6 +122,82 @@ pub async fn stop_when_lost(
                     return;
                 }
             }
+            _ = tokio::time::sleep(duration / 3) => {
+                match check.api.get(&check.config.name).await {
+                    Ok(lease) if held_by(&lease, &check.config.identity, duration) => confirmed = std::time::Instant::now(),
+                    Ok(_) => {
+                        lose("the Lease is held by another replica or has expired");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not read the leader Lease"),
+                }
+                if confirmed.elapsed() > duration {
+                    lose("the Lease could not be confirmed for a whole lease duration");
+                    return;
+                }
+            }
         }
+    }
+}
+
+/// How to read the Lease back.
+pub struct LeaseCheck {
+    /// The Leases of the lease namespace.
+    pub api: kube::Api<k8s_openapi::api::coordination::v1::Lease>,
+    /// Which Lease, and who we are.
+    pub config: LeaseConfig,
+}
+
+/// Whether `lease` names `identity` as holder and was renewed within `duration`.
+fn held_by(
+    lease: &k8s_openapi::api::coordination::v1::Lease,
+    identity: &str,
+    duration: std::time::Duration,
+) -> bool {
+    let Some(spec) = &lease.spec else {
+        return false;
+    };
+    if spec.holder_identity.as_deref() != Some(identity) {
+        return false;
+    }
+    let Some(renewed) = &spec.renew_time else {
+        return true;
+    };
+    let age = k8s_openapi::jiff::Timestamp::now().duration_since(renewed.0);
+    age.as_secs() <= duration.as_secs() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+    fn lease(holder: &str, renewed_seconds_ago: i64) -> Lease {
+        let renewed = k8s_openapi::jiff::Timestamp::now()
+            - k8s_openapi::jiff::SignedDuration::from_secs(renewed_seconds_ago);
+        Lease {
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.into()),
+                renew_time: Some(MicroTime(renewed)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_lease_is_ours_only_while_we_hold_it_and_it_is_fresh() {
+        let duration = std::time::Duration::from_secs(15);
+        assert!(held_by(&lease("a", 3), "a", duration));
+        assert!(
+            !held_by(&lease("b", 3), "a", duration),
+            "someone else holds it"
+        );
+        assert!(
+            !held_by(&lease("a", 60), "a", duration),
+            "our renewals stopped"
+        );
+        assert!(!held_by(&Lease::default(), "a", duration));
     }
 }

@@ -114,13 +114,21 @@ pub async fn run_with(
         return join_http(http).await;
     }
     let lost = Arc::new(AtomicBool::new(false));
-    let watchdog = leadership.as_ref().map(|l| {
-        tokio::spawn(leader::stop_when_lost(
-            l.receiver(),
-            stop_tx.clone(),
-            lost.clone(),
-        ))
-    });
+    let watchdog = leadership
+        .as_ref()
+        .zip(config.leader_election.as_ref())
+        .map(|(l, lease)| {
+            let check = leader::LeaseCheck {
+                api: Api::namespaced(client.clone(), &lease.namespace),
+                config: lease.clone(),
+            };
+            tokio::spawn(leader::stop_when_lost(
+                l.receiver(),
+                stop_tx.clone(),
+                lost.clone(),
+                check,
+            ))
+        });
 
     let caches = Caches {
         grant_store,
