@@ -242,6 +242,7 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<T, String> {
     let unknown: Vec<String> = unknown
         .into_iter()
         .filter(|p| p.starts_with("spec"))
+        .map(|p| bracket_indices(&p))
         .collect();
     if !unknown.is_empty() {
         return Err(unknown
@@ -251,6 +252,22 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<T, String> {
             .join("; "));
     }
     Ok(typed)
+}
+
+/// `spec.targets.0.region` (serde_ignored's form) as `spec.targets[0].region`, like every other error.
+fn bracket_indices(path: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in path.split('.').enumerate() {
+        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if i > 0 {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 fn find_nulls(value: &Value, path: &str, out: &mut Vec<String>) {

@@ -12,9 +12,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use manifests::{ManifestError, Manifests, load, read_documents};
 
+use crate::api::{DeletionPolicy, GrantMode};
 use crate::aws::{AwsPolicies, AwsSnapshots, Connector, ConnectorOptions};
 use crate::engine::{
-    AccountDirectory, Engine, EngineSettings, FieldError, Operation, Report, ShareReport,
+    AccountDirectory, Engine, EngineSettings, FieldError, GrantInput, Operation, Report,
+    ShareReport,
 };
 use crate::policy::SizeLimit;
 
@@ -283,9 +285,7 @@ async fn run_engine(args: RunArgs, operation: Operation, dry_run: bool) -> i32 {
     };
     let engine = Engine::new(Arc::new(AwsPolicies::new(connector.clone())), settings)
         .with_snapshots(Arc::new(AwsSnapshots::new(connector)));
-    let report = engine
-        .run(&accounts, &manifests.grants, operation, dry_run)
-        .await;
+    let report = run_grants(&engine, &accounts, &manifests.grants, operation, dry_run).await;
     let shares = run_shares(
         &engine, &accounts, &manifests, operation, dry_run, args.wait,
     )
@@ -316,6 +316,37 @@ pub fn exit_status(
     } else {
         0
     }
+}
+
+/// Runs the grants. Grants in `mode: Observe` never write: they are planned, and deleting them
+/// leaves AWS as it is (like `deletionPolicy: Retain`).
+async fn run_grants(
+    engine: &Engine,
+    accounts: &AccountDirectory,
+    grants: &[GrantInput],
+    operation: Operation,
+    dry_run: bool,
+) -> Report {
+    let (observe, enforce): (Vec<GrantInput>, Vec<GrantInput>) = grants
+        .iter()
+        .cloned()
+        .partition(|g| g.grant.spec.mode == GrantMode::Observe);
+    let mut report = engine.run(accounts, &enforce, operation, dry_run).await;
+    if !observe.is_empty() {
+        let observe: Vec<GrantInput> = observe
+            .into_iter()
+            .map(|mut g| {
+                if operation == Operation::Delete {
+                    g.grant.spec.deletion_policy = DeletionPolicy::Retain;
+                }
+                g
+            })
+            .collect();
+        let observed = engine.run(accounts, &observe, operation, true).await;
+        report.targets.extend(observed.targets);
+        report.grants.extend(observed.grants);
+    }
+    report
 }
 
 /// Runs the shares; `apply` waits (up to `wait`) for copies and snapshots to become available.

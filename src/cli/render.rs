@@ -28,7 +28,7 @@ pub fn text(report: &Report, shares: &[ShareReport], errors: &[ManifestError]) -
         out.push('\n');
     }
     for target in &report.targets {
-        target_text(&mut out, target, report.dry_run);
+        target_text(&mut out, target);
     }
     if !shares.is_empty() {
         shares_text(&mut out, shares, report.dry_run);
@@ -77,13 +77,14 @@ pub fn text(report: &Report, shares: &[ShareReport], errors: &[ManifestError]) -
     out
 }
 
-fn target_text(out: &mut String, t: &TargetReport, dry_run: bool) {
-    let what = match (t.action, dry_run, &t.error) {
+fn target_text(out: &mut String, t: &TargetReport) {
+    // Per target, not per run: an apply also plans grants in Observe mode, which never write.
+    let what = match (t.action, t.done, &t.error) {
         (_, _, Some(_)) => "FAILED".to_string(),
         ("none", _, None) => "up to date".to_string(),
-        (action, true, None) => format!("would {action}"),
-        ("put", false, None) => "written".to_string(),
-        (_, false, None) => "deleted".to_string(),
+        (action, false, None) => format!("would {action}"),
+        ("put", true, None) => "written".to_string(),
+        (_, true, None) => "deleted".to_string(),
     };
     let _ = writeln!(
         out,
@@ -163,6 +164,6 @@ fn shares_text(out: &mut String, shares: &[ShareReport], dry_run: bool) {
     }
     out.push('\n');
     for policy in shares.iter().flat_map(|s| &s.key_policies) {
-        target_text(out, policy, dry_run);
+        target_text(out, policy);
     }
 }

@@ -240,6 +240,46 @@ pub fn resolve_grant(
     }
     let partition = partition_for_region(&region);
 
+    // The CRD schema's bounds, which an API server checks before any CEL rule runs.
+    let bounds = [
+        (
+            "spec.grantee.principals",
+            spec.grantee.principals.len(),
+            patterns::MAX_PRINCIPALS as usize,
+            "principals",
+        ),
+        (
+            "spec.actions",
+            spec.actions.len(),
+            patterns::MAX_ACTIONS as usize,
+            "actions",
+        ),
+        ("spec.access", spec.access.len(), 12, "presets"),
+    ];
+    for (field, count, max, what) in bounds {
+        if count > max {
+            errors.push(FieldError::new(
+                field,
+                format!("at most {max} {what}, found {count}"),
+            ));
+        }
+    }
+    for (i, p) in spec.grantee.principals.iter().enumerate() {
+        if p.len() > patterns::MAX_PRINCIPAL_LEN as usize {
+            errors.push(FieldError::new(
+                format!("spec.grantee.principals[{i}]"),
+                format!("at most {} characters", patterns::MAX_PRINCIPAL_LEN),
+            ));
+        }
+    }
+    for (i, a) in spec.actions.iter().enumerate() {
+        if a.len() > 128 {
+            errors.push(FieldError::new(
+                format!("spec.actions[{i}]"),
+                "at most 128 characters",
+            ));
+        }
+    }
     for (i, action) in spec.actions.iter().enumerate() {
         if let Err(message) = check_action(spec.resource.kind, action) {
             errors.push(FieldError::new(format!("spec.actions[{i}]"), message));

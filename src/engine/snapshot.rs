@@ -302,6 +302,19 @@ impl<'a> ShareRun<'a> {
                 .collect();
             return Err(fail("InvalidSpec", text.join("; ")));
         }
+        if let Some(keep) = share
+            .spec
+            .source
+            .latest_of
+            .as_ref()
+            .map(|l| l.keep)
+            .filter(|k| !(1..=20).contains(k))
+        {
+            return Err(fail(
+                "InvalidSpec",
+                format!("spec.source.latestOf.keep: must be 1 to 20, found {keep}"),
+            ));
+        }
         let Some(account) = accounts.get(&share.spec.source.account) else {
             return Err(fail(
                 "InvalidSpec",
