@@ -412,3 +412,76 @@ async fn a_foreign_statement_naming_a_deleted_role_is_kept_and_noted() {
         "the statement is not ours to fix"
     );
 }
+
+#[tokio::test]
+async fn a_grant_that_would_overflow_the_policy_is_left_out_and_the_others_converge() {
+    let moto = Moto::start();
+    let connector = moto.connector().await;
+    let data = clients(&connector, DATA_ACCOUNT).await;
+    data.s3
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create bucket");
+    put_policy(&data.s3, vec![foreign_statement()]).await;
+    let huge: Vec<String> = (0..1500)
+        .map(|i| format!("10.{}.{}.0/24", i / 250, i % 250))
+        .collect();
+    let yaml = format!(
+        "{}
+---
+apiVersion: xacct.dev/v1alpha1
+kind: CrossAccountGrant
+metadata: {{name: a-small-one, namespace: apps}}
+spec:
+  resource: {{account: data-prod, kind: S3Bucket, name: {BUCKET}}}
+  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/Reader]}}
+  access: [read]
+---
+apiVersion: xacct.dev/v1alpha1
+kind: CrossAccountGrant
+metadata: {{name: b-huge-one, namespace: apps}}
+spec:
+  resource: {{account: data-prod, kind: S3Bucket, name: {BUCKET}}}
+  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/Other]}}
+  access: [read]
+  conditions: {{IpAddress: {{\"aws:SourceIp\": {huge:?}}}}}
+",
+        accounts_yaml()
+    );
+    let (accounts, grants) = manifests(&yaml);
+    let report = engine(&connector)
+        .run(&accounts, &grants, Operation::Apply, false)
+        .await;
+    let ready = |name: &str| {
+        report
+            .grants
+            .iter()
+            .find(|g| g.name == name)
+            .and_then(|g| g.ready())
+            .map(|c| c.reason)
+            .unwrap()
+    };
+    assert_eq!(ready("apps/a-small-one"), "Applied");
+    assert_eq!(
+        ready("apps/b-huge-one"),
+        "PolicyTooLarge",
+        "the grant that does not fit (the newest: last in the input)"
+    );
+    assert!(
+        report.targets[0]
+            .notes
+            .iter()
+            .any(|n| n.contains("apps/b-huge-one is left out")),
+        "{:?}",
+        report.targets[0].notes
+    );
+    let policy = bucket_policy(&data.s3).await.unwrap();
+    assert_eq!(
+        sids(&policy).len(),
+        1 + 2,
+        "the foreign statement and the small grant's two: {policy}"
+    );
+    assert!(has_statement(&policy, &foreign_statement()));
+}

@@ -68,6 +68,9 @@ pub struct TargetPlan {
     pub notes: Vec<String>,
     /// After apply: what was done (`Unchanged` when nothing needed doing). `None` in a plan.
     pub applied: Option<WriteDecision>,
+    /// Grants left out because the policy would overflow with them (newest first); nothing is
+    /// written for them.
+    pub excluded: Vec<(GrantOwner, GrantError)>,
 }
 
 impl TargetPlan {
@@ -105,7 +108,16 @@ fn location_key(g: &ResolvedGrant) -> LocationKey {
 /// The grants on one target and the statements they want there.
 struct TargetGroup {
     target: TargetRef,
-    grants: Vec<ResolvedGrant>,
+    members: Vec<Member>,
+}
+
+/// One grant on a target, with the statements it wants there.
+struct Member {
+    grant: ResolvedGrant,
+    /// When the grant was created (RFC 3339), for "newest first" when a policy overflows.
+    created: Option<String>,
+    /// Its position in the input, the tie-breaker.
+    index: usize,
     desired: Vec<Statement>,
 }
 
@@ -195,15 +207,25 @@ impl Engine {
                     .filter_map(|s| s.sid().map(str::to_string))
                     .collect(),
             };
-            let group = by_target
+            let created = inputs[index]
+                .grant
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string());
+            by_target
                 .entry((target.account.account_id.clone(), target.arn.clone()))
                 .or_insert_with(|| TargetGroup {
                     target: target.clone(),
-                    grants: Vec::new(),
-                    desired: Vec::new(),
+                    members: Vec::new(),
+                })
+                .members
+                .push(Member {
+                    grant: g,
+                    created,
+                    index,
+                    desired,
                 });
-            group.grants.push(g);
-            group.desired.extend(desired);
         }
 
         let targets: Vec<TargetPlan> = stream::iter(by_target.into_values())
@@ -221,12 +243,12 @@ impl Engine {
     async fn plan_target(&self, group: TargetGroup) -> TargetPlan {
         let TargetGroup {
             target,
-            grants,
-            desired,
+            mut members,
         } = group;
-        let owners: Vec<GrantOwner> = grants.iter().map(|g| g.owner.clone()).collect();
         let mut notes = Vec::new();
-        if target.kind == ResourceKind::EcrRepository && grants.iter().any(|g| !g.grantee_managed) {
+        if target.kind == ResourceKind::EcrRepository
+            && members.iter().any(|m| !m.grant.grantee_managed)
+        {
             notes.push(
                 "ecr:GetAuthorizationToken cannot be granted by a repository policy: the grantee's principals also need it \
                  in an identity policy in their own account (Resource \"*\")"
@@ -235,37 +257,71 @@ impl Engine {
         }
         let mut plan = TargetPlan {
             target,
-            owners,
-            desired,
+            owners: Vec::new(),
+            desired: Vec::new(),
             current: None,
             merged: None,
             error: None,
             size: None,
             notes,
             applied: None,
+            excluded: Vec::new(),
         };
         match self.read_document(&plan.target).await {
             Ok(current) => plan.current = current,
             Err(e) => {
                 plan.error = Some(e);
+                plan.owners = members.iter().map(|m| m.grant.owner.clone()).collect();
                 return plan;
             }
         }
         plan.notes
             .extend(orphaned_principal_notes(plan.current.as_ref()));
-        match self.merge_target(
-            &plan.target,
-            plan.current.as_ref(),
-            &plan.owners,
-            &plan.desired,
-        ) {
-            Ok((merged, size)) => {
-                plan.merged = Some(merged);
-                plan.size = size;
+        // Oldest first, so that when the policy overflows the newest grants are the ones left out
+        // (deterministic: creation time, then input order).
+        members.sort_by(|a, b| a.created.cmp(&b.created).then(a.index.cmp(&b.index)));
+        loop {
+            plan.owners = members.iter().map(|m| m.grant.owner.clone()).collect();
+            plan.desired = members
+                .iter()
+                .flat_map(|m| m.desired.iter().cloned())
+                .collect();
+            match self.merge_target(
+                &plan.target,
+                plan.current.as_ref(),
+                &plan.owners,
+                &plan.desired,
+            ) {
+                Ok((merged, size)) => {
+                    plan.merged = Some(merged);
+                    plan.size = size;
+                    return plan;
+                }
+                // A grant left out is out of scope: its statements (if any) stay as they are.
+                Err(e @ GrantError::PolicyTooLarge { .. }) if members.len() > 1 => {
+                    // A grant that does not fit even alone goes first, whatever its age; then the newest.
+                    let alone_too_large = |m: &Member| {
+                        let owner = std::slice::from_ref(&m.grant.owner);
+                        self.merge_target(&plan.target, plan.current.as_ref(), owner, &m.desired)
+                            .is_err()
+                    };
+                    let position = members
+                        .iter()
+                        .position(alone_too_large)
+                        .unwrap_or(members.len() - 1);
+                    let left_out = members.remove(position);
+                    plan.notes.push(format!(
+                        "{} is left out: the policy would be over its size limit with it",
+                        left_out.grant.owner.display_name()
+                    ));
+                    plan.excluded.push((left_out.grant.owner, e));
+                }
+                Err(e) => {
+                    plan.error = Some(e);
+                    return plan;
+                }
             }
-            Err(e) => plan.error = Some(e),
         }
-        plan
     }
 
     /// Reads and parses a target's policy.

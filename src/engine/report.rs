@@ -207,16 +207,23 @@ impl Report {
                         region,
                         sids,
                     } => {
-                        let tp = plan
-                            .targets
-                            .iter()
-                            .find(|t| &t.target.arn == target && t.owners.contains(owner));
+                        let tp = plan.targets.iter().find(|t| {
+                            &t.target.arn == target
+                                && (t.owners.contains(owner)
+                                    || t.excluded.iter().any(|(o, _)| o == owner))
+                        });
+                        let left_out = tp
+                            .and_then(|t| t.excluded.iter().find(|(o, _)| o == owner))
+                            .map(|(_, e)| e);
                         let changes = tp.and_then(|t| t.merged.as_ref()).map_or(0, |m| {
                             m.changes.iter().filter(|c| &c.owner == owner).count()
                         });
-                        let ready = match tp {
-                            Some(tp) => grant_condition(plan.operation, dry_run, tp, changes),
-                            None => {
+                        let ready = match (tp, left_out) {
+                            (_, Some(e)) => failed(e),
+                            (Some(tp), None) => {
+                                grant_condition(plan.operation, dry_run, tp, changes)
+                            }
+                            (None, None) => {
                                 condition("Unknown", "Unknown", "no plan for its target".into())
                             }
                         };
