@@ -169,14 +169,7 @@ async fn kms_key_used_across_accounts_by_alias_and_by_id_in_one_policy() {
     let moto = Moto::start();
     let connector = moto.connector().await;
     let data = clients(&connector, DATA_ACCOUNT).await;
-    let key = data
-        .kms
-        .create_key()
-        .send()
-        .await
-        .expect("create key")
-        .key_metadata
-        .unwrap();
+    let key = support::create_key(&data.kms).await;
     data.kms
         .create_alias()
         .alias_name("alias/lake")
@@ -184,16 +177,7 @@ async fn kms_key_used_across_accounts_by_alias_and_by_id_in_one_policy() {
         .send()
         .await
         .expect("alias");
-    let before = data
-        .kms
-        .get_key_policy()
-        .key_id(key.key_id())
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
+    let before = support::key_policy(&data.kms, key.key_id()).await;
     let root_statements = PolicyDocument::parse(&before).unwrap().statements;
     assert!(
         !root_statements.is_empty(),
@@ -233,16 +217,7 @@ async fn kms_key_used_across_accounts_by_alias_and_by_id_in_one_policy() {
     assert_eq!(report.targets[0].arn, key.arn().unwrap());
     assert_eq!(connector.calls().count("PutKeyPolicy"), 1);
 
-    let policy = data
-        .kms
-        .get_key_policy()
-        .key_id(key.key_id())
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
+    let policy = support::key_policy(&data.kms, key.key_id()).await;
     for s in &root_statements {
         assert!(
             contains(&policy, &Value::Object(s.as_json().clone())),
@@ -269,16 +244,7 @@ async fn kms_key_used_across_accounts_by_alias_and_by_id_in_one_policy() {
             .await
             .has_errors()
     );
-    let after = data
-        .kms
-        .get_key_policy()
-        .key_id(key.key_id())
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
+    let after = support::key_policy(&data.kms, key.key_id()).await;
     assert!(
         PolicyDocument::parse(&after)
             .unwrap()

@@ -336,14 +336,7 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
         .send()
         .await
         .expect("create repository");
-    let key = data
-        .kms
-        .create_key()
-        .send()
-        .await
-        .expect("create key")
-        .key_metadata
-        .unwrap();
+    let key = support::create_key(&data.kms).await;
     data.kms
         .create_alias()
         .alias_name("alias/iam-policy-lake")
@@ -527,13 +520,7 @@ async fn rds_flow(moto: &Moto) -> Flow {
     let kms = setup.kms_client(&config, "us-east-1");
     let mut keys = Vec::new();
     for _ in 0..2 {
-        let key = kms
-            .create_key()
-            .send()
-            .await
-            .expect("create key")
-            .key_metadata
-            .unwrap();
+        let key = support::create_key(&kms).await;
         keys.push(key);
     }
     let (snapshot_key, copy_key) = (&keys[0], &keys[1]);

@@ -162,24 +162,8 @@ async fn an_unencrypted_snapshot_is_shared_and_someone_elses_share_stays() {
 #[tokio::test]
 async fn an_encrypted_snapshot_gets_key_policy_access_and_foreign_key_statements_survive() {
     let r = rig().await;
-    let key = r
-        .kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
-    let before = r
-        .kms
-        .get_key_policy()
-        .key_id(key.key_id())
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
+    let key = support::create_key(&r.kms).await;
+    let before = support::key_policy(&r.kms, key.key_id()).await;
     r.instance("orders", Some(key.key_id())).await;
     r.snapshot("orders", "orders-1").await;
     let spec = share(
@@ -190,16 +174,7 @@ async fn an_encrypted_snapshot_gets_key_policy_access_and_foreign_key_statements
     assert_eq!(reason(&applied), ("True", "Shared"), "{applied:?}");
     assert!(applied.targets.iter().all(|t| t.key_access == "KeyPolicy"));
 
-    let policy = r
-        .kms
-        .get_key_policy()
-        .key_id(key.key_id())
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
+    let policy = support::key_policy(&r.kms, key.key_id()).await;
     let doc: Value = serde_json::from_str(&policy).unwrap();
     let statements = doc["Statement"].as_array().unwrap();
     for s in PolicyDocument::parse(&before).unwrap().statements {
@@ -244,16 +219,7 @@ async fn an_encrypted_snapshot_gets_key_policy_access_and_foreign_key_statements
 
     let deleted = r.run(spec, Operation::Delete, false).await;
     assert_eq!(reason(&deleted), ("False", "Unshared"), "{deleted:?}");
-    let after = r
-        .kms
-        .get_key_policy()
-        .key_id(key.key_id())
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
+    let after = support::key_policy(&r.kms, key.key_id()).await;
     assert!(
         PolicyDocument::parse(&after)
             .unwrap()
@@ -266,14 +232,7 @@ async fn an_encrypted_snapshot_gets_key_policy_access_and_foreign_key_statements
 #[tokio::test]
 async fn kms_grant_mode_creates_and_revokes_one_grant_per_account() {
     let r = rig().await;
-    let key = r
-        .kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
+    let key = support::create_key(&r.kms).await;
     r.instance("orders", Some(key.key_id())).await;
     r.snapshot("orders", "orders-1").await;
     let spec = share(
@@ -323,14 +282,7 @@ async fn kms_grant_mode_creates_and_revokes_one_grant_per_account() {
 #[tokio::test]
 async fn automated_snapshots_need_and_get_a_copy() {
     let r = rig().await;
-    let key = r
-        .kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
+    let key = support::create_key(&r.kms).await;
     r.instance("orders", None).await; // moto makes an automated snapshot with the instance
     let without = share(
         json!({"source": {"account": "data-prod", "latestOf": {"dbInstanceIdentifier": "orders", "type": "automated"}},
@@ -473,14 +425,7 @@ async fn a_missing_snapshot_has_its_own_reason() {
 #[tokio::test]
 async fn latest_of_with_copies_unshares_the_old_copy_and_delete_releases_every_kept_one() {
     let r = rig().await;
-    let key = r
-        .kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
+    let key = support::create_key(&r.kms).await;
     r.instance("orders", None).await; // moto's automated snapshot of the instance
     let spec = share(
         json!({"source": {"account": "data-prod", "latestOf": {"dbInstanceIdentifier": "orders", "type": "manual", "keep": 2}},
@@ -539,24 +484,8 @@ async fn latest_of_with_copies_unshares_the_old_copy_and_delete_releases_every_k
 #[tokio::test]
 async fn key_access_is_revoked_even_for_an_account_someone_else_shared_the_snapshot_with() {
     let r = rig().await;
-    let key = r
-        .kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap();
-    let before = r
-        .kms
-        .get_key_policy()
-        .key_id(key.key_id())
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
+    let key = support::create_key(&r.kms).await;
+    let before = support::key_policy(&r.kms, key.key_id()).await;
     r.instance("orders", Some(key.key_id())).await;
     r.snapshot("orders", "orders-1").await;
     r.share_with("orders-1", &["111111111111"]).await; // shared by someone else, without key access
@@ -567,31 +496,13 @@ async fn key_access_is_revoked_even_for_an_account_someone_else_shared_the_snaps
         reason(&r.run(spec.clone(), Operation::Apply, false).await),
         ("True", "Shared")
     );
-    let with_access = r
-        .kms
-        .get_key_policy()
-        .key_id(key.key_id())
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
+    let with_access = support::key_policy(&r.kms, key.key_id()).await;
     assert!(
         with_access.contains("arn:aws:iam::111111111111:root"),
         "xacct gave the key access: {with_access}"
     );
     r.run(spec, Operation::Delete, false).await;
-    let after = r
-        .kms
-        .get_key_policy()
-        .key_id(key.key_id())
-        .policy_name("default")
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap();
+    let after = support::key_policy(&r.kms, key.key_id()).await;
     assert!(
         PolicyDocument::parse(&after)
             .unwrap()

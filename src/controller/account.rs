@@ -11,7 +11,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 
 use super::conditions::{ConditionUpdate, READY, find, merge_condition};
-use super::context::Context;
+use super::context::{Context, object_key};
 use super::error::ControllerError;
 use crate::api::{AwsAccount, AwsAccountStatus, SecretKeySelector};
 use crate::aws::AwsErrorKind;
@@ -44,23 +44,10 @@ pub async fn reconcile(
     result
 }
 
-/// Requeues failed reconciles with per-object exponential backoff.
-pub fn error_policy(
-    account: Arc<AwsAccount>,
-    error: &ControllerError,
-    ctx: Arc<Context>,
-) -> Action {
-    tracing::warn!(account = %account.name_any(), %error, "reconcile failed");
-    Action::requeue(
-        ctx.backoff
-            .next_delay(&format!("{KIND}/{}", account.name_any())),
-    )
-}
-
 #[tracing::instrument(skip_all, fields(kind = KIND, name = account.name_any()))]
 async fn verify(account: &AwsAccount, ctx: &Context) -> Result<Action, ControllerError> {
     let name = account.name_any();
-    let key = format!("{KIND}/{name}");
+    let key = object_key(account);
     let previous = account.status.clone().unwrap_or_default();
     let mut resolved = account.clone();
     let secret = match account

@@ -19,6 +19,34 @@ use crate::engine::{AccountDirectory, Engine, FieldError};
 /// The field manager of every write xacct makes to Kubernetes objects.
 pub const FIELD_MANAGER: &str = "xacct";
 
+/// `Kind/namespace/name` (or `Kind/name`): how an object is named in logs and backoff.
+pub fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    let meta = object.meta();
+    match &meta.namespace {
+        Some(ns) => format!(
+            "{}/{ns}/{}",
+            K::kind(&()),
+            meta.name.as_deref().unwrap_or_default()
+        ),
+        None => format!(
+            "{}/{}",
+            K::kind(&()),
+            meta.name.as_deref().unwrap_or_default()
+        ),
+    }
+}
+
+/// Requeues a failed reconcile (a Kubernetes API failure) with per-object exponential backoff.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    object: std::sync::Arc<K>,
+    error: &super::error::ControllerError,
+    ctx: std::sync::Arc<Context>,
+) -> kube::runtime::controller::Action {
+    let key = object_key(object.as_ref());
+    tracing::warn!(object = %key, %error, "reconcile failed");
+    kube::runtime::controller::Action::requeue(ctx.backoff.next_delay(&key))
+}
+
 /// The time source, replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 

@@ -12,7 +12,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 
 use super::conditions::{ConditionUpdate, DRIFTED, READY, find, is_ready, merge_condition};
-use super::context::Context;
+use super::context::{Context, object_key};
 use super::error::ControllerError;
 use crate::api::{
     CrossAccountGrant, CrossAccountGrantStatus, DeletionPolicy, GrantMode, GrantedTarget,
@@ -43,24 +43,6 @@ pub async fn reconcile(
     let outcome = if result.is_ok() { "success" } else { "error" };
     ctx.metrics.reconciled(KIND, outcome, started);
     result
-}
-
-/// Requeues failed reconciles with per-object exponential backoff.
-pub fn error_policy(
-    grant: Arc<CrossAccountGrant>,
-    error: &ControllerError,
-    ctx: Arc<Context>,
-) -> Action {
-    tracing::warn!(grant = %key(&grant), %error, "reconcile failed");
-    Action::requeue(ctx.backoff.next_delay(&key(&grant)))
-}
-
-fn key(grant: &CrossAccountGrant) -> String {
-    format!(
-        "{KIND}/{}/{}",
-        grant.namespace().unwrap_or_default(),
-        grant.name_any()
-    )
 }
 
 fn input(grant: &CrossAccountGrant, resource: Option<&ResourceSpec>) -> GrantInput {
@@ -175,7 +157,7 @@ async fn converge(
             message: c.message.clone(),
         },
     );
-    let key = key(grant);
+    let key = object_key(grant);
     let Some(target_arn) = result
         .target
         .clone()
@@ -391,7 +373,7 @@ async fn cleanup(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Con
             .await;
         Err(ControllerError::Finalizer(format!(
             "revoking {}: {message}",
-            key(grant)
+            object_key(grant)
         )))
     }
 }

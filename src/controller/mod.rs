@@ -272,7 +272,7 @@ async fn run_controllers(
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stopped(stop.clone()))
-        .run(grant::reconcile, grant::error_policy, ctx.clone())
+        .run(grant::reconcile, context::error_policy, ctx.clone())
         .for_each(|result| async move { log_result(result) });
     let shares_by_account = share_store.clone();
     let share_controller = Controller::for_stream(share_stream, share_store)
@@ -287,11 +287,11 @@ async fn run_controllers(
                 .collect::<Vec<_>>()
         })
         .graceful_shutdown_on(stopped(stop.clone()))
-        .run(share::reconcile, share::error_policy, ctx.clone())
+        .run(share::reconcile, context::error_policy, ctx.clone())
         .for_each(|result| async move { log_result(result) });
     let account_controller = Controller::for_stream(account_stream, account_store)
         .graceful_shutdown_on(stopped(stop.clone()))
-        .run(account::reconcile, account::error_policy, ctx)
+        .run(account::reconcile, context::error_policy, ctx)
         .for_each(|result| async move { log_result(result) });
     tracing::info!("controllers started");
     future::join3(grant_controller, share_controller, account_controller).await;

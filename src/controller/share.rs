@@ -10,7 +10,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 
 use super::conditions::{ConditionUpdate, READY, find, merge_condition};
-use super::context::Context;
+use super::context::{Context, object_key};
 use super::error::ControllerError;
 use crate::api::{SnapshotShare, SnapshotShareStatus};
 use crate::engine::{Operation, ShareInput, ShareReport};
@@ -45,24 +45,6 @@ pub async fn reconcile(
         started,
     );
     result
-}
-
-/// Requeues failed reconciles with per-object exponential backoff.
-pub fn error_policy(
-    share: Arc<SnapshotShare>,
-    error: &ControllerError,
-    ctx: Arc<Context>,
-) -> Action {
-    tracing::warn!(share = %key(&share), %error, "reconcile failed");
-    Action::requeue(ctx.backoff.next_delay(&key(&share)))
-}
-
-fn key(share: &SnapshotShare) -> String {
-    format!(
-        "{KIND}/{}/{}",
-        share.namespace().unwrap_or_default(),
-        share.name_any()
-    )
 }
 
 fn input(share: &SnapshotShare) -> ShareInput {
@@ -120,7 +102,7 @@ async fn apply(share: &SnapshotShare, ctx: &Context) -> Result<Action, Controlle
             let action = if report.waiting() {
                 Action::requeue(WAIT)
             } else if !report.failed() {
-                ctx.backoff.reset(&key(share));
+                ctx.backoff.reset(&object_key(share));
                 Action::requeue(ctx.settings.resync)
             } else if matches!(
                 update.reason.as_str(),
@@ -129,7 +111,11 @@ async fn apply(share: &SnapshotShare, ctx: &Context) -> Result<Action, Controlle
                 // As for grants: back on a change, or at the resync (see grant.rs).
                 Action::requeue(ctx.settings.resync)
             } else {
-                Action::requeue(ctx.backoff.next_delay(&key(share)).min(ctx.settings.resync))
+                Action::requeue(
+                    ctx.backoff
+                        .next_delay(&object_key(share))
+                        .min(ctx.settings.resync),
+                )
             };
             (update, Some(report), action)
         };
@@ -218,14 +204,14 @@ async fn cleanup(share: &SnapshotShare, ctx: &Context) -> Result<Action, Control
                 .await;
             Err(ControllerError::Finalizer(format!(
                 "unsharing {}: {}: {}",
-                key(share),
+                object_key(share),
                 c.reason,
                 c.message
             )))
         }
         None => Err(ControllerError::Finalizer(format!(
             "unsharing {}: no result",
-            key(share)
+            object_key(share)
         ))),
     }
 }

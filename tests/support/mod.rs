@@ -215,3 +215,25 @@ pub async fn db_instance(
             .expect("create DB snapshot");
     }
 }
+
+/// A new customer managed KMS key in the emulator.
+pub async fn create_key(kms: &aws_sdk_kms::Client) -> aws_sdk_kms::types::KeyMetadata {
+    kms.create_key()
+        .send()
+        .await
+        .expect("create key")
+        .key_metadata
+        .expect("key metadata")
+}
+
+/// The key policy of `key_id`.
+pub async fn key_policy(kms: &aws_sdk_kms::Client, key_id: &str) -> String {
+    kms.get_key_policy()
+        .key_id(key_id)
+        .policy_name("default")
+        .send()
+        .await
+        .expect("get key policy")
+        .policy
+        .expect("a key policy")
+}
