@@ -8,11 +8,12 @@ import sys
 import boto3
 
 DATA = "222222222222"
+DEV = "111111111111"
 
 
-def data_session():
+def data_session(account=DATA):
     sts = boto3.client("sts")
-    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{DATA}:role/xacct-manager", RoleSessionName="demo")["Credentials"]
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/xacct-manager", RoleSessionName="demo")["Credentials"]
     return boto3.session.Session(
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
@@ -33,6 +34,13 @@ def setup(s):
         "Sid": "LambdaPull", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
         "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]}]}))
     print("created s3://demo-lake and ecr demo/app in account 222222222222, each with a policy statement someone else wrote")
+    iam = data_session(DEV).client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                                                     "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName="BatchJobRole", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName="BatchJobRole", PolicyName="team-logs", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"}]}))
+    print("created the Batch job role BatchJobRole in account 111111111111, with an inline policy of its team's")
 
 
 def show(s):
@@ -40,6 +48,12 @@ def show(s):
     print(json.dumps(json.loads(s.client("s3").get_bucket_policy(Bucket="demo-lake")["Policy"]), indent=2))
     print("== repository policy of demo/app ==")
     print(json.dumps(json.loads(s.client("ecr").get_repository_policy(repositoryName="demo/app")["policyText"]), indent=2))
+    iam = data_session(DEV).client("iam")
+    print("== inline policies of BatchJobRole in 111111111111 (the grantee side) ==")
+    for name in iam.list_role_policies(RoleName="BatchJobRole")["PolicyNames"]:
+        doc = iam.get_role_policy(RoleName="BatchJobRole", PolicyName=name)["PolicyDocument"]
+        print(f"-- {name} --")
+        print(json.dumps(doc, indent=2))
 
 
 def tamper(s):

@@ -12,7 +12,7 @@ use xacct::api::{AwsAccount, CrossAccountGrant};
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const PRINCIPAL_MESSAGE: &str = "each principal must be an IAM role or user ARN, arn:aws:iam::ACCOUNT:root, an assumed-role session ARN, role/NAME or user/NAME";
+const PRINCIPAL_MESSAGE: &str = "each principal must be an IAM role or user ARN, arn:aws:iam::ACCOUNT:root, an assumed-role session ARN, role/NAME, user/NAME or instanceProfile/NAME";
 const ACCOUNT_ID_MESSAGE: &str = "accountId must be a 12-digit AWS account id";
 const ACCESS_OR_ACTIONS_MESSAGE: &str = "set access (presets) or actions (or both)";
 const GRANTEE_MESSAGE: &str = "set exactly one of grantee.accountId and grantee.account";
@@ -516,7 +516,10 @@ access: [read]",
 fn external_id_on_s3_bucket_is_refused() {
     assert_refused(
         grant_of_kind("S3Bucket", "access: [read]\nexternalId: xacct-ext-0001").validate_cel(),
-        &[("spec", "externalId applies to IamRole grants only")],
+        &[(
+            "spec",
+            "externalId applies to IamRole and SageMakerEndpoint grants only",
+        )],
     );
 }
 
@@ -524,7 +527,10 @@ fn external_id_on_s3_bucket_is_refused() {
 fn external_id_on_kms_key_is_refused() {
     assert_refused(
         grant_of_kind("KmsKey", "access: [decrypt]\nexternalId: xacct-ext-0001").validate_cel(),
-        &[("spec", "externalId applies to IamRole grants only")],
+        &[(
+            "spec",
+            "externalId applies to IamRole and SageMakerEndpoint grants only",
+        )],
     );
 }
 

@@ -190,7 +190,7 @@ async fn kms_key_used_across_accounts_by_alias_and_by_id_in_one_policy() {
         grant(
             "batch",
             "job-decrypts-lake",
-            "  resource: {account: data-prod, kind: KmsKey, name: alias/lake}\n  grantee: {account: dev, principals: [role/BatchJobRole]}\n  access: [decrypt]"
+            "  resource: {account: data-prod, kind: KmsKey, name: alias/lake}\n  grantee: {account: dev, principals: [role/BatchJobRole]}\n  granteeSide: None\n  access: [decrypt]"
         ),
         grant(
             "data",

@@ -106,6 +106,84 @@ const OPERATIONS: &[(&str, &str, Authorization)] = &[
         "UpdateAssumeRolePolicy",
         Authorization::ManagedRole("iam:UpdateAssumeRolePolicy"),
     ),
+    // "To create a role with tags, you must have iam:CreateRole and iam:TagRole" (IAM User Guide,
+    // Permissions required to tag IAM entities).
+    (
+        "IAM",
+        "CreateRole",
+        Authorization::ManagedRoleWith("iam:CreateRole", &["iam:TagRole"]),
+    ),
+    (
+        "IAM",
+        "DeleteRole",
+        Authorization::ManagedRole("iam:DeleteRole"),
+    ),
+    (
+        "IAM",
+        "GetRolePolicy",
+        Authorization::ManagedRole("iam:GetRolePolicy"),
+    ),
+    (
+        "IAM",
+        "PutRolePolicy",
+        Authorization::ManagedRole("iam:PutRolePolicy"),
+    ),
+    (
+        "IAM",
+        "DeleteRolePolicy",
+        Authorization::ManagedRole("iam:DeleteRolePolicy"),
+    ),
+    (
+        "IAM",
+        "ListRolePolicies",
+        Authorization::ManagedRole("iam:ListRolePolicies"),
+    ),
+    (
+        "IAM",
+        "ListAttachedRolePolicies",
+        Authorization::ManagedRole("iam:ListAttachedRolePolicies"),
+    ),
+    (
+        "IAM",
+        "ListInstanceProfilesForRole",
+        Authorization::ManagedRole("iam:ListInstanceProfilesForRole"),
+    ),
+    ("IAM", "GetUser", Authorization::ManagedRole("iam:GetUser")),
+    (
+        "IAM",
+        "GetUserPolicy",
+        Authorization::ManagedRole("iam:GetUserPolicy"),
+    ),
+    (
+        "IAM",
+        "PutUserPolicy",
+        Authorization::ManagedRole("iam:PutUserPolicy"),
+    ),
+    (
+        "IAM",
+        "DeleteUserPolicy",
+        Authorization::ManagedRole("iam:DeleteUserPolicy"),
+    ),
+    (
+        "IAM",
+        "ListUserPolicies",
+        Authorization::ManagedRole("iam:ListUserPolicies"),
+    ),
+    (
+        "IAM",
+        "GetInstanceProfile",
+        Authorization::ManagedRole("iam:GetInstanceProfile"),
+    ),
+    (
+        "S3",
+        "GetBucketEncryption",
+        Authorization::ManagedRole("s3:GetEncryptionConfiguration"),
+    ),
+    (
+        "SageMaker",
+        "DescribeEndpoint",
+        Authorization::ManagedRole("sagemaker:DescribeEndpoint"),
+    ),
     (
         "RDS",
         "DescribeDBSnapshots",
@@ -384,7 +462,7 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
             grant(
                 "batch",
                 "job-decrypts-lake",
-                "  resource: {account: data-prod, kind: KmsKey, name: alias/iam-policy-lake}\n  grantee: {account: dev, principals: [role/BatchJobRole]}\n  access: [decrypt]",
+                "  resource: {account: data-prod, kind: KmsKey, name: alias/iam-policy-lake}\n  grantee: {account: dev, principals: [role/BatchJobRole]}\n  granteeSide: None\n  access: [decrypt]",
             ),
             key.arn().unwrap().to_string(),
         ),
@@ -410,6 +488,8 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
         });
     }
     flows.push(rds_flow(&moto).await);
+    flows.push(sagemaker_flow(&moto).await);
+    flows.push(grantee_side_flow(&moto).await);
 
     let everything = iam_policy(&["--controller-role-arn", CONTROLLER]);
     let mut every_granted = BTreeSet::new();
@@ -473,6 +553,123 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
         every_granted,
         "the default policy is the union of the kinds'"
     );
+}
+
+/// A SageMaker endpoint grant: the endpoint checked, the invocation role created with its trust
+/// and inline policy, then (on delete) its inline policy removed and the role deleted.
+async fn sagemaker_flow(moto: &Moto) -> Flow {
+    let setup = moto.connector().await;
+    let endpoint = support::create_endpoint(&setup, DATA_ACCOUNT, "iam-policy-churn").await;
+    let role = format!(
+        "arn:aws:iam::{DATA_ACCOUNT}:role/{}",
+        xacct::engine::invoke_role_name("default", DATA_ACCOUNT, "us-east-1", "iam-policy-churn")
+    );
+    let calls = exercise(
+        moto,
+        &grant(
+            "ml",
+            "app-invokes-churn",
+            &format!(
+                "  resource: {{account: data-prod, kind: SageMakerEndpoint, name: iam-policy-churn}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/App]}}\n  access: [invoke]"
+            ),
+        ),
+    )
+    .await;
+    Flow {
+        kind: "sagemaker",
+        calls,
+        resources: Box::new(move |action| {
+            if action.starts_with("sagemaker:") {
+                vec![endpoint.clone()]
+            } else {
+                vec![role.clone()]
+            }
+        }),
+    }
+}
+
+/// An S3 grant with the grantee side: a bucket encrypted with a customer managed key, read by a
+/// role, a user and the role of an instance profile of the (managed) grantee account, each given
+/// xacct's inline policy, which the delete removes.
+async fn grantee_side_flow(moto: &Moto) -> Flow {
+    let setup = moto.connector().await;
+    let data = clients(&setup, DATA_ACCOUNT).await;
+    let dev = clients(&setup, DEV_ACCOUNT).await;
+    let key = support::create_key(&data.kms).await;
+    let key_arn = key.arn().unwrap().to_string();
+    data.s3
+        .create_bucket()
+        .bucket("iam-policy-secure")
+        .send()
+        .await
+        .expect("create bucket");
+    data.s3
+        .put_bucket_encryption()
+        .bucket("iam-policy-secure")
+        .server_side_encryption_configuration(
+            aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                                .kms_master_key_id(key.key_id())
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("bucket encryption");
+    let job_role =
+        support::create_role(&dev.iam, "IamPolicyJobRole", "ecs-tasks.amazonaws.com").await;
+    let instance_role =
+        support::create_role(&dev.iam, "IamPolicyInstanceRole", "ec2.amazonaws.com").await;
+    dev.iam
+        .create_instance_profile()
+        .instance_profile_name("IamPolicyProfile")
+        .send()
+        .await
+        .unwrap();
+    dev.iam
+        .add_role_to_instance_profile()
+        .instance_profile_name("IamPolicyProfile")
+        .role_name("IamPolicyInstanceRole")
+        .send()
+        .await
+        .unwrap();
+    dev.iam
+        .create_user()
+        .user_name("iam-policy-analyst")
+        .send()
+        .await
+        .unwrap();
+    let calls = exercise(
+        moto,
+        &grant(
+            "batch",
+            "secure-lake-readers",
+            "  resource: {account: data-prod, kind: S3Bucket, name: iam-policy-secure}\n  grantee: {account: dev, principals: [role/IamPolicyJobRole, user/iam-policy-analyst, instanceProfile/IamPolicyProfile]}\n  access: [read]",
+        ),
+    )
+    .await;
+    let user = format!("arn:aws:iam::{DEV_ACCOUNT}:user/iam-policy-analyst");
+    let profile = format!("arn:aws:iam::{DEV_ACCOUNT}:instance-profile/IamPolicyProfile");
+    Flow {
+        kind: "s3,identity",
+        calls,
+        resources: Box::new(move |action| match action {
+            a if a.starts_with("s3:") => vec!["arn:aws:s3:::iam-policy-secure".to_string()],
+            a if a.starts_with("kms:") => vec![key_arn.clone()],
+            "iam:GetInstanceProfile" => vec![profile.clone()],
+            a if a.contains("User") => vec![user.clone()],
+            _ => vec![job_role.clone(), instance_role.clone()],
+        }),
+    }
 }
 
 /// `xacct iam-policy --kinds KIND` for the test's controller role.
@@ -717,7 +914,10 @@ fn kinds_s3_omits_the_other_services() {
 #[test]
 fn the_default_covers_every_kind_with_no_resource_star() {
     let printed = iam_policy(&[]);
-    assert_eq!(printed["kinds"], json!(["s3", "ecr", "kms", "iam", "rds"]));
+    assert_eq!(
+        printed["kinds"],
+        json!(["s3", "ecr", "kms", "iam", "rds", "sagemaker", "identity"])
+    );
     for statement in printed["permissionsPolicy"]["Statement"]
         .as_array()
         .unwrap()
@@ -803,14 +1003,14 @@ fn the_partition_follows_the_controller_role() {
 }
 
 #[test]
-fn sagemaker_is_refused_and_rds_is_covered() {
-    for kind in ["sagemaker", "s3,sagemaker"] {
+fn unimplemented_kinds_are_refused_and_rds_is_covered() {
+    for kind in ["modelPackageGroup", "s3,modelpackagegroup"] {
         let out = xacct(&["iam-policy", "--kinds", kind]);
         assert!(!out.status.success(), "{kind} accepted");
         assert!(out.stdout.is_empty(), "nothing printed for {kind}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains("SageMaker is not implemented in xacct yet"),
+            stderr.contains("model package group policies are not implemented"),
             "{stderr}"
         );
     }

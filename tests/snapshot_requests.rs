@@ -216,7 +216,7 @@ impl PolicyBackend for Fake {
     async fn locate(
         &self,
         account: &AccountAccess,
-        kind: xacct::api::ResourceKind,
+        kind: xacct::api::PolicyKind,
         region: &str,
         name: &str,
     ) -> Result<TargetRef, AwsError> {
@@ -226,7 +226,35 @@ impl PolicyBackend for Fake {
             region: region.into(),
             id: name.into(),
             arn: name.into(),
+            created_by: None,
         })
+    }
+    async fn instance_profile_role(&self, _: &AccountAccess, p: &str) -> Result<String, AwsError> {
+        Err(AwsError::new(
+            AwsErrorKind::Other,
+            "GetInstanceProfile",
+            "222222222222",
+            format!("not used by snapshot shares: {p}"),
+        ))
+    }
+    async fn endpoint_arn(&self, _: &AccountAccess, _: &str, e: &str) -> Result<String, AwsError> {
+        Err(AwsError::new(
+            AwsErrorKind::Other,
+            "DescribeEndpoint",
+            "222222222222",
+            format!("not used by snapshot shares: {e}"),
+        ))
+    }
+    async fn bucket_encryption(
+        &self,
+        t: &TargetRef,
+    ) -> Result<xacct::aws::BucketEncryption, AwsError> {
+        Err(AwsError::new(
+            AwsErrorKind::Other,
+            "GetBucketEncryption",
+            "222222222222",
+            format!("not used by snapshot shares: {}", t.arn),
+        ))
     }
     async fn read(&self, t: &TargetRef) -> Result<Option<String>, AwsError> {
         Ok(self.policies.lock().unwrap().get(&t.arn).cloned())

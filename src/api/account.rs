@@ -37,7 +37,8 @@ pub struct AwsAccountSpec {
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new(matches(REGION)).message("region must look like us-east-1"))]
     pub region: Option<String>,
-    /// Namespaces whose grants may expose this account's resources (`*` for all). Empty: none.
+    /// Namespaces whose grants may change this account's policies (`*` for all): expose its
+    /// resources, or write the grantee side on its roles and users. Empty: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1000), inner(length(max = 63)))]
     pub allowed_namespaces: Vec<String>,

@@ -40,7 +40,10 @@ use super::patterns::{
 #[x_kube(validation = Rule::new("self.resource.kind != 'EcrRepository' || self.actions.all(a, a.startsWith('ecr:'))").message("actions on an EcrRepository must start with ecr:"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'KmsKey' || self.actions.all(a, a.startsWith('kms:'))").message("actions on a KmsKey must start with kms:"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'IamRole' || self.actions.all(a, a.startsWith('sts:'))").message("actions on an IamRole must start with sts:"))]
-#[x_kube(validation = Rule::new("!has(self.externalId) || self.resource.kind == 'IamRole'").message("externalId applies to IamRole grants only"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'SageMakerEndpoint' || self.access.all(a, a == 'invoke')").message("the access preset for SageMakerEndpoint is invoke"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'SageMakerEndpoint' || self.actions.all(a, a.startsWith('sagemaker:InvokeEndpoint'))").message("actions on a SageMakerEndpoint are sagemaker:InvokeEndpoint, sagemaker:InvokeEndpointAsync and sagemaker:InvokeEndpointWithResponseStream"))]
+#[x_kube(validation = Rule::new("!has(self.externalId) || self.resource.kind == 'IamRole' || self.resource.kind == 'SageMakerEndpoint'").message("externalId applies to IamRole and SageMakerEndpoint grants only"))]
+#[x_kube(validation = Rule::new("!has(self.granteeSide) || self.granteeSide == 'None' || has(self.grantee.account)").message("granteeSide: Manage needs grantee.account (the grantee's AwsAccount): xacct can only write identity policies in an account it manages"))]
 pub struct CrossAccountGrantSpec {
     /// The resource to share, in a managed account.
     pub resource: ResourceSpec,
@@ -50,7 +53,7 @@ pub struct CrossAccountGrantSpec {
     #[serde(default)]
     #[schemars(length(max = 12))]
     pub access: Vec<AccessPreset>,
-    /// Explicit IAM actions, of the resource's service (`s3:`, `ecr:`, `kms:`, `sts:`).
+    /// Explicit IAM actions, of the resource's service (`s3:`, `ecr:`, `kms:`, `sts:`, `sagemaker:`).
     #[serde(default)]
     #[schemars(length(max = MAX_ACTIONS), inner(length(max = 128)))]
     #[x_kube(validation = Rule::new(all_match(ACTION)).message("each action must look like service:Action"))]
@@ -60,7 +63,8 @@ pub struct CrossAccountGrantSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "condition_block_schema")]
     pub conditions: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
-    /// IamRole only: the external id callers must present (an `sts:ExternalId` condition).
+    /// IamRole and SageMakerEndpoint only: the external id callers must present when they assume the
+    /// role (an `sts:ExternalId` condition in its trust policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1224))]
     #[x_kube(validation = Rule::new(matches(EXTERNAL_ID)).message("externalId must be 2 to 1224 characters of letters, digits and +=,.@:/-"))]
@@ -71,6 +75,33 @@ pub struct CrossAccountGrantSpec {
     /// Enforce: converge and correct drift. Observe: never write; report drift.
     #[serde(default)]
     pub mode: GrantMode,
+    /// Whether xacct also writes the grantee's half: an inline identity policy on each grantee role or
+    /// user allowing the same access. Default: `Manage` when `grantee.account` names a managed
+    /// AwsAccount, `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grantee_side: Option<GranteeSide>,
+}
+
+impl CrossAccountGrantSpec {
+    /// The grantee side in effect: the one set, or `Manage` for a managed grantee account.
+    pub fn effective_grantee_side(&self) -> GranteeSide {
+        self.grantee_side
+            .unwrap_or(if self.grantee.account.is_some() {
+                GranteeSide::Manage
+            } else {
+                GranteeSide::None
+            })
+    }
+}
+
+/// Whether xacct writes the grantee account's identity policies too.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum GranteeSide {
+    /// Give each grantee role or user an inline policy allowing the access (statements owned per
+    /// grant; nothing else on the role or user is touched).
+    Manage,
+    /// Only the resource's side; the grantee account grants its principals access itself.
+    None,
 }
 
 /// Whether xacct writes.
@@ -123,6 +154,8 @@ pub enum ResourceKind {
     KmsKey,
     /// An IAM role (trust policy: switch role).
     IamRole,
+    /// A SageMaker endpoint: invoked through a role xacct manages in the endpoint's account.
+    SageMakerEndpoint,
 }
 
 /// Who gets access.
@@ -139,11 +172,13 @@ pub struct GranteeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub account: Option<String>,
-    /// IAM principals in the grantee account: full ARNs, or `role/NAME` / `user/NAME`. Empty: the
-    /// account root (the whole account, subject to its own IAM policies).
+    /// IAM principals in the grantee account: full ARNs, `role/NAME`, `user/NAME`, or
+    /// `instanceProfile/NAME` (the role of an EC2 instance profile, looked up in the grantee account,
+    /// which must then be a managed AwsAccount). Empty: the account root (the whole account, subject
+    /// to its own IAM policies).
     #[serde(default)]
     #[schemars(length(max = MAX_PRINCIPALS), inner(length(max = MAX_PRINCIPAL_LEN)))]
-    #[x_kube(validation = Rule::new(format!("self.all(p, p == '*' || p.matches('{PRINCIPAL_ARN}') || p.matches('{PRINCIPAL_SHORT}'))")).message("each principal must be an IAM role or user ARN, arn:aws:iam::ACCOUNT:root, an assumed-role session ARN, role/NAME or user/NAME"))]
+    #[x_kube(validation = Rule::new(format!("self.all(p, p == '*' || p.matches('{PRINCIPAL_ARN}') || p.matches('{PRINCIPAL_SHORT}'))")).message("each principal must be an IAM role or user ARN, arn:aws:iam::ACCOUNT:root, an assumed-role session ARN, role/NAME, user/NAME or instanceProfile/NAME"))]
     pub principals: Vec<String>,
 }
 
@@ -177,6 +212,8 @@ pub enum AccessPreset {
     Describe,
     /// IAM role: `sts:AssumeRole`.
     Assume,
+    /// SageMaker endpoint: `InvokeEndpoint`, `InvokeEndpointAsync`, `InvokeEndpointWithResponseStream`.
+    Invoke,
 }
 
 /// Observed state of a grant.
@@ -193,16 +230,23 @@ pub struct CrossAccountGrantStatus {
     /// Where this grant's statements are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<GrantedTarget>,
+    /// SageMakerEndpoint grants: the role the grantee assumes to invoke the endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
 }
 
 /// One policy a grant has statements in.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GrantedTarget {
-    /// ARN of the resource whose policy holds the statements.
+    /// ARN of the resource, role or user whose policy holds the statements.
     pub arn: String,
     /// The resource as the grant named it.
     pub resource: ResourceSpec,
+    /// Exactly which policy holds the statements (absent in status written before xacct managed
+    /// identity policies: then it is the resource's own policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyLocation>,
     /// The region the statements were written in, so they can be revoked there even after the
     /// grant or its account names another region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,6 +257,66 @@ pub struct GrantedTarget {
     /// When the statements were last written or confirmed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied: Option<String>,
+}
+
+/// One policy document xacct writes statements into.
+#[derive(
+    KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyLocation {
+    /// The AwsAccount that holds it.
+    pub account: String,
+    /// Which kind of policy.
+    pub kind: PolicyKind,
+    /// What the service calls its holder: bucket, repository, key ARN, role or user name.
+    pub name: String,
+}
+
+/// The kinds of policy document xacct writes statements into.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+pub enum PolicyKind {
+    /// An S3 bucket policy.
+    S3BucketPolicy,
+    /// An ECR repository policy.
+    EcrRepositoryPolicy,
+    /// A KMS key policy.
+    KmsKeyPolicy,
+    /// The trust policy of an existing IAM role.
+    RoleTrustPolicy,
+    /// xacct's inline identity policy on an IAM role.
+    RoleInlinePolicy,
+    /// xacct's inline identity policy on an IAM user.
+    UserInlinePolicy,
+    /// The trust policy of a role xacct creates (and deletes) to invoke a SageMaker endpoint.
+    InvokeRoleTrustPolicy,
+    /// xacct's inline policy on such a role.
+    InvokeRoleInlinePolicy,
+}
+
+impl PolicyKind {
+    /// The policy a grant on `kind` writes on the resource's side.
+    pub fn of_resource(kind: ResourceKind) -> PolicyKind {
+        match kind {
+            ResourceKind::S3Bucket => PolicyKind::S3BucketPolicy,
+            ResourceKind::EcrRepository => PolicyKind::EcrRepositoryPolicy,
+            ResourceKind::KmsKey => PolicyKind::KmsKeyPolicy,
+            ResourceKind::IamRole => PolicyKind::RoleTrustPolicy,
+            ResourceKind::SageMakerEndpoint => PolicyKind::InvokeRoleTrustPolicy,
+        }
+    }
+
+    /// Whether the document is an identity policy (statements without a Principal).
+    pub fn is_identity(self) -> bool {
+        matches!(
+            self,
+            PolicyKind::RoleInlinePolicy
+                | PolicyKind::UserInlinePolicy
+                | PolicyKind::InvokeRoleInlinePolicy
+        )
+    }
 }
 
 fn condition_block_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -15,7 +15,8 @@ pub use account::{
 pub use common::{Condition, DeletionPolicy};
 pub use grant::{
     AccessPreset, CrossAccountGrant, CrossAccountGrantSpec, CrossAccountGrantStatus, GrantMode,
-    GrantedTarget, GranteeSpec, ResourceKind, ResourceSpec,
+    GrantedTarget, GranteeSide, GranteeSpec, PolicyKind, PolicyLocation, ResourceKind,
+    ResourceSpec,
 };
 
 pub use snapshot::{

@@ -14,8 +14,10 @@ pub const SESSION_NAME: &str = "^[A-Za-z0-9+=,.@_-]{2,64}$";
 /// An IAM role ARN (with an optional path).
 pub const ROLE_ARN: &str =
     "^arn:aws[a-z-]*:iam::[0-9]{12}:role/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64}$";
-/// A principal in the grantee account written short: `role/NAME` or `user/NAME`, with an optional path.
-pub const PRINCIPAL_SHORT: &str = "^(role|user)/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64}$";
+/// A principal in the grantee account written short: `role/NAME`, `user/NAME` (with an optional
+/// path) or `instanceProfile/NAME`.
+pub const PRINCIPAL_SHORT: &str =
+    "^(role|user|instanceProfile)/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64}$";
 /// A principal ARN: a role, a user, an account root, or an assumed-role session.
 pub const PRINCIPAL_ARN: &str = "^arn:aws[a-z-]*:(iam::[0-9]{12}:(root|(role|user)/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64})|sts::[0-9]{12}:assumed-role/[A-Za-z0-9+=,.@_-]{1,64}/[A-Za-z0-9+=,.@_-]{2,64})$";
 

@@ -219,6 +219,14 @@ impl Connector {
         aws_sdk_rds::Client::from_conf(builder.build())
     }
 
+    /// A SageMaker client for `region`.
+    pub fn sagemaker_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_sagemaker::Client {
+        let builder = aws_sdk_sagemaker::config::Builder::from(config)
+            .region(Region::new(region.to_string()))
+            .interceptor(self.calls.clone());
+        aws_sdk_sagemaker::Client::from_conf(builder.build())
+    }
+
     /// An IAM client (IAM is global).
     pub fn iam_client(&self, config: &SdkConfig) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::from_conf(

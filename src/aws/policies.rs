@@ -6,47 +6,74 @@ use async_trait::async_trait;
 
 use super::account::AccountAccess;
 use super::credentials::Connector;
-use super::error::AwsError;
-use super::{ecr, iam, kms, s3};
-use crate::api::ResourceKind;
+use super::error::{AwsError, AwsErrorKind};
+use super::identity::{self, Holder};
+use super::s3::BucketEncryption;
+use super::{ecr, iam, kms, roles, s3, sagemaker};
+use crate::api::PolicyKind;
 use crate::policy::partition_for_region;
 
-/// A resource whose policy xacct converges.
+/// A policy document xacct converges: a resource's policy, a role's trust policy, or xacct's
+/// inline policy on a role or user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetRef {
-    /// The account that owns it.
+    /// The account that holds it.
     pub account: AccountAccess,
-    /// What kind of resource it is.
-    pub kind: ResourceKind,
-    /// Its region (IAM: the account's region, unused).
+    /// Which kind of policy it is.
+    pub kind: PolicyKind,
+    /// Its region (IAM: the region the grant names, unused by IAM).
     pub region: String,
-    /// The identifier the service's API takes (bucket, repository, key id, role name).
+    /// The identifier the service's API takes (bucket, repository, key id, role or user name).
     pub id: String,
-    /// Its ARN: the identity by which grants on the same resource are coalesced.
+    /// The ARN of what holds it: with the kind, the identity by which grants coalesce.
     pub arn: String,
+    /// Roles xacct creates: the instance that creates (and may delete) the role.
+    pub created_by: Option<String>,
 }
 
-/// Reads and writes resource policies.
+/// Reads and writes policy documents, and looks up what grants name.
 #[async_trait]
 pub trait PolicyBackend: Send + Sync {
-    /// Resolves what a grant names (a key alias, say) to the resource's identity.
+    /// Resolves what a grant names (a key alias, a role or user ARN with a path) to the identity of
+    /// the policy of `kind` there.
     async fn locate(
         &self,
         account: &AccountAccess,
-        kind: ResourceKind,
+        kind: PolicyKind,
         region: &str,
         name: &str,
     ) -> Result<TargetRef, AwsError>;
-    /// The policy text; `None` when the resource has no policy. `NotFound` when the resource is missing.
+    /// The policy text; `None` when there is none. `NotFound` when its holder is missing.
     async fn read(&self, target: &TargetRef) -> Result<Option<String>, AwsError>;
-    /// Replaces the policy.
+    /// Replaces the policy (creating the role, for roles xacct creates).
     async fn write(&self, target: &TargetRef, policy: &str) -> Result<(), AwsError>;
-    /// Removes the policy; only called when [`PolicyBackend::can_delete`] says so.
+    /// Removes the policy (deleting the role, for roles xacct creates); only called when
+    /// [`PolicyBackend::can_delete`] says so.
     async fn delete(&self, target: &TargetRef) -> Result<(), AwsError>;
-    /// Whether this kind of policy can be removed (key and trust policies cannot).
-    fn can_delete(&self, kind: ResourceKind) -> bool {
-        matches!(kind, ResourceKind::S3Bucket | ResourceKind::EcrRepository)
+    /// Whether this kind of policy can be removed (key and trust policies of existing roles cannot).
+    fn can_delete(&self, kind: PolicyKind) -> bool {
+        !matches!(kind, PolicyKind::KmsKeyPolicy | PolicyKind::RoleTrustPolicy)
     }
+    /// Characters used by the holder's other inline policies, which share its size quota with
+    /// xacct's (identity policies only; 0 otherwise).
+    async fn others_size(&self, _target: &TargetRef) -> Result<usize, AwsError> {
+        Ok(0)
+    }
+    /// The ARN of the role in an instance profile.
+    async fn instance_profile_role(
+        &self,
+        account: &AccountAccess,
+        profile: &str,
+    ) -> Result<String, AwsError>;
+    /// The ARN of a SageMaker endpoint; `NotFound` when it does not exist.
+    async fn endpoint_arn(
+        &self,
+        account: &AccountAccess,
+        region: &str,
+        name: &str,
+    ) -> Result<String, AwsError>;
+    /// The KMS key an S3 bucket encrypts new objects with by default.
+    async fn bucket_encryption(&self, bucket: &TargetRef) -> Result<BucketEncryption, AwsError>;
 }
 
 /// The real AWS services, through a [`Connector`].
@@ -60,6 +87,24 @@ impl AwsPolicies {
     pub fn new(connector: Arc<Connector>) -> Self {
         AwsPolicies { connector }
     }
+
+    async fn iam(&self, account: &AccountAccess) -> Result<aws_sdk_iam::Client, AwsError> {
+        let config = self.connector.session(account).await?;
+        Ok(self.connector.iam_client(&config))
+    }
+}
+
+/// The IAM name and ARN of a role or user given by name (`Name`) or ARN (with a path).
+fn iam_entity(partition: &str, account_id: &str, noun: &str, name: &str) -> (String, String) {
+    if name.starts_with("arn:") {
+        let id = name.rsplit('/').next().unwrap_or(name).to_string();
+        (id, name.to_string())
+    } else {
+        (
+            name.to_string(),
+            format!("arn:{partition}:iam::{account_id}:{noun}/{name}"),
+        )
+    }
 }
 
 #[async_trait]
@@ -67,28 +112,29 @@ impl PolicyBackend for AwsPolicies {
     async fn locate(
         &self,
         account: &AccountAccess,
-        kind: ResourceKind,
+        kind: PolicyKind,
         region: &str,
         name: &str,
     ) -> Result<TargetRef, AwsError> {
         let partition = partition_for_region(region);
+        let account_id = &account.account_id;
         let (id, arn) = match kind {
-            ResourceKind::S3Bucket => (name.to_string(), format!("arn:{partition}:s3:::{name}")),
-            ResourceKind::EcrRepository => (
+            PolicyKind::S3BucketPolicy => {
+                (name.to_string(), format!("arn:{partition}:s3:::{name}"))
+            }
+            PolicyKind::EcrRepositoryPolicy => (
                 name.to_string(),
-                format!(
-                    "arn:{partition}:ecr:{region}:{}:repository/{name}",
-                    account.account_id
-                ),
+                format!("arn:{partition}:ecr:{region}:{account_id}:repository/{name}"),
             ),
-            ResourceKind::IamRole => (
-                name.to_string(),
-                format!("arn:{partition}:iam::{}:role/{name}", account.account_id),
-            ),
-            ResourceKind::KmsKey => {
+            PolicyKind::RoleTrustPolicy
+            | PolicyKind::RoleInlinePolicy
+            | PolicyKind::InvokeRoleTrustPolicy
+            | PolicyKind::InvokeRoleInlinePolicy => iam_entity(partition, account_id, "role", name),
+            PolicyKind::UserInlinePolicy => iam_entity(partition, account_id, "user", name),
+            PolicyKind::KmsKeyPolicy => {
                 let config = self.connector.session(account).await?;
                 let client = self.connector.kms_client(&config, region);
-                kms::locate(&client, &account.account_id, partition, region, name).await?
+                kms::locate(&client, account_id, partition, region, name).await?
             }
         };
         Ok(TargetRef {
@@ -97,45 +143,208 @@ impl PolicyBackend for AwsPolicies {
             region: region.to_string(),
             id,
             arn,
+            created_by: None,
         })
     }
 
     async fn read(&self, t: &TargetRef) -> Result<Option<String>, AwsError> {
         let account_id = &t.account.account_id;
-        match self.service(t).await? {
-            Service::S3(c) => s3::read(&c, account_id, &t.id).await,
-            Service::Ecr(c) => ecr::read(&c, account_id, &t.id).await,
-            Service::Kms(c) => kms::read(&c, account_id, &t.id).await,
-            Service::Iam(c) => iam::read(&c, account_id, &t.id).await,
+        match t.kind {
+            PolicyKind::RoleInlinePolicy => {
+                identity::read(
+                    &self.iam(&t.account).await?,
+                    account_id,
+                    Holder::Role,
+                    &t.id,
+                    true,
+                )
+                .await
+            }
+            PolicyKind::InvokeRoleInlinePolicy => {
+                identity::read(
+                    &self.iam(&t.account).await?,
+                    account_id,
+                    Holder::Role,
+                    &t.id,
+                    false,
+                )
+                .await
+            }
+            PolicyKind::UserInlinePolicy => {
+                identity::read(
+                    &self.iam(&t.account).await?,
+                    account_id,
+                    Holder::User,
+                    &t.id,
+                    true,
+                )
+                .await
+            }
+            PolicyKind::InvokeRoleTrustPolicy => {
+                roles::read_trust(&self.iam(&t.account).await?, account_id, &t.id, creator(t)?)
+                    .await
+            }
+            _ => match self.service(t).await? {
+                Service::S3(c) => s3::read(&c, account_id, &t.id).await,
+                Service::Ecr(c) => ecr::read(&c, account_id, &t.id).await,
+                Service::Kms(c) => kms::read(&c, account_id, &t.id).await,
+                Service::Iam(c) => iam::read(&c, account_id, &t.id).await,
+            },
         }
     }
 
     async fn write(&self, t: &TargetRef, policy: &str) -> Result<(), AwsError> {
         let account_id = &t.account.account_id;
-        match self.service(t).await? {
-            Service::S3(c) => s3::write(&c, account_id, &t.id, policy).await,
-            Service::Ecr(c) => ecr::write(&c, account_id, &t.id, policy).await,
-            Service::Kms(c) => kms::write(&c, account_id, &t.id, policy).await,
-            Service::Iam(c) => iam::write(&c, account_id, &t.id, policy).await,
+        match t.kind {
+            PolicyKind::RoleInlinePolicy | PolicyKind::InvokeRoleInlinePolicy => {
+                identity::write(
+                    &self.iam(&t.account).await?,
+                    account_id,
+                    Holder::Role,
+                    &t.id,
+                    policy,
+                )
+                .await
+            }
+            PolicyKind::UserInlinePolicy => {
+                identity::write(
+                    &self.iam(&t.account).await?,
+                    account_id,
+                    Holder::User,
+                    &t.id,
+                    policy,
+                )
+                .await
+            }
+            PolicyKind::InvokeRoleTrustPolicy => {
+                roles::write_trust(
+                    &self.iam(&t.account).await?,
+                    account_id,
+                    &t.id,
+                    creator(t)?,
+                    policy,
+                )
+                .await
+            }
+            _ => match self.service(t).await? {
+                Service::S3(c) => s3::write(&c, account_id, &t.id, policy).await,
+                Service::Ecr(c) => ecr::write(&c, account_id, &t.id, policy).await,
+                Service::Kms(c) => kms::write(&c, account_id, &t.id, policy).await,
+                Service::Iam(c) => iam::write(&c, account_id, &t.id, policy).await,
+            },
         }
     }
 
     async fn delete(&self, t: &TargetRef) -> Result<(), AwsError> {
         let account_id = &t.account.account_id;
-        match self.service(t).await? {
-            Service::S3(c) => s3::delete(&c, account_id, &t.id).await,
-            Service::Ecr(c) => ecr::delete(&c, account_id, &t.id).await,
-            Service::Kms(_) | Service::Iam(_) => Err(AwsError::new(
-                super::AwsErrorKind::Other,
-                "delete policy",
-                account_id,
-                format!("a {:?} policy cannot be deleted", t.kind),
-            )),
+        match t.kind {
+            PolicyKind::RoleInlinePolicy | PolicyKind::InvokeRoleInlinePolicy => {
+                identity::delete(
+                    &self.iam(&t.account).await?,
+                    account_id,
+                    Holder::Role,
+                    &t.id,
+                )
+                .await
+            }
+            PolicyKind::UserInlinePolicy => {
+                identity::delete(
+                    &self.iam(&t.account).await?,
+                    account_id,
+                    Holder::User,
+                    &t.id,
+                )
+                .await
+            }
+            PolicyKind::InvokeRoleTrustPolicy => {
+                roles::delete(&self.iam(&t.account).await?, account_id, &t.id, creator(t)?).await
+            }
+            _ => match self.service(t).await? {
+                Service::S3(c) => s3::delete(&c, account_id, &t.id).await,
+                Service::Ecr(c) => ecr::delete(&c, account_id, &t.id).await,
+                Service::Kms(_) | Service::Iam(_) => Err(AwsError::new(
+                    AwsErrorKind::Other,
+                    "delete policy",
+                    account_id,
+                    format!("a {:?} cannot be deleted", t.kind),
+                )),
+            },
+        }
+    }
+
+    async fn others_size(&self, t: &TargetRef) -> Result<usize, AwsError> {
+        let holder = match t.kind {
+            PolicyKind::RoleInlinePolicy | PolicyKind::InvokeRoleInlinePolicy => Holder::Role,
+            PolicyKind::UserInlinePolicy => Holder::User,
+            _ => return Ok(0),
+        };
+        let client = self.iam(&t.account).await?;
+        match identity::others_size(&client, &t.account.account_id, holder, &t.id).await {
+            // A role xacct has not created yet has no other policies.
+            Err(e)
+                if e.kind == AwsErrorKind::NotFound
+                    && t.kind == PolicyKind::InvokeRoleInlinePolicy =>
+            {
+                Ok(0)
+            }
+            other => other,
+        }
+    }
+
+    async fn instance_profile_role(
+        &self,
+        account: &AccountAccess,
+        profile: &str,
+    ) -> Result<String, AwsError> {
+        let client = self.iam(account).await?;
+        roles::instance_profile_role(&client, &account.account_id, profile).await
+    }
+
+    async fn endpoint_arn(
+        &self,
+        account: &AccountAccess,
+        region: &str,
+        name: &str,
+    ) -> Result<String, AwsError> {
+        let config = self.connector.session(account).await?;
+        let client = self.connector.sagemaker_client(&config, region);
+        sagemaker::endpoint_arn(&client, &account.account_id, name).await
+    }
+
+    async fn bucket_encryption(&self, t: &TargetRef) -> Result<BucketEncryption, AwsError> {
+        let account_id = &t.account.account_id;
+        let config = self.connector.session(&t.account).await?;
+        let s3 = self.connector.s3_client(&config, &t.region);
+        let Some(key) = s3::default_kms_key(&s3, account_id, &t.id).await? else {
+            return Ok(BucketEncryption::NoKmsKey);
+        };
+        if key == "alias/aws/s3" || key.ends_with(":alias/aws/s3") {
+            return Ok(BucketEncryption::AwsManagedKey);
+        }
+        let kms = self.connector.kms_client(&config, &t.region);
+        match kms::key_info(&kms, account_id, &key).await {
+            Ok(info) if info.aws_managed => Ok(BucketEncryption::AwsManagedKey),
+            Ok(info) => Ok(BucketEncryption::CustomerKey(info.arn)),
+            // A key in another account may not be describable from here; its ARN is enough.
+            Err(_) if key.starts_with("arn:") => Ok(BucketEncryption::CustomerKey(key)),
+            Err(e) => Err(e),
         }
     }
 }
 
-/// A client of the service that holds a target's policy, acting in the target's account.
+/// The instance that creates a role; every target of a role xacct creates carries it.
+fn creator(t: &TargetRef) -> Result<&str, AwsError> {
+    t.created_by.as_deref().ok_or_else(|| {
+        AwsError::new(
+            AwsErrorKind::Other,
+            "iam:GetRole",
+            &t.account.account_id,
+            format!("no creating instance given for role {}", t.id),
+        )
+    })
+}
+
+/// A client of the service that holds a resource policy, acting in the target's account.
 enum Service {
     S3(aws_sdk_s3::Client),
     Ecr(aws_sdk_ecr::Client),
@@ -147,12 +356,12 @@ impl AwsPolicies {
     async fn service(&self, t: &TargetRef) -> Result<Service, AwsError> {
         let config = self.connector.session(&t.account).await?;
         Ok(match t.kind {
-            ResourceKind::S3Bucket => Service::S3(self.connector.s3_client(&config, &t.region)),
-            ResourceKind::EcrRepository => {
+            PolicyKind::S3BucketPolicy => Service::S3(self.connector.s3_client(&config, &t.region)),
+            PolicyKind::EcrRepositoryPolicy => {
                 Service::Ecr(self.connector.ecr_client(&config, &t.region))
             }
-            ResourceKind::KmsKey => Service::Kms(self.connector.kms_client(&config, &t.region)),
-            ResourceKind::IamRole => Service::Iam(self.connector.iam_client(&config)),
+            PolicyKind::KmsKeyPolicy => Service::Kms(self.connector.kms_client(&config, &t.region)),
+            _ => Service::Iam(self.connector.iam_client(&config)),
         })
     }
 }

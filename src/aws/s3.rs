@@ -56,3 +56,46 @@ pub(super) async fn delete(
         .map(|_| ())
         .map_err(|e| AwsError::from_sdk(&e, "s3:DeleteBucketPolicy", account_id, NOT_FOUND))
 }
+
+/// How a bucket encrypts new objects by default, as far as a cross-account caller is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketEncryption {
+    /// No KMS key involved (SSE-S3, or no default encryption).
+    NoKmsKey,
+    /// SSE-KMS with the AWS managed key `aws/s3`, which other accounts cannot use.
+    AwsManagedKey,
+    /// SSE-KMS with a customer managed key (its ARN, or the id the bucket names).
+    CustomerKey(String),
+}
+
+/// The KMS key a bucket's default encryption names, if any.
+pub(super) async fn default_kms_key(
+    client: &Client,
+    account_id: &str,
+    bucket: &str,
+) -> Result<Option<String>, AwsError> {
+    let out = match client.get_bucket_encryption().bucket(bucket).send().await {
+        Ok(out) => out,
+        Err(e)
+            if e.as_service_error().and_then(|s| s.code())
+                == Some("ServerSideEncryptionConfigurationNotFoundError") =>
+        {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(AwsError::from_sdk(
+                &e,
+                "s3:GetBucketEncryption",
+                account_id,
+                NOT_FOUND,
+            ));
+        }
+    };
+    let by_default = out
+        .server_side_encryption_configuration()
+        .into_iter()
+        .flat_map(|c| c.rules())
+        .filter_map(|r| r.apply_server_side_encryption_by_default())
+        .find(|d| d.sse_algorithm().as_str().starts_with("aws:kms"));
+    Ok(by_default.map(|d| d.kms_master_key_id().unwrap_or("alias/aws/s3").to_string()))
+}

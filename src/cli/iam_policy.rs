@@ -37,6 +37,11 @@ pub enum PermissionKind {
     Iam,
     /// RDS snapshot sharing (SnapshotShare), with the KMS calls of encrypted snapshots.
     Rds,
+    /// SageMaker endpoints (SageMakerEndpoint): the endpoint check and the invocation roles xacct
+    /// creates.
+    SageMaker,
+    /// The grantee side (`granteeSide: Manage`): xacct's inline policies on grantee roles and users.
+    Identity,
 }
 
 impl From<ResourceKind> for PermissionKind {
@@ -46,6 +51,7 @@ impl From<ResourceKind> for PermissionKind {
             ResourceKind::EcrRepository => PermissionKind::Ecr,
             ResourceKind::KmsKey => PermissionKind::Kms,
             ResourceKind::IamRole => PermissionKind::Iam,
+            ResourceKind::SageMakerEndpoint => PermissionKind::SageMaker,
         }
     }
 }
@@ -58,7 +64,8 @@ impl PermissionKind {
             PermissionKind::Ecr => Some(ResourceKind::EcrRepository),
             PermissionKind::Kms => Some(ResourceKind::KmsKey),
             PermissionKind::Iam => Some(ResourceKind::IamRole),
-            PermissionKind::Rds => None,
+            PermissionKind::SageMaker => Some(ResourceKind::SageMakerEndpoint),
+            PermissionKind::Rds | PermissionKind::Identity => None,
         }
     }
 }
@@ -281,12 +288,150 @@ pub const PERMISSIONS: &[KindPermissions] = &[
             },
         ],
     },
+    KindPermissions {
+        kind: PermissionKind::SageMaker,
+        name: "sagemaker",
+        long_name: "SageMakerEndpoint",
+        statements: &[
+            StatementPermissions {
+                sid: "XacctSageMakerEndpoints",
+                actions: &[(
+                    "sagemaker:DescribeEndpoint",
+                    "check that a granted endpoint exists and read its ARN",
+                )],
+                resources: &["arn:{partition}:sagemaker:*:*:endpoint/*"],
+                resource_note: "endpoints only, read only, in any region",
+            },
+            StatementPermissions {
+                sid: "XacctSageMakerInvokeRoles",
+                actions: &[
+                    (
+                        "iam:GetRole",
+                        "read an invocation role's trust policy and its xacct.dev/created-by tag",
+                    ),
+                    (
+                        "iam:CreateRole",
+                        "create the invocation role of an endpoint on its first grant",
+                    ),
+                    (
+                        "iam:TagRole",
+                        "tag it xacct.dev/created-by in the same CreateRole call (AWS checks iam:TagRole for tags given to CreateRole)",
+                    ),
+                    (
+                        "iam:UpdateAssumeRolePolicy",
+                        "write the merged trust policy (who may assume the role)",
+                    ),
+                    (
+                        "iam:GetRolePolicy",
+                        "read the role's xacct inline policy (sagemaker:InvokeEndpoint on the endpoint)",
+                    ),
+                    ("iam:PutRolePolicy", "write that inline policy"),
+                    (
+                        "iam:ListRolePolicies",
+                        "count the role's other inline policies against its size quota, and check nothing else was added before deleting it",
+                    ),
+                    (
+                        "iam:ListAttachedRolePolicies",
+                        "check no managed policy was attached before deleting the role",
+                    ),
+                    (
+                        "iam:ListInstanceProfilesForRole",
+                        "check the role is in no instance profile before deleting it",
+                    ),
+                    (
+                        "iam:DeleteRolePolicy",
+                        "remove the inline policy when its last grant goes",
+                    ),
+                    (
+                        "iam:DeleteRole",
+                        "delete the role xacct created when its last grant goes",
+                    ),
+                ],
+                resources: &["arn:{partition}:iam::*:role/xacct-*"],
+                resource_note: "only roles named xacct-*: the names xacct gives the roles it creates; xacct also refuses a role of such a name it did not tag as its own",
+            },
+        ],
+    },
+    KindPermissions {
+        kind: PermissionKind::Identity,
+        name: "identity",
+        long_name: "granteeSide",
+        statements: &[
+            StatementPermissions {
+                sid: "XacctGranteeIdentityPolicies",
+                actions: &[
+                    (
+                        "iam:GetRolePolicy",
+                        "read xacct's inline policy on a grantee role (and the role's other inline policies, for its size quota)",
+                    ),
+                    (
+                        "iam:PutRolePolicy",
+                        "write xacct's inline policy on a grantee role",
+                    ),
+                    ("iam:DeleteRolePolicy", "remove it when no grant needs it"),
+                    (
+                        "iam:ListRolePolicies",
+                        "find the role's other inline policies, which share its size quota",
+                    ),
+                    (
+                        "iam:GetRole",
+                        "tell a missing role from a role without xacct's policy",
+                    ),
+                    (
+                        "iam:GetUserPolicy",
+                        "read xacct's inline policy on a grantee user (and the user's other inline policies)",
+                    ),
+                    (
+                        "iam:PutUserPolicy",
+                        "write xacct's inline policy on a grantee user",
+                    ),
+                    ("iam:DeleteUserPolicy", "remove it when no grant needs it"),
+                    (
+                        "iam:ListUserPolicies",
+                        "find the user's other inline policies, which share its size quota",
+                    ),
+                    (
+                        "iam:GetUser",
+                        "tell a missing user from a user without xacct's policy",
+                    ),
+                    (
+                        "iam:GetInstanceProfile",
+                        "find the role of an instanceProfile/NAME principal",
+                    ),
+                ],
+                resources: &[
+                    "arn:{partition}:iam::*:role/*",
+                    "arn:{partition}:iam::*:user/*",
+                    "arn:{partition}:iam::*:instance-profile/*",
+                ],
+                resource_note: "only xacct's inline policy (named xacct) is ever written or deleted, but IAM cannot scope an action to one policy name: narrow role/* and user/* to the roles and users grants may name (a path such as role/workloads/*), so that xacct cannot give itself or an administrator more access",
+            },
+            StatementPermissions {
+                sid: "XacctGranteeBucketEncryption",
+                actions: &[(
+                    "s3:GetEncryptionConfiguration",
+                    "find the KMS key a bucket encrypts objects with, for the grantee's kms:Decrypt",
+                )],
+                resources: &["arn:{partition}:s3:::*"],
+                resource_note: "read only; in the bucket's account",
+            },
+            StatementPermissions {
+                sid: "XacctGranteeBucketKeys",
+                actions: &[(
+                    "kms:DescribeKey",
+                    "tell a customer managed bucket key (usable across accounts) from aws/s3 (not usable), and read its ARN",
+                )],
+                resources: &["arn:{partition}:kms:*:*:key/*"],
+                resource_note: "read only; in the bucket's account",
+            },
+        ],
+    },
 ];
 
 /// Kinds named on the command line that this command refuses, and why.
 const NOT_COVERED: &[(&str, &str)] = &[(
-    "sagemaker",
-    "SageMaker is not implemented in xacct yet, so the role xacct assumes needs no sagemaker: permission",
+    "modelpackagegroup",
+    "SageMaker model package group policies are not implemented in xacct yet, so the role xacct assumes needs no permission for them",
 )];
 
 /// Parses one `--kinds` value: `s3`, `ecr`, `kms`, `iam`, `rds` (or the long name: the grant's
@@ -523,6 +668,8 @@ mod tests {
             PermissionKind::Kms,
             PermissionKind::Iam,
             PermissionKind::Rds,
+            PermissionKind::SageMaker,
+            PermissionKind::Identity,
         ] {
             // Exhaustive: a new PermissionKind does not compile here until it is listed above and
             // given its permissions in PERMISSIONS.
@@ -531,7 +678,9 @@ mod tests {
                 | PermissionKind::Ecr
                 | PermissionKind::Kms
                 | PermissionKind::Iam
-                | PermissionKind::Rds => {}
+                | PermissionKind::Rds
+                | PermissionKind::SageMaker
+                | PermissionKind::Identity => {}
             }
             assert_eq!(
                 PERMISSIONS.iter().filter(|p| p.kind == kind).count(),
@@ -561,8 +710,12 @@ mod tests {
             for (i, s) in p.statements.iter().enumerate() {
                 let service = s.actions[0].0.split(':').next().unwrap();
                 if i == 0 {
+                    let own = match p.kind {
+                        PermissionKind::Identity => "iam",
+                        _ => p.name,
+                    };
                     assert_eq!(
-                        service, p.name,
+                        service, own,
                         "a kind's first statement is its own service's"
                     );
                 }
@@ -591,10 +744,14 @@ mod tests {
             parse_permission_kind("SnapshotShare"),
             Ok(PermissionKind::Rds)
         );
+        assert_eq!(
+            parse_permission_kind("SageMakerEndpoint"),
+            Ok(PermissionKind::SageMaker)
+        );
         assert!(
-            parse_permission_kind("sagemaker")
+            parse_permission_kind("modelPackageGroup")
                 .unwrap_err()
-                .contains("SageMaker is not implemented")
+                .contains("not implemented")
         );
         assert!(
             parse_permission_kind("sqs")

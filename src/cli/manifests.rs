@@ -184,10 +184,7 @@ fn read_object(origin: &str, value: Value, out: &mut Manifests) {
                     .metadata
                     .namespace
                     .get_or_insert_with(|| "default".to_string());
-                out.grants.push(GrantInput {
-                    grant,
-                    origin: origin.to_string(),
-                });
+                out.grants.push(GrantInput::new(grant, origin.to_string()));
             }
             Err(message) => out.errors.push(error(message)),
         },

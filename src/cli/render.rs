@@ -53,7 +53,7 @@ pub fn text(report: &Report, shares: &[ShareReport], errors: &[ManifestError]) -
     let bad_grants = report
         .grants
         .iter()
-        .filter(|g| g.target.is_none() && g.ready().is_some_and(|c| c.reason != "Retained"))
+        .filter(|g| g.targets.is_empty() && g.ready().is_some_and(|c| c.reason != "Retained"))
         .count();
     let verb = if report.dry_run {
         "to change"

@@ -16,9 +16,9 @@ use super::context::{Context, object_key};
 use super::error::ControllerError;
 use crate::api::{
     CrossAccountGrant, CrossAccountGrantStatus, DeletionPolicy, GrantMode, GrantedTarget,
-    ResourceKind, ResourceSpec,
+    PolicyKind, PolicyLocation, ResourceKind,
 };
-use crate::engine::{GrantInput, GrantReport, Operation, Report};
+use crate::engine::{DEFAULT_REGION, GrantInput, GrantReport, Operation, Placement, Report};
 
 /// Held while a grant may have statements in AWS.
 pub const GRANT_FINALIZER: &str = "xacct.dev/revoke";
@@ -45,17 +45,13 @@ pub async fn reconcile(
     result
 }
 
-fn input(grant: &CrossAccountGrant, resource: Option<&ResourceSpec>) -> GrantInput {
-    let mut grant = grant.clone();
-    if let Some(resource) = resource {
-        grant.spec.resource = resource.clone();
-    }
+fn input(grant: &CrossAccountGrant) -> GrantInput {
     let origin = format!(
         "{KIND} {}/{}",
         grant.namespace().unwrap_or_default(),
         grant.name_any()
     );
-    GrantInput { grant, origin }
+    GrantInput::new(grant.clone(), origin)
 }
 
 /// What one reconcile found, before it is written to status.
@@ -63,6 +59,7 @@ struct Outcome {
     ready: ConditionUpdate,
     drifted: Option<ConditionUpdate>,
     targets: Vec<GrantedTarget>,
+    role_arn: Option<String>,
     action: Action,
 }
 
@@ -82,6 +79,7 @@ async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Contr
             },
             drifted: None,
             targets: previous.targets.clone(),
+            role_arn: previous.role_arn.clone(),
             action: Action::requeue(again),
         },
         None => converge(grant, &previous, ctx).await,
@@ -107,6 +105,7 @@ async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Contr
         observed_generation: generation,
         conditions,
         targets: outcome.targets,
+        role_arn: outcome.role_arn,
     };
     ctx.write_status(
         Api::namespaced(ctx.client.clone(), &grant.namespace().unwrap_or_default()),
@@ -127,7 +126,7 @@ async fn converge(
     let directory = ctx.account_directory();
     let report = ctx
         .engine
-        .run(&directory, &[input(grant, None)], Operation::Apply, observe)
+        .run(&directory, &[input(grant)], Operation::Apply, observe)
         .await;
     let Some(result) = report.grants.first() else {
         let ready = ConditionUpdate {
@@ -140,6 +139,7 @@ async fn converge(
             ready,
             drifted: None,
             targets: previous.targets.clone(),
+            role_arn: previous.role_arn.clone(),
             action: Action::requeue(ctx.settings.resync),
         };
     };
@@ -158,11 +158,7 @@ async fn converge(
         },
     );
     let key = object_key(grant);
-    let Some(target_arn) = result
-        .target
-        .clone()
-        .filter(|_| ready.status != "False" || observe)
-    else {
+    if result.targets.is_empty() || (ready.status == "False" && !observe) {
         // Failed: keep the targets we know of (they may hold statements to revoke later).
         // A bad spec is not retried with backoff: it comes back on a spec change, on its account's
         // change, or at the resync (without AWS calls), the last because the account trigger may
@@ -175,10 +171,17 @@ async fn converge(
             ready,
             drifted: None,
             targets: previous.targets.clone(),
+            role_arn: previous.role_arn.clone(),
             action,
         };
-    };
+    }
     ctx.backoff.reset(&key);
+    let target_arn = result
+        .targets
+        .iter()
+        .map(|t| t.arn.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
 
     let was_converged =
         previous.observed_generation == grant.metadata.generation && is_ready(&previous.conditions);
@@ -236,63 +239,106 @@ async fn converge(
     let mut targets = if observe {
         previous.targets.clone()
     } else {
-        let last_applied = if result.changes > 0 {
-            Some(Time(ctx.now()).0.to_string())
-        } else {
-            previous
-                .targets
-                .iter()
-                .find(|t| t.arn == target_arn)
-                .and_then(|t| t.last_applied.clone())
-        };
-        vec![GrantedTarget {
-            arn: target_arn.clone(),
-            resource: grant.spec.resource.clone(),
-            region: result.region.clone(),
-            sids: result.sids.clone(),
-            last_applied,
-        }]
+        let now = Time(ctx.now()).0.to_string();
+        result
+            .targets
+            .iter()
+            .map(|t| {
+                let place = Placement {
+                    location: t.location.clone(),
+                    region: t.region.clone(),
+                };
+                let last_applied = if result.changes > 0 {
+                    Some(now.clone())
+                } else {
+                    previous
+                        .targets
+                        .iter()
+                        .find(|p| placement(p, ctx) == place)
+                        .and_then(|p| p.last_applied.clone())
+                };
+                GrantedTarget {
+                    arn: t.arn.clone(),
+                    resource: grant.spec.resource.clone(),
+                    policy: Some(t.location.clone()),
+                    region: Some(t.region.clone()),
+                    sids: t.sids.clone(),
+                    last_applied,
+                }
+            })
+            .collect()
     };
     if !observe {
-        // The grant moved to another resource: revoke what it left on the old one.
-        for old in previous.targets.iter().filter(|t| t.arn != target_arn) {
-            match revoke(grant, Some(&written_resource(old)), ctx).await {
+        // The grant moved (another resource, other principals): revoke what it left behind.
+        let current: BTreeSet<Placement> = targets.iter().map(|t| placement(t, ctx)).collect();
+        let left: Vec<&GrantedTarget> = previous
+            .targets
+            .iter()
+            .filter(|t| !current.contains(&placement(t, ctx)))
+            .collect();
+        if !left.is_empty() {
+            let places = left.iter().map(|t| placement(t, ctx)).collect();
+            let arns = left
+                .iter()
+                .map(|t| t.arn.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            match revoke(grant, places, false, ctx).await {
                 Ok(()) => {
                     ctx.publish(
                         grant,
                         EventType::Normal,
                         "Revoked",
-                        &format!("removed its statements from {}", old.arn),
+                        &format!("removed its statements from {arns}"),
                     )
                     .await
                 }
                 Err(message) => {
                     ctx.publish(grant, EventType::Warning, "RevokeFailed", &message)
                         .await;
-                    targets.push(old.clone());
+                    targets.extend(left.into_iter().cloned());
                 }
             }
         }
     }
+    let role_arn = if observe {
+        previous.role_arn.clone()
+    } else {
+        result.role_arn.clone()
+    };
     Outcome {
         ready,
         drifted,
         targets,
+        role_arn,
         action: Action::requeue(ctx.settings.resync),
     }
 }
 
-/// Where a target's statements were written: a key by its ARN (not an alias that may have moved),
-/// in the region they were written in.
-fn written_resource(target: &GrantedTarget) -> ResourceSpec {
-    let mut resource = target.resource.clone();
-    if resource.kind == ResourceKind::KmsKey && target.arn.starts_with("arn:") {
-        resource.name = target.arn.clone();
-    }
-    if let Some(region) = &target.region {
-        resource.region = Some(region.clone());
-    }
-    resource
+/// Where a target's statements were written. Status written before it recorded the policy names
+/// the resource's own policy (a key by its ARN, not an alias that may have moved).
+fn placement(target: &GrantedTarget, ctx: &Context) -> Placement {
+    let resource = &target.resource;
+    let location = target.policy.clone().unwrap_or_else(|| PolicyLocation {
+        account: resource.account.clone(),
+        kind: PolicyKind::of_resource(resource.kind),
+        name: if resource.kind == ResourceKind::KmsKey && target.arn.starts_with("arn:") {
+            target.arn.clone()
+        } else {
+            resource.name.clone()
+        },
+    });
+    let region = target
+        .region
+        .clone()
+        .or_else(|| resource.region.clone())
+        .or_else(|| {
+            ctx.account_directory()
+                .get(&resource.account)
+                .and_then(|a| a.spec.region.clone())
+        })
+        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    Placement { location, region }
 }
 
 /// What changed for this grant, in a few words (Sids and kinds).
@@ -311,14 +357,17 @@ fn changes_text(report: &Report, grant: &GrantReport) -> String {
     }
 }
 
-/// Revokes the grant's statements on `resource` (its own when `None`). A resource that no longer
-/// exists counts as revoked.
+/// Revokes the grant's statements from `places`, and from where its spec says when `spec_places`.
+/// A policy whose holder no longer exists counts as revoked.
 async fn revoke(
     grant: &CrossAccountGrant,
-    resource: Option<&ResourceSpec>,
+    places: Vec<Placement>,
+    spec_places: bool,
     ctx: &Context,
 ) -> Result<(), String> {
-    let mut input = input(grant, resource);
+    let mut input = input(grant);
+    input.written = places;
+    input.spec_places = spec_places;
     // What was written is taken away even from a grant now set to Retain (it moved elsewhere).
     input.grant.spec.deletion_policy = DeletionPolicy::Delete;
     let report = ctx
@@ -326,9 +375,9 @@ async fn revoke(
         .run(&ctx.account_directory(), &[input], Operation::Delete, false)
         .await;
     match report.grants.first().and_then(GrantReport::ready) {
-        // A resource that no longer exists holds no statement; anything else (an account that is
-        // missing or not readable yet) is retried: the statements may still be there.
-        Some(c) if matches!(c.reason, "Revoked" | "NotFound") => Ok(()),
+        // Anything else (an account that is missing or not readable yet) is retried: the
+        // statements may still be there.
+        Some(c) if c.reason == "Revoked" => Ok(()),
         Some(c) => Err(format!("{}: {}", c.reason, c.message)),
         None => Err("no result".into()),
     }
@@ -347,17 +396,12 @@ async fn cleanup(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Con
         return Ok(Action::await_change());
     }
     let previous = grant.status.clone().unwrap_or_default();
-    let mut resources: Vec<ResourceSpec> = vec![grant.spec.resource.clone()];
-    resources.extend(previous.targets.iter().map(written_resource));
-    let mut seen = BTreeSet::new();
-    resources.retain(|r| seen.insert(serde_json::to_string(r).unwrap_or_default()));
-
-    let mut failures = Vec::new();
-    for resource in &resources {
-        if let Err(message) = revoke(grant, Some(resource), ctx).await {
-            failures.push(message);
-        }
-    }
+    let places: Vec<Placement> = previous.targets.iter().map(|t| placement(t, ctx)).collect();
+    let failures: Vec<String> = revoke(grant, places, true, ctx)
+        .await
+        .err()
+        .into_iter()
+        .collect();
     if failures.is_empty() {
         ctx.publish(
             grant,

@@ -11,6 +11,7 @@ pub fn service_prefix(kind: ResourceKind) -> &'static str {
         ResourceKind::EcrRepository => "ecr",
         ResourceKind::KmsKey => "kms",
         ResourceKind::IamRole => "sts",
+        ResourceKind::SageMakerEndpoint => "sagemaker",
     }
 }
 
@@ -22,6 +23,7 @@ pub fn presets_for(kind: ResourceKind) -> &'static [AccessPreset] {
         ResourceKind::EcrRepository => &[Pull, Push, PullPush],
         ResourceKind::KmsKey => &[Decrypt, Encrypt, EncryptDecrypt, Grant, Describe],
         ResourceKind::IamRole => &[Assume],
+        ResourceKind::SageMakerEndpoint => &[Invoke],
     }
 }
 
@@ -67,6 +69,14 @@ pub const KMS_GRANT: &[&str] = &["kms:CreateGrant", "kms:ListGrants", "kms:Revok
 pub const KMS_DESCRIBE: &[&str] = &["kms:DescribeKey"];
 /// Role assumption.
 pub const STS_ASSUME: &[&str] = &["sts:AssumeRole"];
+/// SageMaker endpoint invocation, every form.
+pub const SAGEMAKER_INVOKE: &[&str] = &[
+    "sagemaker:InvokeEndpoint",
+    "sagemaker:InvokeEndpointAsync",
+    "sagemaker:InvokeEndpointWithResponseStream",
+];
+/// What only the caller's account can allow for ECR: the registry login, on `*`.
+pub const ECR_LOGIN: &str = "ecr:GetAuthorizationToken";
 
 /// The actions of a preset, in the statement group they belong to.
 pub fn preset_actions(preset: AccessPreset) -> Vec<(ActionGroup, &'static [&'static str])> {
@@ -90,6 +100,7 @@ pub fn preset_actions(preset: AccessPreset) -> Vec<(ActionGroup, &'static [&'sta
         Grant => vec![(KmsGrants, KMS_GRANT)],
         Describe => vec![(Main, KMS_DESCRIBE)],
         Assume => vec![(Main, STS_ASSUME)],
+        Invoke => vec![(Main, SAGEMAKER_INVOKE)],
     }
 }
 
@@ -131,6 +142,12 @@ pub fn check_action(kind: ResourceKind, action: &str) -> Result<(), String> {
         return Err(format!("{action:?} is not an IAM action (service:Action)"));
     };
     let expected = service_prefix(kind);
+    if kind == ResourceKind::SageMakerEndpoint && !SAGEMAKER_INVOKE.contains(&action) {
+        return Err(format!(
+            "{action:?}: actions on a SageMakerEndpoint are {}",
+            SAGEMAKER_INVOKE.join(", ")
+        ));
+    }
     if service != expected {
         return Err(format!(
             "{action:?} is a {service} action; actions on a {kind:?} must be {expected}: actions"
@@ -157,6 +174,7 @@ mod tests {
             ResourceKind::EcrRepository,
             ResourceKind::KmsKey,
             ResourceKind::IamRole,
+            ResourceKind::SageMakerEndpoint,
         ] {
             for preset in presets_for(kind) {
                 for (_, actions) in preset_actions(*preset) {
@@ -191,5 +209,13 @@ mod tests {
         assert!(check_action(ResourceKind::KmsKey, "kms:").is_err());
         assert!(check_action(ResourceKind::KmsKey, "Decrypt").is_err());
         assert!(check_action(ResourceKind::IamRole, "sts:Assume Role").is_err());
+        assert!(check_action(ResourceKind::SageMakerEndpoint, "sagemaker:DeleteEndpoint").is_err());
+        assert!(
+            check_action(
+                ResourceKind::SageMakerEndpoint,
+                "sagemaker:InvokeEndpointAsync"
+            )
+            .is_ok()
+        );
     }
 }

@@ -6,17 +6,40 @@ use futures::stream::{self, StreamExt};
 use super::Engine;
 use super::error::GrantError;
 use super::plan::{Plan, TargetPlan};
+use crate::api::PolicyKind;
 use crate::policy::WriteDecision;
 
+/// When a target is written: creating a role comes first, deleting one last.
+fn wave_of(t: &TargetPlan) -> usize {
+    match (t.target.kind, t.decision()) {
+        (PolicyKind::InvokeRoleTrustPolicy, WriteDecision::Put) => 0,
+        (PolicyKind::InvokeRoleTrustPolicy, WriteDecision::Delete) => 2,
+        _ => 1,
+    }
+}
+
 impl Engine {
-    /// Carries out a plan; every target ends up with `applied` or `error` set.
+    /// Carries out a plan; every target ends up with `applied` or `error` set. A role xacct
+    /// creates is created before its inline policy is written, and deleted after it is removed.
     pub async fn apply(&self, mut plan: Plan) -> Plan {
-        let targets = std::mem::take(&mut plan.targets);
-        plan.targets = stream::iter(targets)
-            .map(|target| self.apply_target(target))
-            .buffered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
+        let mut targets: Vec<(usize, TargetPlan)> = std::mem::take(&mut plan.targets)
+            .into_iter()
+            .enumerate()
+            .collect();
+        let mut done = Vec::with_capacity(targets.len());
+        for wave in 0..3 {
+            let (now, later): (Vec<_>, Vec<_>) =
+                targets.into_iter().partition(|(_, t)| wave_of(t) == wave);
+            targets = later;
+            let applied: Vec<(usize, TargetPlan)> = stream::iter(now)
+                .map(|(i, target)| async move { (i, self.apply_target(target).await) })
+                .buffered(self.settings.concurrency.max(1))
+                .collect()
+                .await;
+            done.extend(applied);
+        }
+        done.sort_by_key(|(i, _)| *i);
+        plan.targets = done.into_iter().map(|(_, t)| t).collect();
         plan
     }
 
@@ -55,7 +78,7 @@ impl Engine {
             }
             tracing::info!(target = %plan.target.arn, "policy changed since it was read; merging again");
             let (merged, size) =
-                self.merge_target(&plan.target, now.as_ref(), &plan.owners, &plan.desired)?;
+                self.merge_target(plan, now.as_ref(), &plan.owners, &plan.desired)?;
             plan.current = now;
             plan.merged = Some(merged);
             plan.size = size;

@@ -40,9 +40,11 @@ pub enum GrantError {
     InvalidSpec(Vec<FieldError>),
     /// The resource's account does not list the grant's namespace in `allowedNamespaces`.
     #[error(
-        "spec.resource.account: AwsAccount {account} does not allow grants from namespace {namespace} (spec.allowedNamespaces)"
+        "{field}: AwsAccount {account} does not allow grants from namespace {namespace} (spec.allowedNamespaces)"
     )]
     NamespaceNotAllowed {
+        /// The field naming the account.
+        field: &'static str,
         /// The AwsAccount.
         account: String,
         /// The grant's namespace.

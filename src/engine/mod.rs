@@ -14,16 +14,18 @@ mod statements;
 use std::sync::Arc;
 
 pub use error::{FieldError, GrantError};
-pub use plan::{Plan, PlannedGrant, TargetPlan};
+pub use plan::{GrantState, Plan, PlannedGrant, PlannedTarget, TargetPlan};
 pub use report::{ChangeReport, ConditionReport, GrantReport, Report, TargetReport};
 pub use resolve::{
-    AccountDirectory, DEFAULT_REGION, Purpose, ResolvedGrant, account_access, namespace_allowed,
-    resolve_grant,
+    AccountDirectory, DEFAULT_REGION, Purpose, ResolvedGrant, account_access, identity_holder,
+    invoke_role_name, namespace_allowed, resolve_grant,
 };
 pub use snapshot::{ShareInput, ShareReport, copy_identifier};
-pub use statements::grant_statements;
+pub use statements::{
+    GranteeExtras, grantee_statements, invoke_role_statements, resource_statements,
+};
 
-use crate::api::CrossAccountGrant;
+use crate::api::{CrossAccountGrant, PolicyLocation};
 use crate::aws::{PolicyBackend, SnapshotBackend};
 use crate::policy::SizeLimit;
 
@@ -43,6 +45,31 @@ pub struct GrantInput {
     pub grant: CrossAccountGrant,
     /// Where it came from, for messages.
     pub origin: String,
+    /// Deleting: policies the grant wrote statements to before (from its status), revoked too.
+    pub written: Vec<Placement>,
+    /// Deleting: whether the places the spec names now are revoked (`false`: only `written`).
+    pub spec_places: bool,
+}
+
+impl GrantInput {
+    /// A grant to apply or delete where its spec says.
+    pub fn new(grant: CrossAccountGrant, origin: impl Into<String>) -> Self {
+        GrantInput {
+            grant,
+            origin: origin.into(),
+            written: Vec::new(),
+            spec_places: true,
+        }
+    }
+}
+
+/// A policy document a grant has statements in, as its status records it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Placement {
+    /// The account, the kind of policy and its holder.
+    pub location: PolicyLocation,
+    /// The region the statements were written in.
+    pub region: String,
 }
 
 /// Engine settings.

@@ -1,19 +1,25 @@
-//! Planning: resolve grants, locate and read each target once, merge, check sizes.
+//! Planning: resolve grants, find every policy each one needs statements in (the resource's, the
+//! grantee roles' and users', a SageMaker invocation role's), read each policy once, merge, check
+//! sizes. A grant that cannot be converged everywhere is converged nowhere.
 
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::stream::{self, StreamExt};
 
-use super::error::GrantError;
-use super::resolve::{AccountDirectory, Purpose, ResolvedGrant, resolve_grant};
-use super::statements::grant_statements;
+use super::error::{FieldError, GrantError};
+use super::resolve::{
+    AccountDirectory, Purpose, ResolvedGrant, account_access, identity_holder, invoke_role_name,
+    resolve_grant,
+};
+use super::statements::{
+    GranteeExtras, grantee_statements, invoke_role_statements, resource_statements,
+};
 use super::{Engine, GrantInput, Operation};
-use crate::api::{DeletionPolicy, ResourceKind};
-use crate::aws::{AwsError, TargetRef};
+use crate::api::{DeletionPolicy, GranteeSide, PolicyKind, PolicyLocation, ResourceKind};
+use crate::aws::{AccountAccess, AwsError, AwsErrorKind, BucketEncryption, TargetRef};
 use crate::policy::{
-    GrantOwner, Merged, OwnershipScope, PolicyDocument, SizeLimit, Statement, WriteDecision,
-    is_unique_id, merge,
+    GrantOwner, Merged, OwnershipScope, PolicyDocument, PolicyError, SizeLimit, Statement,
+    WriteDecision, is_unique_id, merge,
 };
 
 /// A grant as planned.
@@ -27,19 +33,31 @@ pub struct PlannedGrant {
     pub state: GrantState,
 }
 
+/// One policy a grant has statements in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedTarget {
+    /// The ARN of what holds the policy.
+    pub arn: String,
+    /// The account, kind of policy and holder.
+    pub location: PolicyLocation,
+    /// The region.
+    pub region: String,
+    /// Sids the grant wants there (none when deleting).
+    pub sids: Vec<String>,
+}
+
 /// What happens to a grant.
 #[derive(Debug, Clone)]
 pub enum GrantState {
-    /// It converges on this target (ARN) with these statements.
+    /// It converges on these policies.
     Planned {
         /// Owner of its statements.
         owner: GrantOwner,
-        /// The target's ARN.
-        target: String,
-        /// The target's region.
-        region: String,
-        /// Sids it wants there (none when deleting).
-        sids: Vec<String>,
+        /// Every policy it has (or had) statements in: the resource's first.
+        targets: Vec<PlannedTarget>,
+        /// SageMakerEndpoint grants: the role the grantee assumes.
+        role_arn: Option<String>,
     },
     /// `deletionPolicy: Retain` on delete: nothing is touched.
     Retained,
@@ -50,7 +68,7 @@ pub enum GrantState {
 /// The plan for one policy: every grant on it converged in one read-modify-write.
 #[derive(Debug, Clone)]
 pub struct TargetPlan {
-    /// The resource.
+    /// The policy.
     pub target: TargetRef,
     /// Grants in scope on it.
     pub owners: Vec<GrantOwner>,
@@ -58,6 +76,8 @@ pub struct TargetPlan {
     pub desired: Vec<Statement>,
     /// The policy as read (`None`: no policy).
     pub current: Option<PolicyDocument>,
+    /// Size used by the holder's other inline policies (identity policies share one quota).
+    pub reserved: usize,
     /// The merge; `None` when the target failed.
     pub merged: Option<Merged>,
     /// Why the target cannot be converged.
@@ -89,40 +109,58 @@ pub struct Plan {
     pub operation: Operation,
     /// Every grant given, in input order.
     pub grants: Vec<PlannedGrant>,
-    /// Every target touched, in ARN order.
+    /// Every target touched, in account, kind and ARN order.
     pub targets: Vec<TargetPlan>,
 }
 
-/// Identifies a resource as grants name it: account, kind, region, name.
-type LocationKey = (String, ResourceKind, String, String);
+/// Identifies a policy document: account id, kind of policy, ARN of its holder.
+type TargetKey = (String, PolicyKind, String);
 
-fn location_key(g: &ResolvedGrant) -> LocationKey {
-    (
-        g.account.name.clone(),
-        g.kind,
-        g.region.clone(),
-        g.name.clone(),
-    )
+fn target_key(t: &TargetRef) -> TargetKey {
+    (t.account.account_id.clone(), t.kind, t.arn.clone())
 }
+
+/// Identifies a policy as grants name it: account, kind, region, name.
+type LocationKey = (String, PolicyKind, String, String);
 
 /// The grants on one target and the statements they want there.
 struct TargetGroup {
     target: TargetRef,
     members: Vec<Member>,
+    notes: BTreeSet<String>,
 }
 
 /// One grant on a target, with the statements it wants there.
 struct Member {
-    grant: ResolvedGrant,
+    owner: GrantOwner,
     /// When the grant was created (RFC 3339), for "newest first" when a policy overflows.
     created: Option<String>,
-    /// Its position in the input, the tie-breaker.
+    /// Its position in the input: the grant's identity in this plan, and the tie-breaker.
     index: usize,
     desired: Vec<Statement>,
 }
 
+/// A policy as read, and the size its holder's other inline policies use.
+type ReadTarget = (Option<PolicyDocument>, usize);
+
+/// Where one grant puts statements, and what a reader should know about it.
+struct Placed {
+    target: TargetRef,
+    desired: Vec<Statement>,
+    note: Option<String>,
+}
+
+/// AWS lookups made once per plan, whatever number of grants need them.
+#[derive(Default)]
+struct Lookups {
+    located: BTreeMap<LocationKey, Result<TargetRef, AwsError>>,
+    profiles: BTreeMap<(String, String), Result<String, AwsError>>,
+    endpoints: BTreeMap<(String, String, String), Result<String, AwsError>>,
+    bucket_keys: BTreeMap<String, Result<BucketEncryption, AwsError>>,
+}
+
 impl Engine {
-    /// Resolves the grants, reads each target once, and merges; writes nothing.
+    /// Resolves the grants, reads each policy once, and merges; writes nothing.
     pub async fn plan(
         &self,
         accounts: &AccountDirectory,
@@ -152,7 +190,7 @@ impl Engine {
                     }
                     Ok(g) => {
                         resolved.push((index, g));
-                        GrantState::Retained // replaced below once the target is known
+                        GrantState::Retained // replaced below once its targets are known
                     }
                     Err(e) => GrantState::Failed(e),
                 };
@@ -163,76 +201,105 @@ impl Engine {
             });
         }
 
-        // Locate each distinct resource once; grants naming the same resource differently
-        // (a key by alias and by id) meet again under the resource's ARN.
-        let mut locations: BTreeMap<LocationKey, Result<TargetRef, AwsError>> = BTreeMap::new();
-        for (_, g) in &resolved {
-            if let Entry::Vacant(slot) = locations.entry(location_key(g)) {
-                slot.insert(
-                    self.backend
-                        .locate(&g.account, g.kind, &g.region, &g.name)
-                        .await,
-                );
-            }
-        }
-
-        let mut by_target: BTreeMap<(String, String), TargetGroup> = BTreeMap::new();
-        for (index, g) in resolved {
-            let target = match locations.get(&location_key(&g)) {
-                Some(Ok(t)) => t.clone(),
-                Some(Err(e)) => {
-                    grants[index].state = GrantState::Failed(GrantError::Aws(e.clone()));
+        let mut lookups = Lookups::default();
+        let mut groups: BTreeMap<TargetKey, TargetGroup> = BTreeMap::new();
+        for (index, mut g) in resolved {
+            let input = &inputs[index];
+            let placed = match self
+                .placements(&mut lookups, accounts, &mut g, input, operation)
+                .await
+            {
+                Ok(placed) => placed,
+                Err(e) => {
+                    grants[index].state = GrantState::Failed(e);
                     continue;
                 }
-                None => continue,
             };
-            let desired = match operation {
-                Operation::Delete => Vec::new(),
-                Operation::Apply => match grant_statements(&g, &target) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let field = super::FieldError::new("spec.conditions", e.to_string());
-                        grants[index].state =
-                            GrantState::Failed(GrantError::InvalidSpec(vec![field]));
-                        continue;
-                    }
-                },
-            };
+            let role_arn = (g.kind == ResourceKind::SageMakerEndpoint)
+                .then(|| placed.first().map(|p| p.target.arn.clone()))
+                .flatten();
             grants[index].state = GrantState::Planned {
                 owner: g.owner.clone(),
-                target: target.arn.clone(),
-                region: target.region.clone(),
-                sids: desired
-                    .iter()
-                    .filter_map(|s| s.sid().map(str::to_string))
-                    .collect(),
+                targets: placed.iter().map(planned_target).collect(),
+                role_arn,
             };
-            let created = inputs[index]
+            let created = input
                 .grant
                 .metadata
                 .creation_timestamp
                 .as_ref()
                 .map(|t| t.0.to_string());
-            by_target
-                .entry((target.account.account_id.clone(), target.arn.clone()))
-                .or_insert_with(|| TargetGroup {
-                    target: target.clone(),
-                    members: Vec::new(),
-                })
-                .members
-                .push(Member {
-                    grant: g,
-                    created,
+            for p in placed {
+                let group = groups
+                    .entry(target_key(&p.target))
+                    .or_insert_with(|| TargetGroup {
+                        target: p.target.clone(),
+                        members: Vec::new(),
+                        notes: BTreeSet::new(),
+                    });
+                group.notes.extend(p.note);
+                group.members.push(Member {
+                    owner: g.owner.clone(),
+                    created: created.clone(),
                     index,
-                    desired,
+                    desired: p.desired,
                 });
+            }
         }
 
-        let targets: Vec<TargetPlan> = stream::iter(by_target.into_values())
-            .map(|group| self.plan_target(group))
-            .buffered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
+        let read: Vec<(TargetGroup, Result<ReadTarget, GrantError>)> =
+            stream::iter(groups.into_values())
+                .map(|group| async move {
+                    let result = self.read_target(&group.target, operation).await;
+                    (group, result)
+                })
+                .buffered(self.settings.concurrency.max(1))
+                .collect()
+                .await;
+
+        // Applying, a grant one of whose policies cannot be read is left out of all of them.
+        let mut failed: BTreeMap<usize, GrantError> = BTreeMap::new();
+        if operation == Operation::Apply {
+            for (group, result) in &read {
+                if let Err(e) = result {
+                    for m in &group.members {
+                        failed.entry(m.index).or_insert_with(|| e.clone());
+                    }
+                }
+            }
+        }
+        let mut targets = Vec::with_capacity(read.len());
+        let mut members_of = Vec::with_capacity(read.len());
+        for (group, result) in read {
+            let mut plan = TargetPlan {
+                target: group.target,
+                owners: group.members.iter().map(|m| m.owner.clone()).collect(),
+                desired: Vec::new(),
+                current: None,
+                reserved: 0,
+                merged: None,
+                error: None,
+                size: None,
+                notes: group.notes.into_iter().collect(),
+                applied: None,
+                excluded: Vec::new(),
+            };
+            match result {
+                Ok((current, reserved)) => {
+                    plan.notes
+                        .extend(orphaned_principal_notes(current.as_ref()));
+                    plan.current = current;
+                    plan.reserved = reserved;
+                }
+                Err(e) => plan.error = Some(e),
+            }
+            targets.push(plan);
+            members_of.push(group.members);
+        }
+        self.merge_all(&mut targets, &mut members_of, &mut failed);
+        for (index, e) in failed {
+            grants[index].state = GrantState::Failed(e);
+        }
         Plan {
             operation,
             grants,
@@ -240,88 +307,382 @@ impl Engine {
         }
     }
 
-    async fn plan_target(&self, group: TargetGroup) -> TargetPlan {
-        let TargetGroup {
-            target,
-            mut members,
-        } = group;
-        let mut notes = Vec::new();
-        if target.kind == ResourceKind::EcrRepository
-            && members.iter().any(|m| !m.grant.grantee_managed)
-        {
-            notes.push(
-                "ecr:GetAuthorizationToken cannot be granted by a repository policy: the grantee's principals also need it \
-                 in an identity policy in their own account (Resource \"*\")"
-                    .to_string(),
-            );
-        }
-        let mut plan = TargetPlan {
-            target,
-            owners: Vec::new(),
-            desired: Vec::new(),
-            current: None,
-            merged: None,
-            error: None,
-            size: None,
-            notes,
-            applied: None,
-            excluded: Vec::new(),
-        };
-        match self.read_document(&plan.target).await {
-            Ok(current) => plan.current = current,
-            Err(e) => {
-                plan.error = Some(e);
-                plan.owners = members.iter().map(|m| m.grant.owner.clone()).collect();
-                return plan;
-            }
-        }
-        plan.notes
-            .extend(orphaned_principal_notes(plan.current.as_ref()));
-        // Oldest first, so that when the policy overflows the newest grants are the ones left out
-        // (deterministic: creation time, then input order).
-        members.sort_by(|a, b| a.created.cmp(&b.created).then(a.index.cmp(&b.index)));
+    /// Merges every readable target. A grant that overflows one policy is left out of all of
+    /// them (recorded in `failed`), and the others are merged again without it.
+    fn merge_all(
+        &self,
+        targets: &mut [TargetPlan],
+        members_of: &mut [Vec<Member>],
+        failed: &mut BTreeMap<usize, GrantError>,
+    ) {
+        // Targets that could not be read are not merged.
+        let readable: Vec<bool> = targets.iter().map(|t| t.error.is_none()).collect();
         loop {
-            plan.owners = members.iter().map(|m| m.grant.owner.clone()).collect();
-            plan.desired = members
-                .iter()
-                .flat_map(|m| m.desired.iter().cloned())
-                .collect();
-            match self.merge_target(
-                &plan.target,
-                plan.current.as_ref(),
-                &plan.owners,
-                &plan.desired,
-            ) {
-                Ok((merged, size)) => {
-                    plan.merged = Some(merged);
-                    plan.size = size;
-                    return plan;
-                }
-                // A grant left out is out of scope: its statements (if any) stay as they are.
-                Err(e @ GrantError::PolicyTooLarge { .. }) if members.len() > 1 => {
-                    // A grant that does not fit even alone goes first, whatever its age; then the newest.
-                    let alone_too_large = |m: &Member| {
-                        let owner = std::slice::from_ref(&m.grant.owner);
-                        self.merge_target(&plan.target, plan.current.as_ref(), owner, &m.desired)
-                            .is_err()
-                    };
-                    let position = members
-                        .iter()
-                        .position(alone_too_large)
-                        .unwrap_or(members.len() - 1);
-                    let left_out = members.remove(position);
+            let mut left_out_now = false;
+            for ((plan, members), _) in targets
+                .iter_mut()
+                .zip(members_of.iter_mut())
+                .zip(&readable)
+                .filter(|(_, readable)| **readable)
+            {
+                members.retain(|m| !failed.contains_key(&m.index));
+                // Oldest first, so that when the policy overflows the newest grants are the ones
+                // left out (deterministic: creation time, then input order).
+                members.sort_by(|a, b| a.created.cmp(&b.created).then(a.index.cmp(&b.index)));
+                plan.error = None;
+                plan.merged = None;
+                plan.size = None;
+                if let Some((index, owner, e)) = self.plan_target(plan, members) {
                     plan.notes.push(format!(
                         "{} is left out: the policy would be over its size limit with it",
-                        left_out.grant.owner.display_name()
+                        owner.display_name()
                     ));
-                    plan.excluded.push((left_out.grant.owner, e));
+                    plan.excluded.push((owner, e.clone()));
+                    failed.insert(index, e);
+                    left_out_now = true;
                 }
-                Err(e) => {
-                    plan.error = Some(e);
-                    return plan;
+            }
+            if !left_out_now {
+                return;
+            }
+        }
+    }
+
+    /// Merges one target's members; when the policy overflows, returns the one grant to leave out
+    /// (one that does not fit even alone, else the newest).
+    fn plan_target(
+        &self,
+        plan: &mut TargetPlan,
+        members: &[Member],
+    ) -> Option<(usize, GrantOwner, GrantError)> {
+        plan.owners = members.iter().map(|m| m.owner.clone()).collect();
+        plan.desired = members
+            .iter()
+            .flat_map(|m| m.desired.iter().cloned())
+            .collect();
+        match self.merge_target(plan, plan.current.as_ref(), &plan.owners, &plan.desired) {
+            Ok((merged, size)) => {
+                plan.merged = Some(merged);
+                plan.size = size;
+                None
+            }
+            Err(e @ GrantError::PolicyTooLarge { .. }) => {
+                let alone_too_large = |m: &&Member| {
+                    let owner = std::slice::from_ref(&m.owner);
+                    self.merge_target(plan, plan.current.as_ref(), owner, &m.desired)
+                        .is_err()
+                };
+                let left_out = members.iter().find(alone_too_large).or(members.last())?;
+                Some((left_out.index, left_out.owner.clone(), e))
+            }
+            Err(e) => {
+                plan.error = Some(e);
+                None
+            }
+        }
+    }
+
+    /// Every policy a grant has statements in (or, deleting, had): the resource's own policy (for
+    /// a SageMaker endpoint, the trust and inline policy of the role xacct creates), then with
+    /// `granteeSide: Manage` each grantee role's or user's inline policy, then (deleting) the
+    /// places its status records.
+    async fn placements(
+        &self,
+        lookups: &mut Lookups,
+        accounts: &AccountDirectory,
+        g: &mut ResolvedGrant,
+        input: &GrantInput,
+        operation: Operation,
+    ) -> Result<Vec<Placed>, GrantError> {
+        let applying = operation == Operation::Apply;
+        self.resolve_instance_profiles(lookups, g, applying).await?;
+        let mut placed: Vec<Placed> = Vec::new();
+        if applying || input.spec_places {
+            let statements_error = |e: PolicyError| {
+                GrantError::InvalidSpec(vec![FieldError::new("spec.conditions", e.to_string())])
+            };
+            let (kind, name) = match g.kind {
+                ResourceKind::SageMakerEndpoint => (
+                    PolicyKind::InvokeRoleTrustPolicy,
+                    invoke_role_name(
+                        &self.settings.instance_id,
+                        &g.account.account_id,
+                        &g.region,
+                        &g.name,
+                    ),
+                ),
+                kind => (PolicyKind::of_resource(kind), g.name.clone()),
+            };
+            if let Some(resource) = self
+                .locate(lookups, &g.account, kind, &g.region, &name, applying)
+                .await?
+            {
+                let resource_arn = resource.arn.clone();
+                let desired = if applying {
+                    resource_statements(g, &resource_arn).map_err(statements_error)?
+                } else {
+                    Vec::new()
+                };
+                let mut extras = GranteeExtras::default();
+                let mut note = None;
+                if applying
+                    && g.grantee_side == GranteeSide::Manage
+                    && g.kind == ResourceKind::S3Bucket
+                {
+                    (extras.bucket_key, note) = self.bucket_key(lookups, &resource).await?;
+                }
+                if g.kind == ResourceKind::EcrRepository && g.grantee_side == GranteeSide::None {
+                    note = Some(
+                        "ecr:GetAuthorizationToken cannot be granted by a repository policy: the grantee's principals also need it \
+                         in an identity policy in their own account (Resource \"*\")"
+                            .to_string(),
+                    );
+                }
+                placed.push(Placed {
+                    target: resource,
+                    desired,
+                    note,
+                });
+                if g.kind == ResourceKind::SageMakerEndpoint {
+                    let desired = if applying {
+                        let endpoint = self.endpoint_arn(lookups, g).await?;
+                        invoke_role_statements(g, &endpoint).map_err(statements_error)?
+                    } else {
+                        Vec::new()
+                    };
+                    if let Some(inline) = self
+                        .locate(
+                            lookups,
+                            &g.account,
+                            PolicyKind::InvokeRoleInlinePolicy,
+                            &g.region,
+                            &name,
+                            applying,
+                        )
+                        .await?
+                    {
+                        placed.push(Placed {
+                            target: inline,
+                            desired,
+                            note: None,
+                        });
+                    }
+                }
+                if let (GranteeSide::Manage, Some(grantee)) =
+                    (g.grantee_side, g.grantee_account.clone())
+                {
+                    for principal in &g.principals {
+                        let Some((kind, holder)) = identity_holder(principal) else {
+                            continue;
+                        };
+                        let Some(target) = self
+                            .locate(lookups, &grantee, kind, &g.region, &holder, applying)
+                            .await?
+                        else {
+                            continue;
+                        };
+                        let desired = if applying {
+                            grantee_statements(g, &resource_arn, &extras)
+                                .map_err(statements_error)?
+                        } else {
+                            Vec::new()
+                        };
+                        placed.push(Placed {
+                            target,
+                            desired,
+                            note: None,
+                        });
+                    }
                 }
             }
         }
+        if !applying {
+            for written in &input.written {
+                let location = &written.location;
+                // An account no longer managed cannot be reached: nothing can be revoked there.
+                let Some(account) = accounts.get(&location.account) else {
+                    continue;
+                };
+                let account = account_access(account);
+                let Some(target) = self
+                    .locate(
+                        lookups,
+                        &account,
+                        location.kind,
+                        &written.region,
+                        &location.name,
+                        false,
+                    )
+                    .await?
+                else {
+                    continue;
+                };
+                if !placed
+                    .iter()
+                    .any(|p| target_key(&p.target) == target_key(&target))
+                {
+                    placed.push(Placed {
+                        target,
+                        desired: Vec::new(),
+                        note: None,
+                    });
+                }
+            }
+        }
+        Ok(placed)
+    }
+
+    /// Looks up `instanceProfile/NAME` principals to their roles. Revoking, a profile that is gone
+    /// is skipped: there is no role left to revoke from through it.
+    async fn resolve_instance_profiles(
+        &self,
+        lookups: &mut Lookups,
+        g: &mut ResolvedGrant,
+        applying: bool,
+    ) -> Result<(), GrantError> {
+        let profiles = std::mem::take(&mut g.instance_profiles);
+        let Some(grantee) = g.grantee_account.clone() else {
+            return Ok(());
+        };
+        for (i, profile) in profiles {
+            let key = (grantee.account_id.clone(), profile.clone());
+            if !lookups.profiles.contains_key(&key) {
+                let result = self.backend.instance_profile_role(&grantee, &profile).await;
+                lookups.profiles.insert(key.clone(), result);
+            }
+            match lookups.profiles.get(&key) {
+                Some(Ok(role)) => g.principals.push(role.clone()),
+                Some(Err(e)) if applying && e.kind == AwsErrorKind::NotFound => {
+                    return Err(GrantError::InvalidSpec(vec![FieldError::new(
+                        format!("spec.grantee.principals[{i}]"),
+                        format!("{} (in account {})", e.message, grantee.account_id),
+                    )]));
+                }
+                Some(Err(e)) if applying => return Err(GrantError::Aws(e.clone())),
+                _ => {}
+            }
+        }
+        g.principals.sort();
+        g.principals.dedup();
+        Ok(())
+    }
+
+    /// Locates a policy once per plan. Revoking, one whose holder is gone is `None`: it holds no
+    /// statements any more.
+    async fn locate(
+        &self,
+        lookups: &mut Lookups,
+        account: &AccountAccess,
+        kind: PolicyKind,
+        region: &str,
+        name: &str,
+        applying: bool,
+    ) -> Result<Option<TargetRef>, GrantError> {
+        let key = (
+            account.name.clone(),
+            kind,
+            region.to_string(),
+            name.to_string(),
+        );
+        if !lookups.located.contains_key(&key) {
+            let mut located = self.backend.locate(account, kind, region, name).await;
+            if let Ok(t) = &mut located
+                && matches!(
+                    kind,
+                    PolicyKind::InvokeRoleTrustPolicy | PolicyKind::InvokeRoleInlinePolicy
+                )
+            {
+                t.created_by = Some(self.settings.instance_id.clone());
+            }
+            lookups.located.insert(key.clone(), located);
+        }
+        match lookups.located.get(&key) {
+            Some(Ok(t)) => Ok(Some(t.clone())),
+            Some(Err(e)) if !applying && e.kind == AwsErrorKind::NotFound => Ok(None),
+            Some(Err(e)) => Err(GrantError::Aws(e.clone())),
+            None => Ok(None),
+        }
+    }
+
+    async fn endpoint_arn(
+        &self,
+        lookups: &mut Lookups,
+        g: &ResolvedGrant,
+    ) -> Result<String, GrantError> {
+        let key = (
+            g.account.account_id.clone(),
+            g.region.clone(),
+            g.name.clone(),
+        );
+        if !lookups.endpoints.contains_key(&key) {
+            let result = self
+                .backend
+                .endpoint_arn(&g.account, &g.region, &g.name)
+                .await;
+            lookups.endpoints.insert(key.clone(), result);
+        }
+        match lookups.endpoints.get(&key) {
+            Some(Ok(arn)) => Ok(arn.clone()),
+            Some(Err(e)) => Err(GrantError::Aws(e.clone())),
+            None => Err(GrantError::InvalidSpec(vec![FieldError::new(
+                "spec.resource.name",
+                "endpoint not looked up",
+            )])),
+        }
+    }
+
+    /// The customer managed key the grantee side needs `kms:Decrypt` on, and a note for the reader.
+    async fn bucket_key(
+        &self,
+        lookups: &mut Lookups,
+        bucket: &TargetRef,
+    ) -> Result<(Option<String>, Option<String>), GrantError> {
+        if !lookups.bucket_keys.contains_key(&bucket.arn) {
+            let result = self.backend.bucket_encryption(bucket).await;
+            lookups.bucket_keys.insert(bucket.arn.clone(), result);
+        }
+        match lookups.bucket_keys.get(&bucket.arn) {
+            Some(Ok(BucketEncryption::CustomerKey(key))) => Ok((
+                Some(key.clone()),
+                Some(format!(
+                    "the bucket encrypts objects with the KMS key {key}: the grantee roles and users get kms:Decrypt on it; \
+                     its key policy must allow them too (a KmsKey grant on that key)"
+                )),
+            )),
+            Some(Ok(BucketEncryption::AwsManagedKey)) => Ok((
+                None,
+                Some(
+                    "the bucket encrypts objects with the AWS managed key aws/s3, which other accounts cannot use: \
+                     objects written with it cannot be read across accounts; use a customer managed key"
+                        .to_string(),
+                ),
+            )),
+            Some(Ok(BucketEncryption::NoKmsKey)) | None => Ok((None, None)),
+            Some(Err(e)) => Err(GrantError::Aws(e.clone())),
+        }
+    }
+
+    /// Reads a target's policy and, for identity policies, the size its holder's other inline
+    /// policies use. Revoking, a holder that is gone has no policy.
+    async fn read_target(
+        &self,
+        target: &TargetRef,
+        operation: Operation,
+    ) -> Result<ReadTarget, GrantError> {
+        let current = match self.read_document(target).await {
+            Err(GrantError::Aws(e))
+                if operation == Operation::Delete && e.kind == AwsErrorKind::NotFound =>
+            {
+                return Ok((None, 0));
+            }
+            other => other?,
+        };
+        let reserved = if target.kind.is_identity() && operation == Operation::Apply {
+            self.backend.others_size(target).await?
+        } else {
+            0
+        };
+        Ok((current, reserved))
     }
 
     /// Reads and parses a target's policy.
@@ -347,11 +708,12 @@ impl Engine {
     /// Merges and checks the result against the service's size limit.
     pub(super) fn merge_target(
         &self,
-        target: &TargetRef,
+        plan: &TargetPlan,
         current: Option<&PolicyDocument>,
         owners: &[GrantOwner],
         desired: &[Statement],
     ) -> Result<(Merged, Option<(usize, SizeLimit)>), GrantError> {
+        let target = &plan.target;
         let scope = OwnershipScope::new(owners);
         let mut merged =
             merge(current, &scope, desired).map_err(|e| GrantError::UnreadablePolicy {
@@ -367,7 +729,9 @@ impl Engine {
         }
         let limit = self.size_limit(target.kind);
         let text = merged.document.to_compact_string();
-        match limit.check(&text) {
+        // Identity policies share their holder's quota with its other inline policies.
+        let size = limit.measure(&text) + plan.reserved;
+        match (size <= limit.max).then_some(size).ok_or(size) {
             Ok(size) => Ok((merged, Some((size, limit)))),
             Err(size) => Err(GrantError::PolicyTooLarge {
                 target: target.arn.clone(),
@@ -378,12 +742,16 @@ impl Engine {
         }
     }
 
-    fn size_limit(&self, kind: ResourceKind) -> SizeLimit {
+    fn size_limit(&self, kind: PolicyKind) -> SizeLimit {
         match kind {
-            ResourceKind::S3Bucket => SizeLimit::S3_BUCKET,
-            ResourceKind::EcrRepository => SizeLimit::ECR_REPOSITORY,
-            ResourceKind::KmsKey => SizeLimit::KMS_KEY,
-            ResourceKind::IamRole => SizeLimit {
+            PolicyKind::S3BucketPolicy => SizeLimit::S3_BUCKET,
+            PolicyKind::EcrRepositoryPolicy => SizeLimit::ECR_REPOSITORY,
+            PolicyKind::KmsKeyPolicy => SizeLimit::KMS_KEY,
+            PolicyKind::RoleInlinePolicy | PolicyKind::InvokeRoleInlinePolicy => {
+                SizeLimit::IAM_ROLE_INLINE
+            }
+            PolicyKind::UserInlinePolicy => SizeLimit::IAM_USER_INLINE,
+            PolicyKind::RoleTrustPolicy | PolicyKind::InvokeRoleTrustPolicy => SizeLimit {
                 max: self
                     .settings
                     .trust_policy_limit
@@ -391,6 +759,27 @@ impl Engine {
                 ..SizeLimit::IAM_TRUST_DEFAULT
             },
         }
+    }
+}
+
+fn planned_target(p: &Placed) -> PlannedTarget {
+    PlannedTarget {
+        arn: p.target.arn.clone(),
+        location: PolicyLocation {
+            account: p.target.account.name.clone(),
+            kind: p.target.kind,
+            // A key by its ARN, so that it is found again even if an alias moves.
+            name: match p.target.kind {
+                PolicyKind::KmsKeyPolicy => p.target.arn.clone(),
+                _ => p.target.id.clone(),
+            },
+        },
+        region: p.target.region.clone(),
+        sids: p
+            .desired
+            .iter()
+            .filter_map(|s| s.sid().map(str::to_string))
+            .collect(),
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::Operation;
 use super::error::GrantError;
-use super::plan::{GrantState, Plan, TargetPlan};
+use super::plan::{GrantState, Plan, PlannedTarget, TargetPlan};
 use crate::policy::{ChangeKind, WriteDecision};
 
 /// The result of a plan, apply or delete.
@@ -114,14 +114,12 @@ pub struct GrantReport {
     pub name: String,
     /// Where it came from.
     pub origin: String,
-    /// ARN of the resource whose policy holds its statements.
+    /// Every policy it has statements in after this run (the resource's first, then the grantee
+    /// side), with the Sids it owns there; empty when it failed or was retained.
+    pub targets: Vec<PlannedTarget>,
+    /// SageMakerEndpoint grants: the role the grantee assumes to invoke the endpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// That resource's region.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    /// Sids it owns there after this run.
-    pub sids: Vec<String>,
+    pub role_arn: Option<String>,
     /// How many of its statements change.
     pub changes: usize,
     /// The conditions its Kubernetes status would carry.
@@ -188,12 +186,11 @@ impl Report {
             .grants
             .iter()
             .map(|g| {
-                let (target, region, sids, changes, ready) = match &g.state {
-                    GrantState::Failed(e) => (None, None, Vec::new(), 0, failed(e)),
+                let (targets, role_arn, changes, ready) = match &g.state {
+                    GrantState::Failed(e) => (Vec::new(), None, 0, failed(e)),
                     GrantState::Retained => (
-                        None,
-                        None,
                         Vec::new(),
+                        None,
                         0,
                         condition(
                             "False",
@@ -203,45 +200,42 @@ impl Report {
                     ),
                     GrantState::Planned {
                         owner,
-                        target,
-                        region,
-                        sids,
+                        targets,
+                        role_arn,
                     } => {
-                        let tp = plan.targets.iter().find(|t| {
-                            &t.target.arn == target
-                                && (t.owners.contains(owner)
-                                    || t.excluded.iter().any(|(o, _)| o == owner))
-                        });
-                        let left_out = tp
-                            .and_then(|t| t.excluded.iter().find(|(o, _)| o == owner))
-                            .map(|(_, e)| e);
-                        let changes = tp.and_then(|t| t.merged.as_ref()).map_or(0, |m| {
-                            m.changes.iter().filter(|c| &c.owner == owner).count()
-                        });
-                        let ready = match (tp, left_out) {
-                            (_, Some(e)) => failed(e),
-                            (Some(tp), None) => {
-                                grant_condition(plan.operation, dry_run, tp, changes)
-                            }
-                            (None, None) => {
-                                condition("Unknown", "Unknown", "no plan for its target".into())
-                            }
+                        let plans: Vec<&TargetPlan> = targets
+                            .iter()
+                            .filter_map(|planned| {
+                                plan.targets.iter().find(|t| {
+                                    t.target.arn == planned.arn
+                                        && t.target.kind == planned.location.kind
+                                        && t.owners.contains(owner)
+                                })
+                            })
+                            .collect();
+                        let changes = plans
+                            .iter()
+                            .filter_map(|t| t.merged.as_ref())
+                            .flat_map(|m| &m.changes)
+                            .filter(|c| &c.owner == owner)
+                            .count();
+                        let ready = match plans.iter().find_map(|t| t.error.as_ref()) {
+                            Some(e) => failed(e),
+                            None if plans.len() < targets.len() => condition(
+                                "Unknown",
+                                "Unknown",
+                                "no plan for one of its targets".into(),
+                            ),
+                            None => grant_condition(plan.operation, dry_run, targets, changes),
                         };
-                        (
-                            Some(target.clone()),
-                            Some(region.clone()),
-                            sids.clone(),
-                            changes,
-                            ready,
-                        )
+                        (targets.clone(), role_arn.clone(), changes, ready)
                     }
                 };
                 GrantReport {
                     name: g.name.clone(),
                     origin: g.origin.clone(),
-                    target,
-                    region,
-                    sids,
+                    targets,
+                    role_arn,
                     changes,
                     conditions: vec![ready],
                 }
@@ -306,13 +300,14 @@ fn action_name(decision: WriteDecision) -> &'static str {
 fn grant_condition(
     operation: Operation,
     dry_run: bool,
-    t: &TargetPlan,
+    targets: &[PlannedTarget],
     changes: usize,
 ) -> ConditionReport {
-    if let Some(e) = &t.error {
-        return failed(e);
-    }
-    let arn = &t.target.arn;
+    let arn = match targets {
+        [] => "no policy".to_string(),
+        [one] => one.arn.clone(),
+        [first, rest @ ..] => format!("{} and {} more policies", first.arn, rest.len()),
+    };
     match (operation, dry_run, changes) {
         (Operation::Apply, true, 0) | (Operation::Apply, false, 0) => condition(
             "True",

@@ -10,7 +10,9 @@ use serde_json::Value;
 use super::actions::check_action;
 use super::error::{FieldError, GrantError};
 use crate::api::patterns;
-use crate::api::{AccessPreset, AwsAccount, CrossAccountGrant, DeletionPolicy, ResourceKind};
+use crate::api::{
+    AccessPreset, AwsAccount, CrossAccountGrant, DeletionPolicy, GranteeSide, ResourceKind,
+};
 use crate::aws::{AccountAccess, AssumeRole};
 use crate::policy::{GrantOwner, account_root_arn, partition_for_region};
 
@@ -125,8 +127,15 @@ pub struct ResolvedGrant {
     pub grantee_account_id: String,
     /// Whether the grantee account is managed too (an AwsAccount).
     pub grantee_managed: bool,
-    /// Principal ARNs (the grantee root when the grant names none), sorted.
+    /// The grantee account, when it is managed.
+    pub grantee_account: Option<AccountAccess>,
+    /// Whether xacct writes the grantee's identity policies too.
+    pub grantee_side: GranteeSide,
+    /// Principal ARNs (the grantee root when the grant names none), sorted; instance profiles are
+    /// added once looked up.
     pub principals: Vec<String>,
+    /// `instanceProfile/NAME` principals still to look up: (position in the spec, profile name).
+    pub instance_profiles: Vec<(usize, String)>,
     /// Presets.
     pub access: Vec<AccessPreset>,
     /// Explicit actions.
@@ -177,9 +186,11 @@ pub fn resolve_grant(
             accounts.missing_account_message(&spec.resource.account),
         ));
     }
+    let grantee_account = spec.grantee.account.as_ref().and_then(|n| accounts.get(n));
+    let grantee_side = spec.effective_grantee_side();
     let grantee_account_id = match (&spec.grantee.account_id, &spec.grantee.account) {
         (Some(id), None) => Some(id.clone()),
-        (None, Some(account_name)) => match accounts.get(account_name) {
+        (None, Some(account_name)) => match grantee_account {
             Some(a) => Some(a.spec.account_id.clone()),
             None => {
                 errors.push(FieldError::new(
@@ -288,19 +299,41 @@ pub fn resolve_grant(
     errors.extend(check_conditions(spec));
 
     let allow_public = account.is_some_and(|a| a.spec.allow_public_principals);
+    let manage = grantee_side == GranteeSide::Manage;
     let mut principals = Vec::new();
+    let mut instance_profiles = Vec::new();
     if let Some(grantee) = &grantee_account_id {
         for (i, p) in spec.grantee.principals.iter().enumerate() {
+            let field = format!("spec.grantee.principals[{i}]");
+            if let Some(profile) = p.strip_prefix(INSTANCE_PROFILE) {
+                if spec.grantee.account.is_none() {
+                    errors.push(FieldError::new(
+                        field,
+                        format!("{p} is looked up in the grantee account, so it needs grantee.account (a managed AwsAccount) instead of grantee.accountId"),
+                    ));
+                } else {
+                    instance_profiles.push((i, profile.to_string()));
+                }
+                continue;
+            }
             match principal_arn(p, grantee, partition, allow_public) {
-                Ok(arn) => principals.push(arn),
-                Err(message) => errors.push(FieldError::new(
-                    format!("spec.grantee.principals[{i}]"),
-                    message,
+                Ok(arn) if manage && identity_holder(&arn).is_none() => errors.push(FieldError::new(
+                    field,
+                    format!("{p} cannot be given an identity policy (only roles and users can); with granteeSide: Manage name roles or users, or set granteeSide: None"),
                 )),
+                Ok(arn) => principals.push(arn),
+                Err(message) => errors.push(FieldError::new(field, message)),
             }
         }
-        if principals.is_empty() && errors.is_empty() {
-            principals.push(account_root_arn(partition, grantee));
+        if principals.is_empty() && instance_profiles.is_empty() && errors.is_empty() {
+            if manage {
+                errors.push(FieldError::new(
+                    "spec.grantee.principals",
+                    "granteeSide is Manage, but no principals are named: the account root cannot be given an identity policy; name the roles or users that need access, or set granteeSide: None",
+                ));
+            } else {
+                principals.push(account_root_arn(partition, grantee));
+            }
         }
     }
     principals.sort();
@@ -319,7 +352,19 @@ pub fn resolve_grant(
     // allowing the namespace.
     if purpose == Purpose::Grant && !namespace_allowed(account, &namespace) {
         return Err(GrantError::NamespaceNotAllowed {
+            field: "spec.resource.account",
             account: spec.resource.account.clone(),
+            namespace,
+        });
+    }
+    // Writing identity policies in the grantee account needs that account's consent too.
+    if let (true, Some(grantee), Some(grantee_name)) =
+        (manage, grantee_account, &spec.grantee.account)
+        && !namespace_allowed(grantee, &namespace)
+    {
+        return Err(GrantError::NamespaceNotAllowed {
+            field: "spec.grantee.account",
+            account: grantee_name.clone(),
             namespace,
         });
     }
@@ -331,8 +376,11 @@ pub fn resolve_grant(
         name: spec.resource.name.clone(),
         prefix: spec.resource.prefix.clone(),
         grantee_managed: spec.grantee.account.is_some(),
+        grantee_account: grantee_account.map(account_access),
+        grantee_side,
         grantee_account_id,
         principals,
+        instance_profiles,
         access: spec.access.clone(),
         actions: spec.actions.clone(),
         conditions: spec.conditions.clone(),
@@ -363,6 +411,22 @@ fn resolve_for_revoke(
         .or_else(|| spec.resource.region.clone())
         .or_else(|| account.spec.region.clone())
         .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    // The grantee side is revoked from the principals the spec names now; what it named before is
+    // revoked from the places recorded in status. Principals that do not read are skipped.
+    let grantee_account = spec.grantee.account.as_ref().and_then(|n| accounts.get(n));
+    let grantee_side = spec.effective_grantee_side();
+    let mut principals = Vec::new();
+    let mut instance_profiles = Vec::new();
+    if let (GranteeSide::Manage, Some(grantee)) = (grantee_side, grantee_account) {
+        let partition = partition_for_region(&region);
+        for (i, p) in spec.grantee.principals.iter().enumerate() {
+            if let Some(profile) = p.strip_prefix(INSTANCE_PROFILE) {
+                instance_profiles.push((i, profile.to_string()));
+            } else if let Ok(arn) = principal_arn(p, &grantee.spec.account_id, partition, false) {
+                principals.push(arn);
+            }
+        }
+    }
     Ok(ResolvedGrant {
         owner: GrantOwner::new(instance, namespace, name),
         account: account_access(account),
@@ -370,9 +434,14 @@ fn resolve_for_revoke(
         kind: spec.resource.kind,
         name: spec.resource.name.clone(),
         prefix: spec.resource.prefix.clone(),
-        grantee_account_id: String::new(),
+        grantee_account_id: grantee_account
+            .map(|a| a.spec.account_id.clone())
+            .unwrap_or_default(),
         grantee_managed: spec.grantee.account.is_some(),
-        principals: Vec::new(),
+        grantee_account: grantee_account.map(account_access),
+        grantee_side,
+        principals,
+        instance_profiles,
         access: Vec::new(),
         actions: Vec::new(),
         conditions: BTreeMap::new(),
@@ -422,6 +491,45 @@ fn schema_errors(grant: &CrossAccountGrant) -> Vec<FieldError> {
     }
 }
 
+/// The name of the role xacct creates in the endpoint's account to invoke a SageMaker endpoint:
+/// readable, at most 64 characters, and distinct per instance, account, region and endpoint.
+pub fn invoke_role_name(instance: &str, account_id: &str, region: &str, endpoint: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{instance}\n{account_id}\n{region}\n{endpoint}"));
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let readable: String = endpoint.chars().take(40).collect();
+    format!("xacct-{readable}-{hash}")
+}
+
+/// How an instance profile principal is written.
+const INSTANCE_PROFILE: &str = "instanceProfile/";
+
+/// Which identity holds a principal's identity policy: a role (also for an assumed-role session)
+/// or a user, by ARN; `None` for an account root or anyone.
+pub fn identity_holder(principal_arn: &str) -> Option<(crate::api::PolicyKind, String)> {
+    use crate::api::PolicyKind;
+    let parts: Vec<&str> = principal_arn.splitn(6, ':').collect();
+    let [_, partition, service, _, account, resource] = parts.as_slice() else {
+        return None;
+    };
+    match (*service, resource.split_once('/')) {
+        ("iam", Some(("role", _))) => {
+            Some((PolicyKind::RoleInlinePolicy, principal_arn.to_string()))
+        }
+        ("iam", Some(("user", _))) => {
+            Some((PolicyKind::UserInlinePolicy, principal_arn.to_string()))
+        }
+        ("sts", Some(("assumed-role", rest))) => {
+            let role = rest.split('/').next().unwrap_or(rest);
+            Some((
+                PolicyKind::RoleInlinePolicy,
+                format!("arn:{partition}:iam::{account}:role/{role}"),
+            ))
+        }
+        _ => None,
+    }
+}
+
 static PRINCIPAL_SHORT_RE: LazyLock<Regex> = LazyLock::new(|| compile(patterns::PRINCIPAL_SHORT));
 static PRINCIPAL_ARN_RE: LazyLock<Regex> = LazyLock::new(|| compile(patterns::PRINCIPAL_ARN));
 
@@ -449,7 +557,7 @@ fn principal_arn(
     }
     if !PRINCIPAL_ARN_RE.is_match(principal) {
         return Err(format!(
-            "{principal:?} is not an IAM role or user ARN, an account root ARN, an assumed-role session ARN, role/NAME or user/NAME"
+            "{principal:?} is not an IAM role or user ARN, an account root ARN, an assumed-role session ARN, role/NAME, user/NAME or instanceProfile/NAME"
         ));
     }
     let account = principal.split(':').nth(4).unwrap_or_default();

@@ -890,13 +890,11 @@ impl<'a> ShareRun<'a> {
             external_id: None,
             deletion_policy: DeletionPolicy::Delete,
             mode: Default::default(),
+            grantee_side: None,
         };
         let mut grant = CrossAccountGrant::new(&name, spec);
         grant.metadata.namespace = share.metadata.namespace.clone();
-        GrantInput {
-            grant,
-            origin: self.input.origin.clone(),
-        }
+        GrantInput::new(grant, self.input.origin.clone())
     }
 
     async fn delete(&mut self) -> Result<Done, Failure> {

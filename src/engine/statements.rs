@@ -1,24 +1,33 @@
-//! The statements a grant wants in its resource's policy.
+//! The statements a grant wants: in the resource's policy (with a Principal), in the grantee's
+//! identity policies, and in the policy of the role xacct creates to invoke a SageMaker endpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use super::actions::{ActionGroup, groups_of_explicit, preset_actions};
+use super::actions::{
+    ActionGroup, ECR_LOGIN, S3_OBJECT_WRITE, STS_ASSUME, groups_of_explicit, preset_actions,
+};
 use super::resolve::ResolvedGrant;
 use crate::api::ResourceKind;
-use crate::aws::TargetRef;
 use crate::policy::{PolicyError, Statement};
 
 /// S3 actions that take the `s3:prefix` condition key (listing).
 const S3_LIST_ACTIONS: &[&str] = &["s3:ListBucket", "s3:ListBucketVersions"];
 
-/// The grant's statements for `target`, each with a Sid the grant owns, in Sid order.
-/// Fails only when the grant's condition block does not read as IAM conditions.
-pub fn grant_statements(
-    grant: &ResolvedGrant,
-    target: &TargetRef,
-) -> Result<Vec<Statement>, PolicyError> {
+/// One statement before it is written for a side: what it allows on which ARN.
+struct Shape<'a> {
+    purpose: &'static str,
+    actions: Vec<&'a str>,
+    /// The ARN the actions apply to (identity policies name it; resource policies may not).
+    resource: String,
+    /// A condition xacct adds itself.
+    condition: Option<(&'static str, &'static str, Value)>,
+}
+
+/// The grant's actions on `arn` (the bucket, repository, key, role or endpoint), split into the
+/// statements they need (S3: bucket and object actions apart; KMS: grant management apart).
+fn access_shapes<'a>(grant: &'a ResolvedGrant, arn: &str) -> Vec<Shape<'a>> {
     let mut groups: BTreeMap<ActionGroup, BTreeSet<&str>> = BTreeMap::new();
     for preset in &grant.access {
         for (group, actions) in preset_actions(*preset) {
@@ -33,9 +42,15 @@ pub fn grant_statements(
             groups.entry(*group).or_default().insert(action.as_str());
         }
     }
-
-    let mut statements = Vec::new();
+    let mut shapes = Vec::new();
     for (group, actions) in groups {
+        let actions: Vec<&str> = actions.into_iter().collect();
+        let shape = |purpose, actions, resource, condition| Shape {
+            purpose,
+            actions,
+            resource,
+            condition,
+        };
         match (grant.kind, group) {
             (ResourceKind::S3Bucket, ActionGroup::S3Bucket) => match &grant.prefix {
                 Some(prefix) => {
@@ -43,88 +58,172 @@ pub fn grant_statements(
                         .iter()
                         .partition(|a| S3_LIST_ACTIONS.iter().any(|l| l.eq_ignore_ascii_case(a)));
                     if !list.is_empty() {
-                        let prefix_condition = (
+                        let condition = (
                             "StringLike",
                             "s3:prefix",
                             json!([prefix, format!("{prefix}*")]),
                         );
-                        statements.push(build(
-                            grant,
-                            "List",
-                            &list,
-                            Some(json!(target.arn)),
-                            Some(prefix_condition),
-                        )?);
+                        shapes.push(shape("List", list, arn.to_string(), Some(condition)));
                     }
                     if !other.is_empty() {
-                        statements.push(build(
-                            grant,
-                            "Bucket",
-                            &other,
-                            Some(json!(target.arn)),
-                            None,
-                        )?);
+                        shapes.push(shape("Bucket", other, arn.to_string(), None));
                     }
                 }
-                None => statements.push(build(
-                    grant,
-                    "Bucket",
-                    &vec_of(&actions),
-                    Some(json!(target.arn)),
-                    None,
-                )?),
+                None => shapes.push(shape("Bucket", actions, arn.to_string(), None)),
             },
             (ResourceKind::S3Bucket, _) => {
-                let objects = format!("{}/{}*", target.arn, grant.prefix.as_deref().unwrap_or(""));
-                statements.push(build(
-                    grant,
-                    "Objects",
-                    &vec_of(&actions),
-                    Some(json!(objects)),
-                    None,
-                )?);
+                let objects = format!("{arn}/{}*", grant.prefix.as_deref().unwrap_or(""));
+                shapes.push(shape("Objects", actions, objects, None));
             }
             (ResourceKind::EcrRepository, _) => {
-                statements.push(build(grant, "Repository", &vec_of(&actions), None, None)?)
+                shapes.push(shape("Repository", actions, arn.to_string(), None))
             }
             (ResourceKind::KmsKey, ActionGroup::KmsGrants) => {
                 let aws_only = ("Bool", "kms:GrantIsForAWSResource", json!("true"));
-                statements.push(build(
-                    grant,
-                    "Grants",
-                    &vec_of(&actions),
-                    Some(json!("*")),
-                    Some(aws_only),
-                )?);
+                shapes.push(shape("Grants", actions, arn.to_string(), Some(aws_only)));
             }
-            (ResourceKind::KmsKey, _) => statements.push(build(
-                grant,
-                "Use",
-                &vec_of(&actions),
-                Some(json!("*")),
-                None,
-            )?),
+            (ResourceKind::KmsKey, _) => shapes.push(shape("Use", actions, arn.to_string(), None)),
             (ResourceKind::IamRole, _) => {
-                let external_id = grant
-                    .external_id
-                    .as_ref()
-                    .map(|id| ("StringEquals", "sts:ExternalId", json!(id)));
-                statements.push(build(
-                    grant,
-                    "Assume",
-                    &vec_of(&actions),
-                    None,
-                    external_id,
-                )?);
+                shapes.push(shape("Assume", actions, arn.to_string(), None))
+            }
+            (ResourceKind::SageMakerEndpoint, _) => {
+                shapes.push(shape("Invoke", actions, arn.to_string(), None))
             }
         }
     }
-    statements.sort_by(|a, b| a.sid().cmp(&b.sid()));
-    Ok(statements)
+    shapes
 }
 
-fn vec_of<'a>(set: &BTreeSet<&'a str>) -> Vec<&'a str> {
-    set.iter().copied().collect()
+/// `sts:AssumeRole` on a role.
+fn assume_shape(role_arn: &str) -> Shape<'static> {
+    Shape {
+        purpose: "Assume",
+        actions: STS_ASSUME.to_vec(),
+        resource: role_arn.to_string(),
+        condition: None,
+    }
+}
+
+/// The grant's statements in the resource's own policy, `target_arn` being the resource's ARN
+/// (for a SageMaker endpoint: the trust policy of the role xacct creates, whose ARN it is), each
+/// with a Sid the grant owns, in Sid order. Fails only when the grant's condition block does not
+/// read as IAM conditions.
+pub fn resource_statements(
+    grant: &ResolvedGrant,
+    target_arn: &str,
+) -> Result<Vec<Statement>, PolicyError> {
+    let shapes = match grant.kind {
+        ResourceKind::SageMakerEndpoint => vec![assume_shape(target_arn)],
+        _ => access_shapes(grant, target_arn),
+    };
+    let external_id = grant
+        .external_id
+        .as_ref()
+        .map(|id| ("StringEquals", "sts:ExternalId", json!(id)));
+    let mut statements = Vec::new();
+    for shape in shapes {
+        // Resource policies name the resource only where the service expects it.
+        let resource = match grant.kind {
+            ResourceKind::S3Bucket => Some(json!(shape.resource)),
+            ResourceKind::KmsKey => Some(json!("*")),
+            _ => None,
+        };
+        let mut conditions: Vec<_> = shape.condition.into_iter().collect();
+        if matches!(
+            grant.kind,
+            ResourceKind::IamRole | ResourceKind::SageMakerEndpoint
+        ) {
+            conditions.extend(external_id.clone());
+        }
+        statements.push(build(
+            grant,
+            shape.purpose,
+            Some(&grant.principals),
+            &shape.actions,
+            resource,
+            conditions,
+        )?);
+    }
+    sorted(statements)
+}
+
+/// The inline policy of the role xacct creates for a SageMaker endpoint: invoking that endpoint.
+pub fn invoke_role_statements(
+    grant: &ResolvedGrant,
+    endpoint_arn: &str,
+) -> Result<Vec<Statement>, PolicyError> {
+    let mut statements = Vec::new();
+    for shape in access_shapes(grant, endpoint_arn) {
+        statements.push(identity_statement(grant, shape)?);
+    }
+    sorted(statements)
+}
+
+/// What the grantee side needs besides the resource.
+#[derive(Debug, Clone, Default)]
+pub struct GranteeExtras {
+    /// S3: the customer managed KMS key the bucket encrypts objects with.
+    pub bucket_key: Option<String>,
+}
+
+/// The grant's statements in each grantee role's or user's identity policy: the same access on the
+/// resource's ARN (`resource_arn`; for a SageMaker endpoint, `sts:AssumeRole` on the role xacct
+/// created), plus what only the caller's side can allow: the ECR registry login and the bucket's
+/// KMS key.
+pub fn grantee_statements(
+    grant: &ResolvedGrant,
+    resource_arn: &str,
+    extras: &GranteeExtras,
+) -> Result<Vec<Statement>, PolicyError> {
+    let mut shapes = match grant.kind {
+        ResourceKind::SageMakerEndpoint => vec![assume_shape(resource_arn)],
+        _ => access_shapes(grant, resource_arn),
+    };
+    if grant.kind == ResourceKind::EcrRepository {
+        shapes.push(Shape {
+            purpose: "Login",
+            actions: vec![ECR_LOGIN],
+            resource: "*".into(),
+            condition: None,
+        });
+    }
+    if let Some(key) = &extras.bucket_key {
+        let writes = shapes
+            .iter()
+            .flat_map(|s| &s.actions)
+            .any(|a| S3_OBJECT_WRITE.contains(a) || a.ends_with('*'));
+        let mut actions = vec!["kms:Decrypt"];
+        if writes {
+            actions.push("kms:GenerateDataKey");
+        }
+        shapes.push(Shape {
+            purpose: "BucketKey",
+            actions,
+            resource: key.clone(),
+            condition: None,
+        });
+    }
+    let mut statements = Vec::new();
+    for shape in shapes {
+        statements.push(identity_statement(grant, shape)?);
+    }
+    sorted(statements)
+}
+
+fn identity_statement(grant: &ResolvedGrant, shape: Shape) -> Result<Statement, PolicyError> {
+    build(
+        grant,
+        shape.purpose,
+        None,
+        &shape.actions,
+        Some(json!(shape.resource)),
+        shape.condition.into_iter().collect(),
+    )
+}
+
+fn sorted(mut statements: Vec<Statement>) -> Result<Vec<Statement>, PolicyError> {
+    statements.sort_by(|a, b| a.sid().cmp(&b.sid()));
+    Ok(statements)
 }
 
 fn one_or_many<S: AsRef<str>>(items: &[S]) -> Value {
@@ -137,17 +236,20 @@ fn one_or_many<S: AsRef<str>>(items: &[S]) -> Value {
 fn build(
     grant: &ResolvedGrant,
     purpose: &str,
+    principals: Option<&[String]>,
     actions: &[&str],
     resource: Option<Value>,
-    own_condition: Option<(&str, &str, Value)>,
+    own_conditions: Vec<(&str, &str, Value)>,
 ) -> Result<Statement, PolicyError> {
     let mut map = Map::new();
     map.insert("Sid".into(), json!(grant.owner.sid(purpose)));
     map.insert("Effect".into(), json!("Allow"));
-    map.insert(
-        "Principal".into(),
-        json!({ "AWS": one_or_many(&grant.principals) }),
-    );
+    if let Some(principals) = principals {
+        map.insert(
+            "Principal".into(),
+            json!({ "AWS": one_or_many(principals) }),
+        );
+    }
     map.insert("Action".into(), one_or_many(actions));
     if let Some(resource) = resource {
         map.insert("Resource".into(), resource);
@@ -157,7 +259,7 @@ fn build(
         let keys: Map<String, Value> = keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         condition.insert(operator.clone(), Value::Object(keys));
     }
-    if let Some((operator, key, value)) = own_condition {
+    for (operator, key, value) in own_conditions {
         let entry = condition
             .entry(operator.to_string())
             .or_insert_with(|| Value::Object(Map::new()));

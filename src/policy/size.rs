@@ -43,6 +43,16 @@ impl SizeLimit {
         max: 2_048,
         unit: SizeUnit::NonWhitespaceCharacters,
     };
+    /// All inline policies of one IAM role together: 10,240 non-white-space characters.
+    pub const IAM_ROLE_INLINE: SizeLimit = SizeLimit {
+        max: 10_240,
+        unit: SizeUnit::NonWhitespaceCharacters,
+    };
+    /// All inline policies of one IAM user together: 2,048 non-white-space characters.
+    pub const IAM_USER_INLINE: SizeLimit = SizeLimit {
+        max: 2_048,
+        unit: SizeUnit::NonWhitespaceCharacters,
+    };
     /// The highest trust policy quota AWS grants.
     pub const IAM_TRUST_MAX: usize = 4_096;
 

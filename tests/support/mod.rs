@@ -155,6 +155,7 @@ spec:
   accountId: \"{DEV_ACCOUNT}\"
   assumeRole: {{roleArn: \"arn:aws:iam::{DEV_ACCOUNT}:role/xacct-manager\"}}
   region: us-east-1
+  allowedNamespaces: [\"*\"]
 "
     )
 }
@@ -236,4 +237,82 @@ pub async fn key_policy(kms: &aws_sdk_kms::Client, key_id: &str) -> String {
         .expect("get key policy")
         .policy
         .expect("a key policy")
+}
+
+/// An IAM role trusted by an AWS service, as workloads' roles are.
+pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str, service: &str) -> String {
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]});
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("create role")
+        .role
+        .expect("a role")
+        .arn
+}
+
+/// The inline policy `policy` of `role`, decoded; `None` when there is none.
+pub async fn role_policy(iam: &aws_sdk_iam::Client, role: &str, policy: &str) -> Option<String> {
+    let out = iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name(policy)
+        .send()
+        .await
+        .ok()?;
+    Some(
+        percent_encoding::percent_decode_str(out.policy_document())
+            .decode_utf8()
+            .expect("UTF-8")
+            .into_owned(),
+    )
+}
+
+/// A SageMaker endpoint (with its model and endpoint configuration) in the emulator.
+pub async fn create_endpoint(connector: &Connector, account_id: &str, name: &str) -> String {
+    let config = connector
+        .session(&access("setup", account_id))
+        .await
+        .expect("assume role in the emulator");
+    let sagemaker = connector.sagemaker_client(&config, "us-east-1");
+    sagemaker
+        .create_model()
+        .model_name(format!("{name}-model"))
+        .execution_role_arn(format!(
+            "arn:aws:iam::{account_id}:role/sagemaker-execution"
+        ))
+        .primary_container(
+            aws_sdk_sagemaker::types::ContainerDefinition::builder()
+                .image("123456789012.dkr.ecr.us-east-1.amazonaws.com/model:latest")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create model");
+    sagemaker
+        .create_endpoint_config()
+        .endpoint_config_name(format!("{name}-config"))
+        .production_variants(
+            aws_sdk_sagemaker::types::ProductionVariant::builder()
+                .variant_name("main")
+                .model_name(format!("{name}-model"))
+                .initial_instance_count(1)
+                .instance_type(aws_sdk_sagemaker::types::ProductionVariantInstanceType::MlM5Large)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create endpoint config");
+    sagemaker
+        .create_endpoint()
+        .endpoint_name(name)
+        .endpoint_config_name(format!("{name}-config"))
+        .send()
+        .await
+        .expect("create endpoint")
+        .endpoint_arn
+        .unwrap_or_default()
 }
