@@ -1,7 +1,7 @@
 //! The controller's reconcile logic, run in-process (`controller::run_with`) against the kube
 //! emulator and the AWS emulator: Observe mode, Retain, forbidden namespaces, accounts that are not
 //! Ready, external ids from Secrets, account deletion held by grants, concurrent grants on one
-//! bucket, and a grant moved to another resource.
+//! bucket, a grant moved to another resource, and the grantee side following a grant's principals.
 
 mod support;
 
@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use support::kube_api::{KubeEmulator, eventually, run_config};
 use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, sids};
 use tokio::sync::watch;
-use xacct::api::{AwsAccount, CrossAccountGrant};
-use xacct::aws::Connector;
+use xacct::api::{AwsAccount, CrossAccountGrant, PolicyKind};
+use xacct::aws::{Connector, INLINE_POLICY_NAME};
 use xacct::controller::{RunConfig, run_with};
 
 struct Harness {
@@ -644,5 +644,131 @@ async fn a_snapshot_share_is_shared_reported_and_unshared_on_delete() {
     })
     .await;
     assert!(shared().await.is_empty());
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grantee_side_follows_the_principals_and_goes_with_the_grant() {
+    let h = Harness::start(&["lake"]).await;
+    let dev = clients(&h.connector, DEV_ACCOUNT).await.iam;
+    for role in ["JobA", "JobB"] {
+        support::create_role(&dev, role, "ecs-tasks.amazonaws.com").await;
+    }
+    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    let grantee: AwsAccount = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount",
+        "metadata": {"name": "dev"},
+        "spec": {"accountId": DEV_ACCOUNT, "region": "us-east-1", "allowedNamespaces": ["batch"],
+                 "assumeRole": {"roleArn": format!("arn:aws:iam::{DEV_ACCOUNT}:role/xacct-manager")}}}))
+    .unwrap();
+    create(&h.accounts(), &grantee).await;
+    let both = grant(
+        "batch",
+        "job",
+        "lake",
+        json!({"grantee": {"account": "dev", "principals": ["role/JobA"]}}),
+    );
+    create(&h.grants("batch"), &both).await;
+    h.wait_ready("batch", "job", "True", "Applied").await;
+    let status = h.grants("batch").get("job").await.unwrap().status.unwrap();
+    let places: Vec<(String, PolicyKind, String)> = status
+        .targets
+        .iter()
+        .filter_map(|t| t.policy.clone())
+        .map(|p| (p.account, p.kind, p.name))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            (
+                "data-prod".into(),
+                PolicyKind::S3BucketPolicy,
+                "lake".into()
+            ),
+            ("dev".into(), PolicyKind::RoleInlinePolicy, "JobA".into())
+        ]
+    );
+    assert!(
+        support::role_policy(&dev, "JobA", INLINE_POLICY_NAME)
+            .await
+            .is_some()
+    );
+
+    // Another principal: the grantee side moves with it, and the old role loses xacct's policy.
+    merge_spec(
+        &h.grants("batch"),
+        "job",
+        json!({"grantee": {"account": "dev", "principals": ["role/JobB"]}}),
+    )
+    .await;
+    eventually(20, "the identity policy to move to JobB", || async {
+        (support::role_policy(&dev, "JobA", INLINE_POLICY_NAME)
+            .await
+            .is_none()
+            && support::role_policy(&dev, "JobB", INLINE_POLICY_NAME)
+                .await
+                .is_some())
+        .then_some(())
+    })
+    .await;
+    eventually(20, "status to name JobB only", || async {
+        let s = h.grants("batch").get("job").await.ok()?.status?;
+        let names: Vec<String> = s
+            .targets
+            .iter()
+            .filter_map(|t| t.policy.clone())
+            .map(|p| p.name)
+            .collect();
+        (names == ["lake", "JobB"]).then_some(())
+    })
+    .await;
+
+    // Deleting the grant revokes both sides before the finalizer lets it go.
+    h.grants("batch")
+        .delete("job", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(20, "the grant to be gone", || async {
+        gone(h.grants("batch").get("job").await).then_some(())
+    })
+    .await;
+    assert_eq!(
+        support::role_policy(&dev, "JobB", INLINE_POLICY_NAME).await,
+        None
+    );
+    assert_eq!(h.policy("lake").await, [Some("Foreign".to_string())]);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sagemaker_grant_reports_the_role_to_assume() {
+    let h = Harness::start(&[]).await;
+    support::create_endpoint(&h.connector, DATA_ACCOUNT, "churn").await;
+    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    let invoke = grant(
+        "ml",
+        "app",
+        "unused",
+        json!({"resource": {"account": "data-prod", "kind": "SageMakerEndpoint", "name": "churn"}, "access": ["invoke"]}),
+    );
+    create(&h.grants("ml"), &invoke).await;
+    h.wait_ready("ml", "app", "True", "Applied").await;
+    let status = h.grants("ml").get("app").await.unwrap().status.unwrap();
+    let role = xacct::engine::invoke_role_name("default", DATA_ACCOUNT, "us-east-1", "churn");
+    assert_eq!(
+        status.role_arn,
+        Some(format!("arn:aws:iam::{DATA_ACCOUNT}:role/{role}"))
+    );
+    let iam = clients(&h.connector, DATA_ACCOUNT).await.iam;
+    assert!(iam.get_role().role_name(&role).send().await.is_ok());
+    h.grants("ml")
+        .delete("app", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(20, "the grant and its role to be gone", || async {
+        (gone(h.grants("ml").get("app").await)
+            && iam.get_role().role_name(&role).send().await.is_err())
+        .then_some(())
+    })
+    .await;
     h.finish().await;
 }

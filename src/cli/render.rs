@@ -27,7 +27,18 @@ pub fn text(report: &Report, shares: &[ShareReport], errors: &[ManifestError]) -
     if !errors.is_empty() {
         out.push('\n');
     }
+    // Targets come in account order: one heading per account, so both sides of a grant show
+    // where each is written.
+    let mut account = None;
     for target in &report.targets {
+        if account != Some(&target.account_id) {
+            let _ = writeln!(
+                out,
+                "== account {} ({})\n",
+                target.account, target.account_id
+            );
+            account = Some(&target.account_id);
+        }
         target_text(&mut out, target);
     }
     if !shares.is_empty() {

@@ -16,7 +16,7 @@ use super::context::{Context, object_key};
 use super::error::ControllerError;
 use crate::api::{
     CrossAccountGrant, CrossAccountGrantStatus, DeletionPolicy, GrantMode, GrantedTarget,
-    PolicyKind, PolicyLocation, ResourceKind,
+    GranteeSide, PolicyKind, PolicyLocation, ResourceKind,
 };
 use crate::engine::{DEFAULT_REGION, GrantInput, GrantReport, Operation, Placement, Report};
 
@@ -69,7 +69,18 @@ async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Contr
         return Ok(Action::requeue(std::time::Duration::from_millis(500)));
     }
     let previous = grant.status.clone().unwrap_or_default();
-    let outcome = match ctx.account_not_ready(&grant.spec.resource.account) {
+    // Both accounts a grant writes in must be ready: the resource's, and the grantee's when
+    // xacct writes the grantee side there.
+    let grantee_account = grant
+        .spec
+        .grantee
+        .account
+        .as_deref()
+        .filter(|_| grant.spec.effective_grantee_side() == GranteeSide::Manage);
+    let not_ready = ctx
+        .account_not_ready(&grant.spec.resource.account)
+        .or_else(|| grantee_account.and_then(|a| ctx.account_not_ready(a)));
+    let outcome = match not_ready {
         Some((message, again)) => Outcome {
             ready: ConditionUpdate {
                 type_: READY,

@@ -431,7 +431,10 @@ impl Engine {
                 {
                     (extras.bucket_key, note) = self.bucket_key(lookups, &resource).await?;
                 }
-                if g.kind == ResourceKind::EcrRepository && g.grantee_side == GranteeSide::None {
+                if applying
+                    && g.kind == ResourceKind::EcrRepository
+                    && g.grantee_side == GranteeSide::None
+                {
                     note = Some(
                         "ecr:GetAuthorizationToken cannot be granted by a repository policy: the grantee's principals also need it \
                          in an identity policy in their own account (Resource \"*\")"

@@ -306,7 +306,12 @@ fn grant_condition(
     let arn = match targets {
         [] => "no policy".to_string(),
         [one] => one.arn.clone(),
-        [first, rest @ ..] => format!("{} and {} more policies", first.arn, rest.len()),
+        [first, rest @ ..] => format!(
+            "{} and {} other polic{}",
+            first.arn,
+            rest.len(),
+            if rest.len() == 1 { "y" } else { "ies" }
+        ),
     };
     match (operation, dry_run, changes) {
         (Operation::Apply, true, 0) | (Operation::Apply, false, 0) => condition(

@@ -737,4 +737,89 @@ mod tests {
             Ok("*".into())
         );
     }
+
+    #[test]
+    fn identity_policies_go_on_roles_and_users_only() {
+        use crate::api::PolicyKind::{RoleInlinePolicy, UserInlinePolicy};
+        let role = "arn:aws:iam::111111111111:role/team/Job";
+        assert_eq!(
+            identity_holder(role),
+            Some((RoleInlinePolicy, role.to_string()))
+        );
+        assert_eq!(
+            identity_holder("arn:aws:iam::111111111111:user/alice"),
+            Some((
+                UserInlinePolicy,
+                "arn:aws:iam::111111111111:user/alice".to_string()
+            ))
+        );
+        assert_eq!(
+            identity_holder("arn:aws-cn:sts::111111111111:assumed-role/Job/session-1"),
+            Some((
+                RoleInlinePolicy,
+                "arn:aws-cn:iam::111111111111:role/Job".to_string()
+            ))
+        );
+        assert_eq!(identity_holder("arn:aws:iam::111111111111:root"), None);
+        assert_eq!(identity_holder("*"), None);
+    }
+
+    #[test]
+    fn invoke_role_names_are_stable_short_and_distinct() {
+        let name = invoke_role_name("default", "222222222222", "us-east-1", "churn");
+        assert_eq!(
+            name,
+            invoke_role_name("default", "222222222222", "us-east-1", "churn")
+        );
+        assert!(name.starts_with("xacct-churn-") && name.len() == "xacct-churn-".len() + 8);
+        for other in [
+            invoke_role_name("staging", "222222222222", "us-east-1", "churn"),
+            invoke_role_name("default", "222222222222", "eu-west-1", "churn"),
+        ] {
+            assert_ne!(name, other);
+        }
+        let long = invoke_role_name("default", "222222222222", "us-east-1", &"e".repeat(63));
+        assert!(long.len() <= 64, "{long}");
+    }
+
+    #[test]
+    fn manage_needs_roles_or_users_in_a_managed_grantee_account() {
+        let account = |name: &str, id: &str, allowed: &[&str]| -> AwsAccount {
+            serde_json::from_value(serde_json::json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount",
+                "metadata": {"name": name}, "spec": {"accountId": id, "allowedNamespaces": allowed}}))
+            .expect("valid account")
+        };
+        let accounts = AccountDirectory::new([
+            account("data", "222222222222", &["*"]),
+            account("dev", "111111111111", &["other"]),
+        ]);
+        let grant = |grantee: serde_json::Value| -> CrossAccountGrant {
+            serde_json::from_value(serde_json::json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
+                "metadata": {"name": "g", "namespace": "ns"},
+                "spec": {"resource": {"account": "data", "kind": "S3Bucket", "name": "b"}, "grantee": grantee, "access": ["read"]}}))
+            .expect("valid grant")
+        };
+        let error = |grantee| {
+            resolve_grant(&grant(grantee), &accounts, "default", Purpose::Grant)
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(
+            error(serde_json::json!({"account": "dev"}))
+                .contains("the account root cannot be given an identity policy")
+        );
+        assert!(
+            error(serde_json::json!({"account": "dev", "principals": ["role/Job"]})).contains(
+                "spec.grantee.account: AwsAccount dev does not allow grants from namespace ns"
+            )
+        );
+        assert!(error(serde_json::json!({"accountId": "111111111111", "principals": ["instanceProfile/web"]}))
+            .contains("spec.grantee.principals[0]: instanceProfile/web is looked up in the grantee account"));
+        // Without the grantee side, the other account's consent is not needed, nor principals.
+        let mut none = grant(serde_json::json!({"account": "dev"}));
+        none.spec.grantee_side = Some(GranteeSide::None);
+        let resolved =
+            resolve_grant(&none, &accounts, "default", Purpose::Grant).expect("resolves");
+        assert_eq!(resolved.principals, ["arn:aws:iam::111111111111:root"]);
+    }
 }

@@ -272,3 +272,119 @@ fn build(
     }
     Statement::from_json(Value::Object(map))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CrossAccountGrant, GranteeSide};
+    use crate::engine::resolve::{AccountDirectory, Purpose, resolve_grant};
+
+    fn resolved(resource: Value, access: Value) -> ResolvedGrant {
+        let accounts = AccountDirectory::new(["data", "dev"].map(|name| {
+            serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount", "metadata": {"name": name},
+                "spec": {"accountId": if name == "data" {"222222222222"} else {"111111111111"}, "allowedNamespaces": ["*"]}}))
+            .expect("valid account")
+        }));
+        let grant: CrossAccountGrant = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
+            "metadata": {"name": "g", "namespace": "ns"},
+            "spec": {"resource": resource, "grantee": {"account": "dev", "principals": ["role/Job"]}, "access": access}}))
+        .expect("valid grant");
+        resolve_grant(&grant, &accounts, "default", Purpose::Grant).expect("resolves")
+    }
+
+    fn by_purpose(statements: &[Statement], purpose: &str) -> Value {
+        statements
+            .iter()
+            .find(|s| s.sid().is_some_and(|sid| sid.ends_with(purpose)))
+            .map(|s| Value::Object(s.as_json().clone()))
+            .unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn the_grantee_side_names_the_resource_and_no_principal() {
+        let g = resolved(
+            json!({"account": "data", "kind": "S3Bucket", "name": "lake", "prefix": "in/"}),
+            json!(["readWrite"]),
+        );
+        assert_eq!(g.grantee_side, GranteeSide::Manage);
+        let extras = GranteeExtras {
+            bucket_key: Some("arn:aws:kms:us-east-1:222222222222:key/k".into()),
+        };
+        let side = grantee_statements(&g, "arn:aws:s3:::lake", &extras).expect("statements");
+        assert!(side.iter().all(|s| s.as_json().get("Principal").is_none()));
+        assert_eq!(
+            by_purpose(&side, "Objects")["Resource"],
+            json!("arn:aws:s3:::lake/in/*")
+        );
+        assert_eq!(
+            by_purpose(&side, "List")["Condition"],
+            json!({"StringLike": {"s3:prefix": ["in/", "in/*"]}})
+        );
+        // Writing through SSE-KMS needs a data key too.
+        assert_eq!(
+            by_purpose(&side, "BucketKey")["Action"],
+            json!(["kms:Decrypt", "kms:GenerateDataKey"])
+        );
+        // The resource side has the same Sids, with the principal.
+        let resource = resource_statements(&g, "arn:aws:s3:::lake").expect("statements");
+        let sids = |s: &[Statement]| {
+            s.iter()
+                .filter_map(|s| s.sid().map(str::to_string))
+                .collect::<Vec<_>>()
+        };
+        let mut without_key = sids(&side);
+        without_key.retain(|s| !s.ends_with("BucketKey"));
+        assert_eq!(sids(&resource), without_key);
+        assert_eq!(
+            by_purpose(&resource, "Objects")["Principal"],
+            json!({"AWS": "arn:aws:iam::111111111111:role/Job"})
+        );
+    }
+
+    #[test]
+    fn ecr_pulls_log_in_on_the_grantee_side_only() {
+        let g = resolved(
+            json!({"account": "data", "kind": "EcrRepository", "name": "app"}),
+            json!(["pull"]),
+        );
+        let repo = "arn:aws:ecr:us-east-1:222222222222:repository/app";
+        let side = grantee_statements(&g, repo, &GranteeExtras::default()).expect("statements");
+        assert_eq!(
+            by_purpose(&side, "Login"),
+            json!({"Sid": g.owner.sid("Login"), "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"})
+        );
+        assert_eq!(by_purpose(&side, "Repository")["Resource"], json!(repo));
+        let resource = resource_statements(&g, repo).expect("statements");
+        assert_eq!(by_purpose(&resource, "Login"), Value::Null);
+        assert_eq!(by_purpose(&resource, "Repository").get("Resource"), None);
+    }
+
+    #[test]
+    fn a_sagemaker_endpoint_is_reached_through_a_role() {
+        let g = resolved(
+            json!({"account": "data", "kind": "SageMakerEndpoint", "name": "churn"}),
+            json!(["invoke"]),
+        );
+        let role = "arn:aws:iam::222222222222:role/xacct-churn-0011aabb";
+        let endpoint = "arn:aws:sagemaker:us-east-1:222222222222:endpoint/churn";
+        let trust = resource_statements(&g, role).expect("statements");
+        assert_eq!(
+            by_purpose(&trust, "Assume")["Action"],
+            json!("sts:AssumeRole")
+        );
+        assert_eq!(by_purpose(&trust, "Assume").get("Resource"), None);
+        let invoke = invoke_role_statements(&g, endpoint).expect("statements");
+        assert_eq!(by_purpose(&invoke, "Invoke")["Resource"], json!(endpoint));
+        assert_eq!(
+            by_purpose(&invoke, "Invoke")["Action"]
+                .as_array()
+                .map(Vec::len),
+            Some(3)
+        );
+        let side = grantee_statements(&g, role, &GranteeExtras::default()).expect("statements");
+        assert_eq!(
+            by_purpose(&side, "Assume"),
+            json!({"Sid": g.owner.sid("Assume"), "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role})
+        );
+    }
+}
