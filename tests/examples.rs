@@ -160,12 +160,12 @@ fn every_scenario_folder_has_a_readme_and_is_listed() {
             readme.display()
         );
     }
-    // What is not implemented (SageMaker) is said, not exemplified.
-    assert!(index.contains("SageMaker"));
+    // What is not implemented (SageMaker model package groups) is said, not exemplified.
+    assert!(index.contains("model package group"));
     assert!(
         folders()
             .iter()
-            .all(|f| !name(f).to_lowercase().contains("sagemaker"))
+            .all(|f| !name(f).to_lowercase().contains("package"))
     );
 }
 

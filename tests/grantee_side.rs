@@ -688,7 +688,7 @@ async fn sagemaker_endpoint_invoked_through_a_role_xacct_creates_and_deletes() {
 }
 
 #[tokio::test]
-async fn a_role_xacct_created_is_kept_when_someone_attached_a_policy_to_it() {
+async fn a_role_xacct_created_is_handed_over_when_someone_attached_a_policy_to_it() {
     let moto = Moto::start();
     let connector = moto.connector().await;
     let data = clients(&connector, DATA_ACCOUNT).await;
@@ -718,35 +718,72 @@ async fn a_role_xacct_created_is_kept_when_someone_attached_a_policy_to_it() {
         .next()
         .unwrap()
         .to_string();
+    let theirs = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]});
     data.iam
         .put_role_policy()
         .role_name(&role_name)
         .policy_name("someone-elses")
-        .policy_document(json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}).to_string())
+        .policy_document(theirs.to_string())
         .send()
         .await
         .unwrap();
+
+    // The last grant goes: the role stays with their policy, but nobody may assume it.
     let deleted = engine
         .run(&accounts, &grants, Operation::Delete, false)
         .await;
-    let ready = deleted.grants[0].ready().unwrap();
+    assert_clean(&deleted);
+    let role = data
+        .iam
+        .get_role()
+        .role_name(&role_name)
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap();
+    assert!(
+        role.tags()
+            .iter()
+            .any(|t| t.key() == CREATED_BY_TAG && t.value() != "default"),
+        "no longer tagged as this instance's: {:?}",
+        role.tags()
+    );
+    let trust = dev_trust(&data.iam, &role_name).await;
+    let trust: Value = serde_json::from_str(&trust).unwrap();
+    assert!(
+        trust["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["Effect"] == "Deny"),
+        "{trust}"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(
+            &role_policy(&data.iam, &role_name, "someone-elses")
+                .await
+                .unwrap()
+        )
+        .unwrap(),
+        theirs
+    );
+    assert_eq!(
+        role_policy(&data.iam, &role_name, INLINE_POLICY_NAME).await,
+        None
+    );
+
+    // A new grant on the endpoint does not take the role back.
+    let again = engine
+        .run(&accounts, &grants, Operation::Apply, false)
+        .await;
+    let ready = again.grants[0].ready().unwrap();
     assert_eq!(ready.status, "False");
     assert!(
-        ready.message.contains("inline policy someone-elses"),
+        ready
+            .message
+            .contains("was not created by this xacct instance"),
         "{}",
         ready.message
-    );
-    assert!(
-        role_policy(&data.iam, &role_name, "someone-elses")
-            .await
-            .is_some()
-    );
-    assert!(
-        data.iam
-            .get_role()
-            .role_name(&role_name)
-            .send()
-            .await
-            .is_ok()
     );
 }

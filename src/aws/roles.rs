@@ -101,8 +101,8 @@ pub(super) async fn write_trust(
 }
 
 /// Deletes a role this instance created, with xacct's inline policy. A role that is gone counts as
-/// deleted; a role someone attached other policies or instance profiles to is kept, with an error
-/// saying what holds it.
+/// deleted. A role someone attached other policies or instance profiles to is not deleted, and
+/// their policies stay: it is handed over (see [`hand_over`]).
 pub(super) async fn delete(
     client: &Client,
     account_id: &str,
@@ -161,15 +161,7 @@ pub(super) async fn delete(
             .map(|p| format!("instance profile {}", p.instance_profile_name())),
     );
     if !foreign.is_empty() {
-        return Err(AwsError::new(
-            AwsErrorKind::Other,
-            "iam:DeleteRole",
-            account_id,
-            format!(
-                "the role {role:?} that xacct created now also has {}; remove them (or the role) and xacct will finish",
-                foreign.join(", ")
-            ),
-        ));
+        return hand_over(client, account_id, role, &foreign).await;
     }
     identity::delete(client, account_id, Holder::Role, role).await?;
     match client.delete_role().role_name(role).send().await {
@@ -183,6 +175,59 @@ pub(super) async fn delete(
             }
         }
     }
+}
+
+/// The trust policy a role handed over gets: nobody may assume it.
+const LOCKED_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"RevokedByXacct","Effect":"Deny","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
+/// The created-by tag's value on a role handed over: no instance takes it back.
+const HANDED_OVER: &str = "handed-over";
+
+/// Hands over a role xacct created but someone else now uses (`foreign`: what they attached):
+/// its last grant is gone, so nobody may assume it any more (the trust policy denies everyone),
+/// xacct's inline policy goes, and the role is no longer tagged as xacct's, so no instance deletes
+/// it or takes it back. Their policies stay; deleting the role is theirs to do.
+async fn hand_over(
+    client: &Client,
+    account_id: &str,
+    role: &str,
+    foreign: &[String],
+) -> Result<(), AwsError> {
+    client
+        .update_assume_role_policy()
+        .role_name(role)
+        .policy_document(LOCKED_TRUST)
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk(&e, "iam:UpdateAssumeRolePolicy", account_id, NO_SUCH_ENTITY)
+        })?;
+    identity::delete(client, account_id, Holder::Role, role).await?;
+    let tag = Tag::builder()
+        .key(CREATED_BY_TAG)
+        .value(HANDED_OVER)
+        .build()
+        .map_err(|e| {
+            AwsError::new(
+                AwsErrorKind::Other,
+                "iam:TagRole",
+                account_id,
+                e.to_string(),
+            )
+        })?;
+    client
+        .tag_role()
+        .role_name(role)
+        .tags(tag)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(&e, "iam:TagRole", account_id, NO_SUCH_ENTITY))?;
+    tracing::warn!(
+        account_id,
+        role,
+        attached = %foreign.join(", "),
+        "kept the role xacct created for its last grant: others use it; nobody may assume it now, and it is no longer xacct's"
+    );
+    Ok(())
 }
 
 /// The ARN of the role in an instance profile.

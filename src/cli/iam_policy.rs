@@ -99,8 +99,9 @@ pub struct KindPermissions {
 
 /// What the role xacct assumes in a managed account must be allowed to do, per kind.
 ///
-/// This is the one list of those permissions: exactly the calls of `src/aws/{s3,ecr,kms,iam}.rs`
-/// (grants) and of `src/aws/{rds,kms}.rs` through `src/aws/snapshots.rs` (snapshot sharing), which
+/// This is the one list of those permissions: exactly the calls of
+/// `src/aws/{s3,ecr,kms,iam,identity,roles,sagemaker}.rs` (grants, both sides) and of
+/// `src/aws/{rds,kms}.rs` through `src/aws/snapshots.rs` (snapshot sharing), which
 /// are made with the managed account's credentials. The other AWS calls xacct makes are STS
 /// calls: `sts:AssumeRole` is made with the controller's own credentials (the trust policy, and the
 /// controller role's own identity policy, allow it), and `sts:GetCallerIdentity` needs no
@@ -315,7 +316,7 @@ pub const PERMISSIONS: &[KindPermissions] = &[
                     ),
                     (
                         "iam:TagRole",
-                        "tag it xacct.dev/created-by in the same CreateRole call (AWS checks iam:TagRole for tags given to CreateRole)",
+                        "tag it xacct.dev/created-by in the same CreateRole call (AWS checks iam:TagRole for tags given to CreateRole), and retag a role handed over because others attached policies to it",
                     ),
                     (
                         "iam:UpdateAssumeRolePolicy",
@@ -434,8 +435,8 @@ const NOT_COVERED: &[(&str, &str)] = &[(
     "SageMaker model package group policies are not implemented in xacct yet, so the role xacct assumes needs no permission for them",
 )];
 
-/// Parses one `--kinds` value: `s3`, `ecr`, `kms`, `iam`, `rds` (or the long name: the grant's
-/// ResourceKind, `SnapshotShare` for rds).
+/// Parses one `--kinds` value: `s3`, `ecr`, `kms`, `iam`, `rds`, `sagemaker`, `identity` (or the
+/// long name: the grant's ResourceKind, `SnapshotShare` for rds, `granteeSide` for identity).
 pub fn parse_permission_kind(value: &str) -> Result<PermissionKind, String> {
     let wanted = value.trim().to_ascii_lowercase();
     if let Some(p) = PERMISSIONS

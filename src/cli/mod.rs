@@ -63,7 +63,8 @@ pub enum Command {
 /// Options of `xacct iam-policy`.
 #[derive(Debug, clap::Args)]
 pub struct IamPolicyArgs {
-    /// Kinds in use, comma-separated: s3, ecr, kms, iam, rds (default: all).
+    /// Kinds in use, comma-separated: s3, ecr, kms, iam, rds, sagemaker, identity (the grantee
+    /// side) (default: all).
     #[arg(long, value_delimiter = ',', value_parser = iam_policy::parse_permission_kind)]
     pub kinds: Vec<iam_policy::PermissionKind>,
     /// ARN of the role xacct itself runs as (IRSA, Pod Identity, instance profile): the principal

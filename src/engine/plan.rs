@@ -555,13 +555,13 @@ impl Engine {
             }
             match lookups.profiles.get(&key) {
                 Some(Ok(role)) => g.principals.push(role.clone()),
-                Some(Err(e)) if applying && e.kind == AwsErrorKind::NotFound => {
-                    return Err(GrantError::InvalidSpec(vec![FieldError::new(
-                        format!("spec.grantee.principals[{i}]"),
-                        format!("{} (in account {})", e.message, grantee.account_id),
-                    )]));
+                // Not InvalidSpec: creating the profile later makes the grant good, so it is
+                // retried like a missing role.
+                Some(Err(e)) if applying => {
+                    let mut e = e.clone();
+                    e.message = format!("spec.grantee.principals[{i}]: {}", e.message);
+                    return Err(GrantError::Aws(e));
                 }
-                Some(Err(e)) if applying => return Err(GrantError::Aws(e.clone())),
                 _ => {}
             }
         }
@@ -727,7 +727,9 @@ impl Engine {
             // Key and trust policies always exist: write the document without our statements.
             merged.decision = WriteDecision::Put;
         }
-        if merged.decision != WriteDecision::Put {
+        // Taking statements away never makes a policy larger: a revocation is never refused for
+        // size, even where the policy is already over the limit (a quota lowered, say).
+        if merged.decision != WriteDecision::Put || desired.is_empty() {
             return Ok((merged, None));
         }
         let limit = self.size_limit(target.kind);

@@ -142,19 +142,30 @@ pub fn resource_statements(
             &shape.actions,
             resource,
             conditions,
+            true,
         )?);
     }
     sorted(statements)
 }
 
 /// The inline policy of the role xacct creates for a SageMaker endpoint: invoking that endpoint.
+/// The grant's conditions are checked when the role is assumed (trust policy and grantee side),
+/// not again on the role's own session, whose context differs (no MFA, say).
 pub fn invoke_role_statements(
     grant: &ResolvedGrant,
     endpoint_arn: &str,
 ) -> Result<Vec<Statement>, PolicyError> {
     let mut statements = Vec::new();
     for shape in access_shapes(grant, endpoint_arn) {
-        statements.push(identity_statement(grant, shape)?);
+        statements.push(build(
+            grant,
+            shape.purpose,
+            None,
+            &shape.actions,
+            Some(json!(shape.resource)),
+            shape.condition.into_iter().collect(),
+            false,
+        )?);
     }
     sorted(statements)
 }
@@ -218,6 +229,7 @@ fn identity_statement(grant: &ResolvedGrant, shape: Shape) -> Result<Statement, 
         &shape.actions,
         Some(json!(shape.resource)),
         shape.condition.into_iter().collect(),
+        true,
     )
 }
 
@@ -240,6 +252,7 @@ fn build(
     actions: &[&str],
     resource: Option<Value>,
     own_conditions: Vec<(&str, &str, Value)>,
+    with_grant_conditions: bool,
 ) -> Result<Statement, PolicyError> {
     let mut map = Map::new();
     map.insert("Sid".into(), json!(grant.owner.sid(purpose)));
@@ -255,7 +268,8 @@ fn build(
         map.insert("Resource".into(), resource);
     }
     let mut condition = Map::new();
-    for (operator, keys) in &grant.conditions {
+    let grant_conditions = grant.conditions.iter().filter(|_| with_grant_conditions);
+    for (operator, keys) in grant_conditions {
         let keys: Map<String, Value> = keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         condition.insert(operator.clone(), Value::Object(keys));
     }
