@@ -69,7 +69,8 @@ pub struct CrossAccountGrantSpec {
     #[schemars(length(max = 1224))]
     #[x_kube(validation = Rule::new(matches(EXTERNAL_ID)).message("externalId must be 2 to 1224 characters of letters, digits and +=,.@:/-"))]
     pub external_id: Option<String>,
-    /// Delete: revoke on delete. Retain: leave AWS as it is.
+    /// Delete: revoke on delete. Retain: leave the statements in place on delete, handed over
+    /// (their Sids renamed from `Xacct…` to `Retained…`, so that xacct never touches them again).
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
     /// Enforce: converge and correct drift. Observe: never write; report drift.

@@ -376,11 +376,40 @@ async fn revoke(
     spec_places: bool,
     ctx: &Context,
 ) -> Result<(), String> {
+    // What was written is taken away even from a grant now set to Retain (it moved elsewhere).
+    delete(
+        grant,
+        places,
+        spec_places,
+        DeletionPolicy::Delete,
+        "Revoked",
+        ctx,
+    )
+    .await
+}
+
+/// Hands the grant's statements over (deleted with `deletionPolicy: Retain`), in `places` and
+/// where its spec says.
+async fn release(
+    grant: &CrossAccountGrant,
+    places: Vec<Placement>,
+    ctx: &Context,
+) -> Result<(), String> {
+    delete(grant, places, true, DeletionPolicy::Retain, "Retained", ctx).await
+}
+
+async fn delete(
+    grant: &CrossAccountGrant,
+    places: Vec<Placement>,
+    spec_places: bool,
+    policy: DeletionPolicy,
+    done: &str,
+    ctx: &Context,
+) -> Result<(), String> {
     let mut input = input(grant);
     input.written = places;
     input.spec_places = spec_places;
-    // What was written is taken away even from a grant now set to Retain (it moved elsewhere).
-    input.grant.spec.deletion_policy = DeletionPolicy::Delete;
+    input.grant.spec.deletion_policy = policy;
     let report = ctx
         .engine
         .run(&ctx.account_directory(), &[input], Operation::Delete, false)
@@ -388,7 +417,7 @@ async fn revoke(
     match report.grants.first().and_then(GrantReport::ready) {
         // Anything else (an account that is missing or not readable yet) is retried: the
         // statements may still be there.
-        Some(c) if c.reason == "Revoked" => Ok(()),
+        Some(c) if c.reason == done => Ok(()),
         Some(c) => Err(format!("{}: {}", c.reason, c.message)),
         None => Err("no result".into()),
     }
@@ -401,34 +430,39 @@ async fn cleanup(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Con
             "the AwsAccount cache is not synced yet".into(),
         ));
     }
-    if grant.spec.deletion_policy == DeletionPolicy::Retain || grant.spec.mode == GrantMode::Observe
-    {
-        tracing::info!("deletionPolicy Retain or mode Observe: leaving AWS as it is");
+    if grant.spec.mode == GrantMode::Observe {
+        tracing::info!("mode Observe: leaving AWS as it is");
         return Ok(Action::await_change());
     }
+    // Retain hands the statements over (left in place, no longer xacct's); Delete removes them.
+    let hand_over = grant.spec.deletion_policy == DeletionPolicy::Retain;
     let previous = grant.status.clone().unwrap_or_default();
     let places: Vec<Placement> = previous.targets.iter().map(|t| placement(t, ctx)).collect();
-    let failures: Vec<String> = revoke(grant, places, true, ctx)
-        .await
-        .err()
-        .into_iter()
-        .collect();
-    if failures.is_empty() {
-        ctx.publish(
-            grant,
-            EventType::Normal,
-            "Revoked",
-            "removed this grant's statements",
-        )
-        .await;
-        Ok(Action::await_change())
+    let result = if hand_over {
+        release(grant, places, ctx).await
     } else {
-        let message = failures.join("; ");
-        ctx.publish(grant, EventType::Warning, "RevokeFailed", &message)
-            .await;
-        Err(ControllerError::Finalizer(format!(
-            "revoking {}: {message}",
-            object_key(grant)
-        )))
+        revoke(grant, places, true, ctx).await
+    };
+    match result {
+        Ok(()) => {
+            let (reason, note) = if hand_over {
+                (
+                    "Retained",
+                    "left this grant's statements in place, handed over (no longer xacct's)",
+                )
+            } else {
+                ("Revoked", "removed this grant's statements")
+            };
+            ctx.publish(grant, EventType::Normal, reason, note).await;
+            Ok(Action::await_change())
+        }
+        Err(message) => {
+            ctx.publish(grant, EventType::Warning, "RevokeFailed", &message)
+                .await;
+            Err(ControllerError::Finalizer(format!(
+                "revoking {}: {message}",
+                object_key(grant)
+            )))
+        }
     }
 }

@@ -19,7 +19,7 @@ use crate::api::{DeletionPolicy, GranteeSide, PolicyKind, PolicyLocation, Resour
 use crate::aws::{AccountAccess, AwsError, AwsErrorKind, BucketEncryption, TargetRef};
 use crate::policy::{
     GrantOwner, Merged, OwnershipScope, PolicyDocument, PolicyError, SizeLimit, Statement,
-    WriteDecision, is_unique_id, merge,
+    WriteDecision, is_unique_id, merge, release,
 };
 
 /// A grant as planned.
@@ -58,9 +58,9 @@ pub enum GrantState {
         targets: Vec<PlannedTarget>,
         /// SageMakerEndpoint grants: the role the grantee assumes.
         role_arn: Option<String>,
+        /// Deleting with `deletionPolicy: Retain`: its statements are handed over, not removed.
+        retained: bool,
     },
-    /// `deletionPolicy: Retain` on delete: nothing is touched.
-    Retained,
     /// It cannot be converged; nothing is written for it.
     Failed(GrantError),
 }
@@ -72,6 +72,8 @@ pub struct TargetPlan {
     pub target: TargetRef,
     /// Grants in scope on it.
     pub owners: Vec<GrantOwner>,
+    /// Grants whose statements are handed over here (deleted with `deletionPolicy: Retain`).
+    pub released: Vec<GrantOwner>,
     /// The statements they want.
     pub desired: Vec<Statement>,
     /// The policy as read (`None`: no policy).
@@ -138,6 +140,8 @@ struct Member {
     /// Its position in the input: the grant's identity in this plan, and the tie-breaker.
     index: usize,
     desired: Vec<Statement>,
+    /// Its statements are handed over (`deletionPolicy: Retain` on delete), not merged.
+    release: bool,
 }
 
 /// A policy as read, and the size its holder's other inline policies use.
@@ -180,25 +184,16 @@ impl Engine {
                 meta.namespace.as_deref().unwrap_or("default"),
                 meta.name.as_deref().unwrap_or("")
             );
+            // A resolved grant's state is known once its targets are.
             let state =
                 match resolve_grant(&input.grant, accounts, &self.settings.instance_id, purpose) {
-                    Ok(g)
-                        if operation == Operation::Delete
-                            && g.deletion_policy == DeletionPolicy::Retain =>
-                    {
-                        GrantState::Retained
-                    }
                     Ok(g) => {
                         resolved.push((index, g));
-                        GrantState::Retained // replaced below once its targets are known
+                        None
                     }
-                    Err(e) => GrantState::Failed(e),
+                    Err(e) => Some(GrantState::Failed(e)),
                 };
-            grants.push(PlannedGrant {
-                name,
-                origin: input.origin.clone(),
-                state,
-            });
+            grants.push((name, input.origin.clone(), state));
         }
 
         let mut lookups = Lookups::default();
@@ -211,18 +206,22 @@ impl Engine {
             {
                 Ok(placed) => placed,
                 Err(e) => {
-                    grants[index].state = GrantState::Failed(e);
+                    grants[index].2 = Some(GrantState::Failed(e));
                     continue;
                 }
             };
+            // Deleting a grant set to Retain hands its statements over instead of removing them.
+            let release =
+                operation == Operation::Delete && g.deletion_policy == DeletionPolicy::Retain;
             let role_arn = (g.kind == ResourceKind::SageMakerEndpoint)
                 .then(|| placed.first().map(|p| p.target.arn.clone()))
                 .flatten();
-            grants[index].state = GrantState::Planned {
+            grants[index].2 = Some(GrantState::Planned {
                 owner: g.owner.clone(),
                 targets: placed.iter().map(planned_target).collect(),
                 role_arn,
-            };
+                retained: release,
+            });
             let created = input
                 .grant
                 .metadata
@@ -243,6 +242,7 @@ impl Engine {
                     created: created.clone(),
                     index,
                     desired: p.desired,
+                    release,
                 });
             }
         }
@@ -274,6 +274,7 @@ impl Engine {
             let mut plan = TargetPlan {
                 target: group.target,
                 owners: group.members.iter().map(|m| m.owner.clone()).collect(),
+                released: Vec::new(),
                 desired: Vec::new(),
                 current: None,
                 reserved: 0,
@@ -298,8 +299,22 @@ impl Engine {
         }
         self.merge_all(&mut targets, &mut members_of, &mut failed);
         for (index, e) in failed {
-            grants[index].state = GrantState::Failed(e);
+            grants[index].2 = Some(GrantState::Failed(e));
         }
+        let grants = grants
+            .into_iter()
+            .map(|(name, origin, state)| PlannedGrant {
+                name,
+                origin,
+                // Every resolved grant got its state above.
+                state: state.unwrap_or_else(|| {
+                    GrantState::Failed(GrantError::InvalidSpec(vec![FieldError::new(
+                        "spec",
+                        "not planned",
+                    )]))
+                }),
+            })
+            .collect();
         Plan {
             operation,
             grants,
@@ -355,8 +370,11 @@ impl Engine {
         plan: &mut TargetPlan,
         members: &[Member],
     ) -> Option<(usize, GrantOwner, GrantError)> {
-        plan.owners = members.iter().map(|m| m.owner.clone()).collect();
-        plan.desired = members
+        let (released, merged): (Vec<&Member>, Vec<&Member>) =
+            members.iter().partition(|m| m.release);
+        plan.owners = merged.iter().map(|m| m.owner.clone()).collect();
+        plan.released = released.iter().map(|m| m.owner.clone()).collect();
+        plan.desired = merged
             .iter()
             .flat_map(|m| m.desired.iter().cloned())
             .collect();
@@ -717,12 +735,26 @@ impl Engine {
         desired: &[Statement],
     ) -> Result<(Merged, Option<(usize, SizeLimit)>), GrantError> {
         let target = &plan.target;
+        let unreadable = |e: PolicyError| GrantError::UnreadablePolicy {
+            target: target.arn.clone(),
+            reason: e.to_string(),
+        };
+        // Statements handed over first: they are then nobody's, and the merge keeps them.
+        let released = match current {
+            Some(doc) if !plan.released.is_empty() => {
+                Some(release(doc, &OwnershipScope::new(&plan.released)).map_err(unreadable)?)
+            }
+            _ => None,
+        };
+        let base = released.as_ref().map(|r| &r.document).or(current);
         let scope = OwnershipScope::new(owners);
-        let mut merged =
-            merge(current, &scope, desired).map_err(|e| GrantError::UnreadablePolicy {
-                target: target.arn.clone(),
-                reason: e.to_string(),
-            })?;
+        let mut merged = merge(base, &scope, desired).map_err(unreadable)?;
+        if let Some(released) = released.filter(|r| r.decision == WriteDecision::Put) {
+            merged.changes.extend(released.changes);
+            if merged.decision == WriteDecision::Unchanged {
+                merged.decision = WriteDecision::Put;
+            }
+        }
         if merged.decision == WriteDecision::Delete && !self.backend.can_delete(target.kind) {
             // Key and trust policies always exist: write the document without our statements.
             merged.decision = WriteDecision::Put;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::Operation;
 use super::error::GrantError;
 use super::plan::{GrantState, Plan, PlannedTarget, TargetPlan};
-use crate::policy::{ChangeKind, WriteDecision};
+use crate::policy::{ChangeKind, RELEASED_SID_PREFIX, WriteDecision};
 
 /// The result of a plan, apply or delete.
 #[derive(Debug, Clone, Serialize)]
@@ -188,20 +188,11 @@ impl Report {
             .map(|g| {
                 let (targets, role_arn, changes, ready) = match &g.state {
                     GrantState::Failed(e) => (Vec::new(), None, 0, failed(e)),
-                    GrantState::Retained => (
-                        Vec::new(),
-                        None,
-                        0,
-                        condition(
-                            "False",
-                            "Retained",
-                            "deletionPolicy is Retain: its statements were left in place".into(),
-                        ),
-                    ),
                     GrantState::Planned {
                         owner,
                         targets,
                         role_arn,
+                        retained,
                     } => {
                         let plans: Vec<&TargetPlan> = targets
                             .iter()
@@ -209,7 +200,7 @@ impl Report {
                                 plan.targets.iter().find(|t| {
                                     t.target.arn == planned.arn
                                         && t.target.kind == planned.location.kind
-                                        && t.owners.contains(owner)
+                                        && (t.owners.contains(owner) || t.released.contains(owner))
                                 })
                             })
                             .collect();
@@ -225,6 +216,14 @@ impl Report {
                                 "Unknown",
                                 "Unknown",
                                 "no plan for one of its targets".into(),
+                            ),
+                            None if *retained => condition(
+                                "False",
+                                "Retained",
+                                format!(
+                                    "deletionPolicy is Retain: its {changes} statement(s) {} left in place and handed over (their Sids now start with {RELEASED_SID_PREFIX}, so xacct no longer changes them)",
+                                    if dry_run { "would be" } else { "were" }
+                                ),
                             ),
                             None => grant_condition(plan.operation, dry_run, targets, changes),
                         };

@@ -143,6 +143,53 @@ pub fn merge(
     })
 }
 
+/// What a statement's Sid starts with once xacct handed it over.
+pub const RELEASED_SID_PREFIX: &str = "Retained";
+
+/// Hands over the statements of the grants in `scope`: the same statements, their Sids no longer
+/// carrying xacct's marker (`Xacct…` becomes `Retained…`), so that xacct never changes or removes
+/// them again. What `deletionPolicy: Retain` does when a grant is deleted.
+pub fn release(current: &PolicyDocument, scope: &OwnershipScope) -> Result<Merged, PolicyError> {
+    let mut statements = Vec::with_capacity(current.statements.len());
+    let mut changes = Vec::new();
+    for statement in &current.statements {
+        let Some(owner) = scope.owner_of(statement.sid()) else {
+            statements.push(statement.clone());
+            continue;
+        };
+        let sid = statement.sid().unwrap_or_default();
+        let released_sid = format!(
+            "{RELEASED_SID_PREFIX}{}",
+            sid.strip_prefix(super::ownership::SID_PREFIX)
+                .unwrap_or(sid)
+        );
+        let mut json = statement.as_json().clone();
+        json.insert("Sid".into(), serde_json::Value::String(released_sid));
+        let released = Statement::from_json(serde_json::Value::Object(json))?;
+        changes.push(change(
+            sid.to_string(),
+            owner,
+            ChangeKind::Changed,
+            Some(statement),
+            Some(&released),
+        ));
+        statements.push(released);
+    }
+    let decision = if changes.is_empty() {
+        WriteDecision::Unchanged
+    } else {
+        WriteDecision::Put
+    };
+    Ok(Merged {
+        document: PolicyDocument {
+            statements,
+            ..current.clone()
+        },
+        decision,
+        changes,
+    })
+}
+
 fn change(
     sid: String,
     owner: &GrantOwner,
@@ -302,5 +349,48 @@ mod tests {
     fn desired_statements_must_be_owned_by_the_scope() {
         let g = owner("g");
         assert!(merge(None, &OwnershipScope::new([&g]), &[foreign()]).is_err());
+    }
+
+    #[test]
+    fn release_renames_only_the_released_grants_statements_and_keeps_their_meaning() {
+        let (kept, gone) = (owner("kept"), owner("gone"));
+        let current = PolicyDocument {
+            statements: vec![
+                statement("Foreign", "s3:GetObject"),
+                statement(&gone.sid("Objects"), "s3:GetObject"),
+                statement(&kept.sid("Objects"), "s3:PutObject"),
+            ],
+            ..PolicyDocument::new()
+        };
+        let released = release(&current, &OwnershipScope::new([&gone])).expect("released");
+        assert_eq!(released.decision, WriteDecision::Put);
+        let sids: Vec<&str> = released
+            .document
+            .statements
+            .iter()
+            .filter_map(|s| s.sid())
+            .collect();
+        let renamed = format!(
+            "Retained{}",
+            &gone.sid("Objects")[crate::policy::SID_PREFIX.len()..]
+        );
+        assert_eq!(
+            sids,
+            ["Foreign", renamed.as_str(), kept.sid("Objects").as_str()]
+        );
+        let without_sid = |s: &Statement| {
+            let mut json = s.as_json().clone();
+            json.remove("Sid");
+            json
+        };
+        assert_eq!(
+            without_sid(&released.document.statements[1]),
+            without_sid(&current.statements[1])
+        );
+        // Handed over: no grant of xacct's owns it any more, so nothing changes it again.
+        let scope = OwnershipScope::new([&gone, &kept]);
+        assert!(scope.owner_of(Some(&renamed)).is_none());
+        let again = release(&released.document, &OwnershipScope::new([&gone])).expect("released");
+        assert_eq!(again.decision, WriteDecision::Unchanged);
     }
 }

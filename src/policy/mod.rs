@@ -14,7 +14,9 @@ mod size;
 pub use canonical::{CanonicalDocument, CanonicalStatement};
 pub use document::{PolicyDocument, Statement};
 pub use error::PolicyError;
-pub use merge::{ChangeKind, Merged, StatementChange, WriteDecision, merge};
+pub use merge::{
+    ChangeKind, Merged, RELEASED_SID_PREFIX, StatementChange, WriteDecision, merge, release,
+};
 pub use ownership::{GrantOwner, OwnershipScope, SID_PREFIX, instance_sid_prefix};
 pub use principal::{account_root_arn, is_unique_id, partition_for_region};
 pub use size::{SizeLimit, SizeUnit};
