@@ -40,6 +40,15 @@ impl Harness {
         namespace: Option<&str>,
         selector: Option<&str>,
     ) -> Harness {
+        let config = RunConfig {
+            namespace: namespace.map(str::to_string),
+            selector: selector.map(str::to_string),
+            ..run_config(Duration::from_secs(2))
+        };
+        Self::start_config(buckets, config).await
+    }
+
+    async fn start_config(buckets: &[&str], config: RunConfig) -> Harness {
         let moto = Moto::start();
         let kube = KubeEmulator::start();
         let connector = moto.connector().await;
@@ -55,11 +64,6 @@ impl Harness {
                 .unwrap();
         }
         let client = kube.client();
-        let config = RunConfig {
-            namespace: namespace.map(str::to_string),
-            selector: selector.map(str::to_string),
-            ..run_config(Duration::from_secs(2))
-        };
         let (stop, stop_rx) = watch::channel(false);
         connector.calls().reset(); // count only what the controller does
         let task = tokio::spawn(run_with(
@@ -786,5 +790,49 @@ async fn a_sagemaker_grant_reports_the_role_to_assume() {
         .then_some(())
     })
     .await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_garbage_collection_removes_statements_of_grants_that_are_gone() {
+    let config = RunConfig {
+        gc_period: Some(Duration::from_millis(500)),
+        ..run_config(Duration::from_secs(2))
+    };
+    let h = Harness::start_config(&["lake"], config).await;
+    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(
+        &h.grants("batch"),
+        &grant("batch", "live", "lake", json!({})),
+    )
+    .await;
+    h.wait_ready("batch", "live", "True", "Applied").await;
+    // A grant deleted while its finalizer was removed by hand left these behind.
+    let gone = xacct::policy::GrantOwner::new("default", "batch", "gone");
+    let mut doc: Value = serde_json::from_str(
+        &h.s3
+            .get_bucket_policy()
+            .bucket("lake")
+            .send()
+            .await
+            .unwrap()
+            .policy
+            .unwrap(),
+    )
+    .unwrap();
+    doc["Statement"].as_array_mut().unwrap().push(json!({"Sid": gone.sid("Objects"), "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{DEV_ACCOUNT}:root")}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::lake/*"}));
+    h.s3.put_bucket_policy()
+        .bucket("lake")
+        .policy(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    eventually(20, "the orphaned statement to be collected", || async {
+        (!h.policy("lake").await.contains(&Some(gone.sid("Objects")))).then_some(())
+    })
+    .await;
+    // The live grant's statements and the foreign one stay.
+    assert_eq!(h.policy("lake").await.len(), 3);
     h.finish().await;
 }

@@ -10,6 +10,7 @@ mod ecr;
 mod error;
 mod iam;
 mod identity;
+mod inventory;
 mod kms;
 mod policies;
 mod rds;

@@ -9,7 +9,7 @@ use super::credentials::Connector;
 use super::error::{AwsError, AwsErrorKind};
 use super::identity::{self, Holder};
 use super::s3::BucketEncryption;
-use super::{ecr, iam, kms, roles, s3, sagemaker};
+use super::{ecr, iam, inventory, kms, roles, s3, sagemaker};
 use crate::api::PolicyKind;
 use crate::policy::partition_for_region;
 
@@ -74,6 +74,19 @@ pub trait PolicyBackend: Send + Sync {
     ) -> Result<String, AwsError>;
     /// The KMS key an S3 bucket encrypts new objects with by default.
     async fn bucket_encryption(&self, bucket: &TargetRef) -> Result<BucketEncryption, AwsError>;
+    /// Every policy of `account` in `region` xacct may have written to, for garbage collection:
+    /// bucket, repository and key policies there, and with `iam` (once per account) every role's
+    /// trust and inline policy and every user's inline policy. Roles named `xacct-…` are taken for
+    /// roles `instance` created. Default: none.
+    async fn inventory(
+        &self,
+        _account: &AccountAccess,
+        _region: &str,
+        _iam: bool,
+        _instance: &str,
+    ) -> Result<Vec<TargetRef>, AwsError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The real AWS services, through a [`Connector`].
@@ -309,6 +322,64 @@ impl PolicyBackend for AwsPolicies {
         let config = self.connector.session(account).await?;
         let client = self.connector.sagemaker_client(&config, region);
         sagemaker::endpoint_arn(&client, &account.account_id, name).await
+    }
+
+    async fn inventory(
+        &self,
+        account: &AccountAccess,
+        region: &str,
+        iam: bool,
+        instance: &str,
+    ) -> Result<Vec<TargetRef>, AwsError> {
+        let config = self.connector.session(account).await?;
+        let account_id = &account.account_id;
+        let partition = partition_for_region(region);
+        let target = |kind, id: String, arn: String| TargetRef {
+            account: account.clone(),
+            kind,
+            region: region.to_string(),
+            id,
+            arn,
+            created_by: None,
+        };
+        let mut found = Vec::new();
+        let s3 = self.connector.s3_client(&config, region);
+        for bucket in inventory::buckets(&s3, account_id, region).await? {
+            let arn = format!("arn:{partition}:s3:::{bucket}");
+            found.push(target(PolicyKind::S3BucketPolicy, bucket, arn));
+        }
+        let ecr = self.connector.ecr_client(&config, region);
+        for repository in inventory::repositories(&ecr, account_id).await? {
+            let arn = format!("arn:{partition}:ecr:{region}:{account_id}:repository/{repository}");
+            found.push(target(PolicyKind::EcrRepositoryPolicy, repository, arn));
+        }
+        let kms = self.connector.kms_client(&config, region);
+        for (key_id, arn) in inventory::keys(&kms, account_id).await? {
+            found.push(target(PolicyKind::KmsKeyPolicy, key_id, arn));
+        }
+        if iam {
+            let client = self.connector.iam_client(&config);
+            for (role, arn) in inventory::roles(&client, account_id).await? {
+                let created = role.starts_with("xacct-");
+                let (trust, inline) = if created {
+                    (
+                        PolicyKind::InvokeRoleTrustPolicy,
+                        PolicyKind::InvokeRoleInlinePolicy,
+                    )
+                } else {
+                    (PolicyKind::RoleTrustPolicy, PolicyKind::RoleInlinePolicy)
+                };
+                for kind in [trust, inline] {
+                    let mut t = target(kind, role.clone(), arn.clone());
+                    t.created_by = created.then(|| instance.to_string());
+                    found.push(t);
+                }
+            }
+            for (user, arn) in inventory::users(&client, account_id).await? {
+                found.push(target(PolicyKind::UserInlinePolicy, user, arn));
+            }
+        }
+        Ok(found)
     }
 
     async fn bucket_encryption(&self, t: &TargetRef) -> Result<BucketEncryption, AwsError> {

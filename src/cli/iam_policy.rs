@@ -42,6 +42,9 @@ pub enum PermissionKind {
     SageMaker,
     /// The grantee side (`granteeSide: Manage`): xacct's inline policies on grantee roles and users.
     Identity,
+    /// Garbage collection (`xacct gc`, `--gc-period`): listing what may hold orphaned statements;
+    /// reading and writing those policies takes the kinds they are of.
+    Gc,
 }
 
 impl From<ResourceKind> for PermissionKind {
@@ -65,7 +68,7 @@ impl PermissionKind {
             PermissionKind::Kms => Some(ResourceKind::KmsKey),
             PermissionKind::Iam => Some(ResourceKind::IamRole),
             PermissionKind::SageMaker => Some(ResourceKind::SageMakerEndpoint),
-            PermissionKind::Rds | PermissionKind::Identity => None,
+            PermissionKind::Rds | PermissionKind::Identity | PermissionKind::Gc => None,
         }
     }
 }
@@ -427,6 +430,55 @@ pub const PERMISSIONS: &[KindPermissions] = &[
             },
         ],
     },
+    KindPermissions {
+        kind: PermissionKind::Gc,
+        name: "gc",
+        long_name: "garbageCollection",
+        statements: &[
+            StatementPermissions {
+                sid: "XacctGcBuckets",
+                actions: &[(
+                    "s3:ListAllMyBuckets",
+                    "list the account's buckets (ListBuckets)",
+                )],
+                resources: &["*"],
+                resource_note: "ListBuckets names no bucket: S3 authorizes it on `*` only",
+            },
+            StatementPermissions {
+                sid: "XacctGcRepositories",
+                actions: &[(
+                    "ecr:DescribeRepositories",
+                    "list the account's repositories",
+                )],
+                resources: &["arn:{partition}:ecr:*:*:repository/*"],
+                resource_note: "read only",
+            },
+            StatementPermissions {
+                sid: "XacctGcKeys",
+                actions: &[("kms:ListKeys", "list the account's keys")],
+                resources: &["*"],
+                resource_note: "ListKeys names no key: KMS authorizes it on `*` only",
+            },
+            StatementPermissions {
+                sid: "XacctGcRolesAndUsers",
+                actions: &[
+                    (
+                        "iam:ListRoles",
+                        "list the account's roles (their trust policies and xacct's inline policy on them)",
+                    ),
+                    (
+                        "iam:ListUsers",
+                        "list the account's users (xacct's inline policy on them)",
+                    ),
+                ],
+                resources: &[
+                    "arn:{partition}:iam::*:role/*",
+                    "arn:{partition}:iam::*:user/*",
+                ],
+                resource_note: "read only",
+            },
+        ],
+    },
 ];
 
 /// Kinds named on the command line that this command refuses, and why.
@@ -496,15 +548,22 @@ pub struct IamPolicies {
     pub notes: Vec<String>,
 }
 
-/// Builds both policies for `kinds` (all implemented kinds when empty).
+/// Builds both policies for `kinds` (every kind but `gc` when empty).
 pub fn build(
     kinds: &[PermissionKind],
     controller_role_arn: &str,
     external_id: Option<&str>,
 ) -> Result<IamPolicies, PolicyError> {
+    // Garbage collection is opt-in, and lists on `*`: only when asked for.
     let selected: Vec<&'static KindPermissions> = PERMISSIONS
         .iter()
-        .filter(|p| kinds.is_empty() || kinds.contains(&p.kind))
+        .filter(|p| {
+            if kinds.is_empty() {
+                p.kind != PermissionKind::Gc
+            } else {
+                kinds.contains(&p.kind)
+            }
+        })
         .collect();
     let partition = controller_role_arn.split(':').nth(1).unwrap_or("aws");
 
@@ -671,6 +730,7 @@ mod tests {
             PermissionKind::Rds,
             PermissionKind::SageMaker,
             PermissionKind::Identity,
+            PermissionKind::Gc,
         ] {
             // Exhaustive: a new PermissionKind does not compile here until it is listed above and
             // given its permissions in PERMISSIONS.
@@ -681,7 +741,8 @@ mod tests {
                 | PermissionKind::Iam
                 | PermissionKind::Rds
                 | PermissionKind::SageMaker
-                | PermissionKind::Identity => {}
+                | PermissionKind::Identity
+                | PermissionKind::Gc => {}
             }
             assert_eq!(
                 PERMISSIONS.iter().filter(|p| p.kind == kind).count(),
@@ -713,6 +774,7 @@ mod tests {
                 if i == 0 {
                     let own = match p.kind {
                         PermissionKind::Identity => "iam",
+                        PermissionKind::Gc => "s3",
                         _ => p.name,
                     };
                     assert_eq!(
@@ -731,7 +793,10 @@ mod tests {
                 assert!(s.sid.chars().all(|c| c.is_ascii_alphanumeric()));
                 assert!(sids.insert(s.sid), "{} is used twice", s.sid);
                 assert!(!s.resources.is_empty(), "{}", s.sid);
-                assert!(s.resources.iter().all(|r| *r != "*"), "{}", s.sid);
+                // Only listing (opt-in garbage collection) needs `*`: those calls name no resource.
+                if p.kind != PermissionKind::Gc {
+                    assert!(s.resources.iter().all(|r| *r != "*"), "{}", s.sid);
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The `xacct` command line: thin wiring of manifests, the engine and output.
 
+mod gc;
 mod iam_policy;
 mod manifests;
 mod render;
@@ -51,6 +52,10 @@ pub enum Command {
     Apply(RunArgs),
     /// Revoke the grants in the manifests (except `deletionPolicy: Retain`). Exit status: 0 done, 1 error.
     Delete(RunArgs),
+    /// Remove statements of this instance whose grant is in none of the manifests (the manifests
+    /// must hold every grant and share of the instance). Exit status: 0 nothing left, 2 orphans
+    /// found by `--dry-run`, 1 error (nothing is removed when a manifest cannot be read).
+    Gc(gc::GcArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
     /// Run the Kubernetes controller (in-cluster config, or KUBECONFIG).
@@ -120,6 +125,11 @@ pub struct ControllerArgs {
     /// Seconds a leader lease stays valid without renewal.
     #[arg(long, env = "XACCT_LEASE_DURATION", default_value_t = 15)]
     pub lease_duration: u64,
+    /// Remove, this often, statements of this instance whose grant no longer exists (a finalizer
+    /// removed by hand, say), in every managed account. Off unless set (e.g. `1h`); refused with
+    /// --namespace or --selector, which do not see every grant.
+    #[arg(long, env = "XACCT_GC_PERIOD", value_parser = humantime::parse_duration)]
+    pub gc_period: Option<std::time::Duration>,
 }
 
 /// Options of plan, apply and delete.
@@ -182,6 +192,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Plan(args) => run_engine(args, Operation::Apply, true).await,
         Command::Apply(args) => run_engine(args, Operation::Apply, false).await,
         Command::Delete(args) => run_engine(args, Operation::Delete, false).await,
+        Command::Gc(args) => gc::run(args).await,
         Command::IamPolicy(args) => iam_policy::run(
             &args.kinds,
             &args.controller_role_arn,
@@ -222,6 +233,7 @@ fn controller_config(args: ControllerArgs) -> crate::controller::RunConfig {
         }),
         secrets_namespace: args.pod_namespace,
         reporter: "xacct".into(),
+        gc_period: args.gc_period,
     }
 }
 
@@ -242,7 +254,16 @@ pub fn crds_yaml() -> String {
     out
 }
 
-async fn run_engine(args: RunArgs, operation: Operation, dry_run: bool) -> i32 {
+/// What a command working on manifests needs: the manifests, the accounts (minus what the CLI
+/// cannot use), every error found so far, and an engine on the default AWS credentials.
+struct Prepared {
+    manifests: Manifests,
+    accounts: AccountDirectory,
+    errors: Vec<ManifestError>,
+    engine: Engine,
+}
+
+async fn prepare(args: &RunArgs) -> Prepared {
     let manifests = load(&args.files);
     let mut accounts = AccountDirectory::new(manifests.accounts.iter().map(|(a, _)| a.clone()));
     for (account, _) in &manifests.accounts {
@@ -279,13 +300,28 @@ async fn run_engine(args: RunArgs, operation: Operation, dry_run: bool) -> i32 {
 
     let connector = Arc::new(Connector::new(ConnectorOptions::default()).await);
     let settings = EngineSettings {
-        instance_id: args.instance_id,
+        instance_id: args.instance_id.clone(),
         trust_policy_limit: args.trust_policy_limit,
         concurrency: args.concurrency,
         ..EngineSettings::default()
     };
     let engine = Engine::new(Arc::new(AwsPolicies::new(connector.clone())), settings)
         .with_snapshots(Arc::new(AwsSnapshots::new(connector)));
+    Prepared {
+        manifests,
+        accounts,
+        errors,
+        engine,
+    }
+}
+
+async fn run_engine(args: RunArgs, operation: Operation, dry_run: bool) -> i32 {
+    let Prepared {
+        manifests,
+        accounts,
+        errors,
+        engine,
+    } = prepare(&args).await;
     let report = run_grants(&engine, &accounts, &manifests.grants, operation, dry_run).await;
     let shares = run_shares(
         &engine, &accounts, &manifests, operation, dry_run, args.wait,

@@ -46,6 +46,7 @@ pub struct Metrics {
     reconciles: Family<ReconcileLabels, Counter>,
     durations: Family<KindLabels, Histogram>,
     drift: Family<DriftLabels, Counter>,
+    gc_removed: Counter,
 }
 
 impl Metrics {
@@ -72,6 +73,12 @@ impl Metrics {
             "Drift found and corrected in grants' statements",
             drift.clone(),
         );
+        let gc_removed = Counter::default();
+        registry.register(
+            "gc_removed_statements",
+            "Statements of grants that no longer exist removed by garbage collection",
+            gc_removed.clone(),
+        );
         registry.register_collector(Box::new(AwsCalls(calls)));
         registry.register_collector(Box::new(GrantStates(grants)));
         Metrics {
@@ -79,6 +86,7 @@ impl Metrics {
             reconciles,
             durations,
             drift,
+            gc_removed,
         }
     }
 
@@ -105,6 +113,11 @@ impl Metrics {
                 .get_or_create(&DriftLabels { event: "corrected" })
                 .inc();
         }
+    }
+
+    /// Counts statements removed by garbage collection.
+    pub fn gc_removed(&self, statements: u64) {
+        self.gc_removed.inc_by(statements);
     }
 
     /// The text exposition of every metric.

@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod conditions;
 mod context;
 mod error;
+mod gc;
 pub mod grant;
 mod http;
 mod leader;
@@ -62,6 +63,8 @@ pub struct RunConfig {
     pub secrets_namespace: String,
     /// The name events are reported under.
     pub reporter: String,
+    /// Period of the garbage collection of statements whose grant is gone; `None`: off.
+    pub gc_period: Option<Duration>,
 }
 
 pub use leader::LeaseConfig;
@@ -256,6 +259,15 @@ async fn run_controllers(
         });
     }
 
+    match (config.gc_period, &config.namespace, &config.selector) {
+        (Some(period), None, None) => {
+            tokio::spawn(gc::collect_periodically(ctx.clone(), period, stop.clone()));
+        }
+        (Some(_), _, _) => tracing::warn!(
+            "garbage collection is off: a controller limited by --namespace or --selector does not see every grant of its instance"
+        ),
+        (None, _, _) => {}
+    }
     let grants_by_account = grant_store.clone();
     let grant_controller = Controller::for_stream(grant_stream, grant_store)
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
@@ -297,6 +309,18 @@ async fn run_controllers(
     future::join3(grant_controller, share_controller, account_controller).await;
     tracing::info!("controllers stopped");
     Ok(())
+}
+
+/// Whether the store has its first full list now (without waiting).
+fn synced<K: Resource + Clone + 'static>(store: &reflector::Store<K>) -> bool
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    use futures::FutureExt;
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok())
 }
 
 /// Whether the store got its first full list. kube-runtime's readiness future only wakes the last

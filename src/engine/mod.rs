@@ -4,6 +4,7 @@
 pub mod actions;
 mod apply;
 mod error;
+mod gc;
 mod locks;
 mod plan;
 mod report;
@@ -14,6 +15,7 @@ mod statements;
 use std::sync::Arc;
 
 pub use error::{FieldError, GrantError};
+pub use gc::{GcReport, OrphanReport, live_owners};
 pub use plan::{GrantState, Plan, PlannedGrant, PlannedTarget, TargetPlan};
 pub use report::{ChangeReport, ConditionReport, GrantReport, Report, TargetReport};
 pub use resolve::{

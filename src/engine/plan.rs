@@ -96,6 +96,24 @@ pub struct TargetPlan {
 }
 
 impl TargetPlan {
+    /// The plan of a target before it is read.
+    pub fn new(target: TargetRef) -> Self {
+        TargetPlan {
+            target,
+            owners: Vec::new(),
+            released: Vec::new(),
+            desired: Vec::new(),
+            current: None,
+            reserved: 0,
+            merged: None,
+            error: None,
+            size: None,
+            notes: Vec::new(),
+            applied: None,
+            excluded: Vec::new(),
+        }
+    }
+
     /// What converging this target takes.
     pub fn decision(&self) -> WriteDecision {
         self.merged
@@ -271,20 +289,9 @@ impl Engine {
         let mut targets = Vec::with_capacity(read.len());
         let mut members_of = Vec::with_capacity(read.len());
         for (group, result) in read {
-            let mut plan = TargetPlan {
-                target: group.target,
-                owners: group.members.iter().map(|m| m.owner.clone()).collect(),
-                released: Vec::new(),
-                desired: Vec::new(),
-                current: None,
-                reserved: 0,
-                merged: None,
-                error: None,
-                size: None,
-                notes: group.notes.into_iter().collect(),
-                applied: None,
-                excluded: Vec::new(),
-            };
+            let mut plan = TargetPlan::new(group.target);
+            plan.owners = group.members.iter().map(|m| m.owner.clone()).collect();
+            plan.notes = group.notes.into_iter().collect();
             match result {
                 Ok((current, reserved)) => {
                     plan.notes

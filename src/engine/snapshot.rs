@@ -863,14 +863,11 @@ impl<'a> ShareRun<'a> {
         Ok(())
     }
 
-    /// The synthetic grant that carries one target account's key policy statements. Its name holds
-    /// a `:`, which no Kubernetes object name can, so it never meets a real grant's statements.
+    /// The synthetic grant that carries one target account's key policy statements (named by
+    /// [`key_grant_name`]).
     fn key_grant(&self, key_arn: &str, account: &str) -> GrantInput {
         let share = self.share();
-        let name = format!(
-            "SnapshotShare:{}:{account}",
-            share.metadata.name.as_deref().unwrap_or_default()
-        );
+        let name = key_grant_name(share.metadata.name.as_deref().unwrap_or_default(), account);
         let spec = CrossAccountGrantSpec {
             resource: ResourceSpec {
                 account: share.spec.source.account.clone(),
@@ -975,6 +972,12 @@ fn remove_owner(owners: &str, marker: &str) -> String {
         .filter(|m| !m.is_empty() && *m != marker)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The name of the synthetic grant that carries a share's key policy statements for one target
+/// account. It holds a `:`, which no Kubernetes object name can, so it never meets a real grant's.
+pub(super) fn key_grant_name(share: &str, account: &str) -> String {
+    format!("SnapshotShare:{share}:{account}")
 }
 
 #[cfg(test)]

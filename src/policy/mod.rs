@@ -17,6 +17,6 @@ pub use error::PolicyError;
 pub use merge::{
     ChangeKind, Merged, RELEASED_SID_PREFIX, StatementChange, WriteDecision, merge, release,
 };
-pub use ownership::{GrantOwner, OwnershipScope, SID_PREFIX, instance_sid_prefix};
+pub use ownership::{GrantOwner, OwnershipScope, SID_PREFIX, instance_sid_prefix, owner_prefix};
 pub use principal::{account_root_arn, is_unique_id, partition_for_region};
 pub use size::{SizeLimit, SizeUnit};

@@ -24,26 +24,40 @@ pub struct GrantOwner {
     pub namespace: String,
     /// The grant's name.
     pub name: String,
+    /// The Sid prefix of its statements.
+    prefix: String,
 }
 
 impl GrantOwner {
     /// The owner of a grant's statements.
     pub fn new(instance: &str, namespace: &str, name: &str) -> Self {
+        let grant = hex_digest(&[instance, namespace, name]);
         GrantOwner {
             instance: instance.into(),
             namespace: namespace.into(),
             name: name.into(),
+            prefix: format!(
+                "{}{}",
+                instance_sid_prefix(instance),
+                &grant[..GRANT_TAG_LEN]
+            ),
+        }
+    }
+
+    /// A grant of `instance` known only by the Sid prefix of its statements: one that no longer
+    /// exists (its name cannot be recovered from the hash).
+    pub fn orphan(instance: &str, sid_prefix: &str) -> Self {
+        GrantOwner {
+            instance: instance.into(),
+            namespace: String::new(),
+            name: sid_prefix.into(),
+            prefix: sid_prefix.into(),
         }
     }
 
     /// The Sid prefix shared by all of this grant's statements.
     pub fn sid_prefix(&self) -> String {
-        let grant = hex_digest(&[&self.instance, &self.namespace, &self.name]);
-        format!(
-            "{}{}",
-            instance_sid_prefix(&self.instance),
-            &grant[..GRANT_TAG_LEN]
-        )
+        self.prefix.clone()
     }
 
     /// The Sid of this grant's statement for `purpose` (letters and digits, starting with a capital).
@@ -62,8 +76,24 @@ impl GrantOwner {
 
     /// `namespace/name`, for people.
     pub fn display_name(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
+        if self.namespace.is_empty() {
+            format!("(a deleted grant, Sids {}…)", self.name)
+        } else {
+            format!("{}/{}", self.namespace, self.name)
+        }
     }
+}
+
+/// The Sid prefix of the grant of `instance` that wrote the statement `sid`; `None` when `sid` is
+/// not one of that instance's.
+pub fn owner_prefix<'a>(instance: &str, sid: &'a str) -> Option<&'a str> {
+    let len = SID_PREFIX.len() + INSTANCE_TAG_LEN + GRANT_TAG_LEN;
+    let prefix = sid.get(..len)?;
+    let grant = &prefix[SID_PREFIX.len() + INSTANCE_TAG_LEN..];
+    (sid.starts_with(&instance_sid_prefix(instance))
+        && grant.chars().all(|c| c.is_ascii_hexdigit())
+        && is_purpose(&sid[len..]))
+    .then_some(prefix)
 }
 
 /// The Sid prefix of every statement of an xacct instance.
@@ -168,5 +198,20 @@ mod tests {
                 .owner_of(Some(&format!("{}bucket", owner.sid_prefix())))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn an_orphan_is_known_by_its_sid_prefix_alone() {
+        let gone = GrantOwner::new("default", "batch", "gone");
+        let sid = gone.sid("Objects");
+        let prefix = owner_prefix("default", &sid).expect("one of default's");
+        assert_eq!(prefix, gone.sid_prefix());
+        assert_eq!(owner_prefix("other", &sid), None);
+        assert_eq!(owner_prefix("default", "RetainedX"), None);
+        assert_eq!(owner_prefix("default", &format!("{prefix}lower")), None);
+        let orphan = GrantOwner::orphan("default", prefix);
+        let scope = OwnershipScope::new([&orphan]);
+        assert_eq!(scope.owner_of(Some(&sid)), Some(&orphan));
+        assert!(orphan.display_name().contains(prefix));
     }
 }

@@ -128,5 +128,6 @@ pub fn run_config(resync: std::time::Duration) -> xacct::controller::RunConfig {
         leader_election: None,
         secrets_namespace: "xacct-system".into(),
         reporter: "xacct".into(),
+        gc_period: None,
     }
 }
