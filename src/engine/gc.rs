@@ -210,3 +210,34 @@ impl Engine {
         report
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn live_owners_hold_grants_and_each_share_target_in_spec_or_status() {
+        let grant: CrossAccountGrant = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
+            "metadata": {"name": "g", "namespace": "batch"},
+            "spec": {"resource": {"account": "data", "kind": "S3Bucket", "name": "b"}, "grantee": {"accountId": "111111111111"}, "access": ["read"]}}))
+        .expect("valid grant");
+        let share: SnapshotShare = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "SnapshotShare",
+            "metadata": {"name": "orders", "namespace": "data"},
+            "spec": {"source": {"account": "data", "dbSnapshotIdentifier": "orders-1"}, "targets": [{"accountId": "111111111111"}]},
+            "status": {"targets": [{"accountId": "333333333333", "keyAccess": "KeyPolicy"}]}}))
+        .expect("valid share");
+        let live = live_owners("default", &[grant], &[share]);
+        let expected: BTreeSet<String> = [
+            GrantOwner::new("default", "batch", "g"),
+            GrantOwner::new("default", "data", "SnapshotShare:orders:111111111111"),
+            // Still being unshared: its key policy statements are not orphans yet.
+            GrantOwner::new("default", "data", "SnapshotShare:orders:333333333333"),
+        ]
+        .iter()
+        .map(GrantOwner::sid_prefix)
+        .collect();
+        assert_eq!(live, expected);
+        assert!(live_owners("other", &[], &[]).is_empty());
+    }
+}

@@ -6,6 +6,7 @@ mod apply;
 mod error;
 mod gc;
 mod locks;
+mod placements;
 mod plan;
 mod report;
 mod resolve;
