@@ -10,6 +10,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::{
     ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future,
 };
+use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
 use tokio::sync::{Mutex, OnceCell};
 
@@ -21,6 +22,13 @@ use super::error::{AwsError, AwsErrorKind};
 pub const FALLBACK_REGION: &str = "us-east-1";
 /// Refresh assumed-role credentials this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+/// How long one attempt of an AWS call may take, from sending the request to the end of the
+/// answer. An attempt that takes longer is abandoned and retried like a dropped connection (the
+/// SDK's standard retry mode: 3 attempts, exponential backoff with jitter). Without it, a
+/// connection left open without an answer would hold a run, or a grant's reconcile and the lock on
+/// its resource, forever (`tests/fault_injection.rs`). Policy calls answer in well under a second;
+/// this leaves room for a slow IAM.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options for [`Connector::new`]; the defaults take everything from the SDK's default chain.
 #[derive(Debug, Clone, Default)]
@@ -54,6 +62,12 @@ impl Connector {
         if let Some(region) = options.region {
             loader = loader.region(Region::new(region));
         }
+        // Merged with the SDK's defaults (its connect timeout stays).
+        loader = loader.timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        );
         let mut base = loader.load().await;
         if base.region().is_none() {
             base = base
@@ -66,6 +80,27 @@ impl Connector {
             calls: CallLog::default(),
             sessions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same connector with each attempt of a call limited to `timeout` instead of
+    /// [`ATTEMPT_TIMEOUT`] (tests).
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        let timeouts = self
+            .base
+            .timeout_config()
+            .map(TimeoutConfig::to_builder)
+            .unwrap_or_default()
+            .operation_attempt_timeout(timeout)
+            .build();
+        self.base = self.base.into_builder().timeout_config(timeouts).build();
+        self
+    }
+
+    /// How long one attempt of a call may take.
+    pub fn attempt_timeout(&self) -> Option<Duration> {
+        self.base
+            .timeout_config()
+            .and_then(TimeoutConfig::operation_attempt_timeout)
     }
 
     /// Every call made through clients of this connector.
@@ -328,5 +363,30 @@ impl ProvideCredentials for AssumeRoleProvider {
         future::ProvideCredentials::new(async move {
             self.fetch().await.map_err(CredentialsError::provider_error)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_attempt_has_a_timeout_and_the_sdk_connect_timeout_stays() {
+        let options = ConnectorOptions {
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            credentials: Some(Credentials::new("a", "b", None, None, "test")),
+            region: Some("us-east-1".into()),
+        };
+        let connector = Connector::new(options).await;
+        assert_eq!(connector.attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        assert!(
+            connector
+                .base
+                .timeout_config()
+                .and_then(TimeoutConfig::connect_timeout)
+                .is_some()
+        );
+        let short = connector.with_attempt_timeout(Duration::from_millis(500));
+        assert_eq!(short.attempt_timeout(), Some(Duration::from_millis(500)));
     }
 }

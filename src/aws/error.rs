@@ -108,6 +108,22 @@ impl AwsError {
     }
 }
 
+/// Whether an AWS error code says "slow down" (each service has its own).
+pub(crate) fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "SlowDown"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "ProvisionedThroughputExceededException"
+    )
+}
+
 fn classify(code: Option<&str>, not_found_codes: &[&str]) -> AwsErrorKind {
     let Some(code) = code else {
         return AwsErrorKind::Other;
@@ -124,15 +140,7 @@ fn classify(code: Option<&str>, not_found_codes: &[&str]) -> AwsErrorKind {
         | "ExpiredTokenException"
         | "SignatureDoesNotMatch"
         | "UnrecognizedClientException" => AwsErrorKind::AccessDenied,
-        "Throttling"
-        | "ThrottlingException"
-        | "ThrottledException"
-        | "SlowDown"
-        | "RequestLimitExceeded"
-        | "TooManyRequestsException"
-        | "RequestThrottled"
-        | "RequestThrottledException"
-        | "ProvisionedThroughputExceededException" => AwsErrorKind::Throttled,
+        c if is_throttling_code(c) => AwsErrorKind::Throttled,
         "InternalError"
         | "InternalFailure"
         | "ServiceUnavailable"

@@ -21,7 +21,7 @@ mod snapshots;
 
 pub use account::{AccountAccess, AssumeRole};
 pub use calls::{ApiCall, CallLog, CallOutcome};
-pub use credentials::{Connector, ConnectorOptions};
+pub use credentials::{ATTEMPT_TIMEOUT, Connector, ConnectorOptions};
 pub use error::{AwsError, AwsErrorKind};
 pub use identity::POLICY_NAME as INLINE_POLICY_NAME;
 pub use kms::KeyInfo;

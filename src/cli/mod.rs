@@ -303,7 +303,6 @@ async fn prepare(args: &RunArgs) -> Prepared {
         instance_id: args.instance_id.clone(),
         trust_policy_limit: args.trust_policy_limit,
         concurrency: args.concurrency,
-        ..EngineSettings::default()
     };
     let engine = Engine::new(Arc::new(AwsPolicies::new(connector.clone())), settings)
         .with_snapshots(Arc::new(AwsSnapshots::new(connector)));

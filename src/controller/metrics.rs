@@ -136,7 +136,7 @@ struct CallLabels {
     outcome: &'static str,
 }
 
-/// AWS API calls by service, operation and outcome, from the connector's call log.
+/// AWS API call attempts by service, operation and outcome, from the connector's call log.
 #[derive(Debug)]
 struct AwsCalls(CallLog);
 
@@ -153,7 +153,7 @@ impl prometheus_client::collector::Collector for AwsCalls {
         }
         let metric = encoder.encode_descriptor(
             "aws_api_calls",
-            "AWS API calls by service, operation and outcome (throttled counted apart)",
+            "AWS API call attempts (retries included) by service, operation and outcome (throttled counted apart)",
             None,
             family.metric_type(),
         )?;

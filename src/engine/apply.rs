@@ -59,35 +59,24 @@ impl Engine {
         plan
     }
 
-    /// Re-reads until two reads agree with the merge's base (merging again each time they do not),
-    /// then writes. S3, ECR and IAM have no conditional write, so the window between the last read
-    /// and the write remains; it is as short as one call.
+    /// Re-reads just before writing and, when the policy changed since it was planned, merges
+    /// again on what is there now, so that a concurrent writer's statements are kept. S3, ECR and
+    /// IAM have no conditional write, so the window between this read and the write remains; it
+    /// is as short as one call (reading again until two reads agree would not shorten it).
     async fn write_converged(&self, plan: &mut TargetPlan) -> Result<WriteDecision, GrantError> {
-        let attempts = self.settings.write_attempts.max(1);
-        let mut stable = false;
-        for _ in 0..attempts {
-            let now = self.read_document(&plan.target).await?;
-            let unchanged = match (&now, &plan.current) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a.same_meaning(b),
-                _ => false,
-            };
-            if unchanged {
-                stable = true;
-                break;
-            }
+        let now = self.read_document(&plan.target).await?;
+        let unchanged = match (&now, &plan.current) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same_meaning(b),
+            _ => false,
+        };
+        if !unchanged {
             tracing::info!(target = %plan.target.arn, "policy changed since it was read; merging again");
             let (merged, size) =
                 self.merge_target(plan, now.as_ref(), &plan.owners, &plan.desired)?;
             plan.current = now;
             plan.merged = Some(merged);
             plan.size = size;
-        }
-        if !stable {
-            return Err(GrantError::Conflict {
-                target: plan.target.arn.clone(),
-                attempts,
-            });
         }
         let Some(merged) = &plan.merged else {
             return Ok(WriteDecision::Unchanged);

@@ -75,16 +75,6 @@ pub enum GrantError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The policy kept changing between read and write.
-    #[error(
-        "the policy of {target} changed underneath on every one of {attempts} attempts; nothing was written"
-    )]
-    Conflict {
-        /// The resource's ARN.
-        target: String,
-        /// How many times it was tried.
-        attempts: usize,
-    },
 }
 
 impl GrantError {
@@ -95,7 +85,6 @@ impl GrantError {
             GrantError::NamespaceNotAllowed { .. } => "NamespaceNotAllowed",
             GrantError::PolicyTooLarge { .. } => "PolicyTooLarge",
             GrantError::UnreadablePolicy { .. } => "UnreadablePolicy",
-            GrantError::Conflict { .. } => "Conflict",
             GrantError::Aws(e) => match e.kind {
                 AwsErrorKind::NotFound => "NotFound",
                 AwsErrorKind::AccessDenied => "AccessDenied",
@@ -112,7 +101,6 @@ impl GrantError {
     pub fn is_transient(&self) -> bool {
         match self {
             GrantError::Aws(e) => e.kind.is_transient(),
-            GrantError::Conflict { .. } => true,
             _ => false,
         }
     }

@@ -84,8 +84,6 @@ pub struct EngineSettings {
     pub trust_policy_limit: usize,
     /// How many targets are read and written at once.
     pub concurrency: usize,
-    /// How many times a write re-reads a policy that keeps changing underneath before giving up.
-    pub write_attempts: usize,
 }
 
 impl Default for EngineSettings {
@@ -94,7 +92,6 @@ impl Default for EngineSettings {
             instance_id: "default".into(),
             trust_policy_limit: SizeLimit::IAM_TRUST_DEFAULT.max,
             concurrency: 8,
-            write_attempts: 3,
         }
     }
 }

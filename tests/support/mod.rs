@@ -2,6 +2,7 @@
 //! accounts. Every test that uses it talks to a real moto server over HTTP; nothing is mocked.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod kube_api;
 
 use std::io::{BufRead, BufReader};
