@@ -162,136 +162,56 @@ impl PolicyBackend for AwsPolicies {
 
     async fn read(&self, t: &TargetRef) -> Result<Option<String>, AwsError> {
         let account_id = &t.account.account_id;
-        match t.kind {
-            PolicyKind::RoleInlinePolicy => {
-                identity::read(
-                    &self.iam(&t.account).await?,
-                    account_id,
-                    Holder::Role,
-                    &t.id,
-                    true,
-                )
-                .await
+        match self.service(t).await? {
+            Service::S3(c) => s3::read(&c, account_id, &t.id).await,
+            Service::Ecr(c) => ecr::read(&c, account_id, &t.id).await,
+            Service::Kms(c) => kms::read(&c, account_id, &t.id).await,
+            Service::Trust(c) => iam::read(&c, account_id, &t.id).await,
+            // A role xacct creates may not exist yet; a grantee's must.
+            Service::Inline(c, holder) => {
+                let must_exist = t.kind != PolicyKind::InvokeRoleInlinePolicy;
+                identity::read(&c, account_id, holder, &t.id, must_exist).await
             }
-            PolicyKind::InvokeRoleInlinePolicy => {
-                identity::read(
-                    &self.iam(&t.account).await?,
-                    account_id,
-                    Holder::Role,
-                    &t.id,
-                    false,
-                )
-                .await
-            }
-            PolicyKind::UserInlinePolicy => {
-                identity::read(
-                    &self.iam(&t.account).await?,
-                    account_id,
-                    Holder::User,
-                    &t.id,
-                    true,
-                )
-                .await
-            }
-            PolicyKind::InvokeRoleTrustPolicy => {
-                roles::read_trust(&self.iam(&t.account).await?, account_id, &t.id, creator(t)?)
-                    .await
-            }
-            _ => match self.service(t).await? {
-                Service::S3(c) => s3::read(&c, account_id, &t.id).await,
-                Service::Ecr(c) => ecr::read(&c, account_id, &t.id).await,
-                Service::Kms(c) => kms::read(&c, account_id, &t.id).await,
-                Service::Iam(c) => iam::read(&c, account_id, &t.id).await,
-            },
+            Service::CreatedRole(c) => roles::read_trust(&c, account_id, &t.id, creator(t)?).await,
         }
     }
 
     async fn write(&self, t: &TargetRef, policy: &str) -> Result<(), AwsError> {
         let account_id = &t.account.account_id;
-        match t.kind {
-            PolicyKind::RoleInlinePolicy | PolicyKind::InvokeRoleInlinePolicy => {
-                identity::write(
-                    &self.iam(&t.account).await?,
-                    account_id,
-                    Holder::Role,
-                    &t.id,
-                    policy,
-                )
-                .await
+        match self.service(t).await? {
+            Service::S3(c) => s3::write(&c, account_id, &t.id, policy).await,
+            Service::Ecr(c) => ecr::write(&c, account_id, &t.id, policy).await,
+            Service::Kms(c) => kms::write(&c, account_id, &t.id, policy).await,
+            Service::Trust(c) => iam::write(&c, account_id, &t.id, policy).await,
+            Service::Inline(c, holder) => {
+                identity::write(&c, account_id, holder, &t.id, policy).await
             }
-            PolicyKind::UserInlinePolicy => {
-                identity::write(
-                    &self.iam(&t.account).await?,
-                    account_id,
-                    Holder::User,
-                    &t.id,
-                    policy,
-                )
-                .await
+            Service::CreatedRole(c) => {
+                roles::write_trust(&c, account_id, &t.id, creator(t)?, policy).await
             }
-            PolicyKind::InvokeRoleTrustPolicy => {
-                roles::write_trust(
-                    &self.iam(&t.account).await?,
-                    account_id,
-                    &t.id,
-                    creator(t)?,
-                    policy,
-                )
-                .await
-            }
-            _ => match self.service(t).await? {
-                Service::S3(c) => s3::write(&c, account_id, &t.id, policy).await,
-                Service::Ecr(c) => ecr::write(&c, account_id, &t.id, policy).await,
-                Service::Kms(c) => kms::write(&c, account_id, &t.id, policy).await,
-                Service::Iam(c) => iam::write(&c, account_id, &t.id, policy).await,
-            },
         }
     }
 
     async fn delete(&self, t: &TargetRef) -> Result<(), AwsError> {
         let account_id = &t.account.account_id;
-        match t.kind {
-            PolicyKind::RoleInlinePolicy | PolicyKind::InvokeRoleInlinePolicy => {
-                identity::delete(
-                    &self.iam(&t.account).await?,
-                    account_id,
-                    Holder::Role,
-                    &t.id,
-                )
-                .await
-            }
-            PolicyKind::UserInlinePolicy => {
-                identity::delete(
-                    &self.iam(&t.account).await?,
-                    account_id,
-                    Holder::User,
-                    &t.id,
-                )
-                .await
-            }
-            PolicyKind::InvokeRoleTrustPolicy => {
-                roles::delete(&self.iam(&t.account).await?, account_id, &t.id, creator(t)?).await
-            }
-            _ => match self.service(t).await? {
-                Service::S3(c) => s3::delete(&c, account_id, &t.id).await,
-                Service::Ecr(c) => ecr::delete(&c, account_id, &t.id).await,
-                Service::Kms(_) | Service::Iam(_) => Err(AwsError::new(
-                    AwsErrorKind::Other,
-                    "delete policy",
-                    account_id,
-                    format!("a {:?} cannot be deleted", t.kind),
-                )),
-            },
+        match self.service(t).await? {
+            Service::S3(c) => s3::delete(&c, account_id, &t.id).await,
+            Service::Ecr(c) => ecr::delete(&c, account_id, &t.id).await,
+            Service::Inline(c, holder) => identity::delete(&c, account_id, holder, &t.id).await,
+            Service::CreatedRole(c) => roles::delete(&c, account_id, &t.id, creator(t)?).await,
+            Service::Kms(_) | Service::Trust(_) => Err(AwsError::new(
+                AwsErrorKind::Other,
+                "delete policy",
+                account_id,
+                format!("a {:?} cannot be deleted", t.kind),
+            )),
         }
     }
 
     async fn others_size(&self, t: &TargetRef) -> Result<usize, AwsError> {
-        let holder = match t.kind {
-            PolicyKind::RoleInlinePolicy | PolicyKind::InvokeRoleInlinePolicy => Holder::Role,
-            PolicyKind::UserInlinePolicy => Holder::User,
-            _ => return Ok(0),
+        let Service::Inline(client, holder) = self.service(t).await? else {
+            return Ok(0);
         };
-        let client = self.iam(&t.account).await?;
         match identity::others_size(&client, &t.account.account_id, holder, &t.id).await {
             // A role xacct has not created yet has no other policies.
             Err(e)
@@ -415,24 +335,35 @@ fn creator(t: &TargetRef) -> Result<&str, AwsError> {
     })
 }
 
-/// A client of the service that holds a resource policy, acting in the target's account.
+/// A client of the service that holds a target's policy, acting in the target's account.
 enum Service {
     S3(aws_sdk_s3::Client),
     Ecr(aws_sdk_ecr::Client),
     Kms(aws_sdk_kms::Client),
-    Iam(aws_sdk_iam::Client),
+    /// The trust policy of an existing role.
+    Trust(aws_sdk_iam::Client),
+    /// xacct's inline policy on a role or user.
+    Inline(aws_sdk_iam::Client, Holder),
+    /// The trust policy of a role xacct creates (and deletes).
+    CreatedRole(aws_sdk_iam::Client),
 }
 
 impl AwsPolicies {
     async fn service(&self, t: &TargetRef) -> Result<Service, AwsError> {
         let config = self.connector.session(&t.account).await?;
+        let iam = || self.connector.iam_client(&config);
         Ok(match t.kind {
             PolicyKind::S3BucketPolicy => Service::S3(self.connector.s3_client(&config, &t.region)),
             PolicyKind::EcrRepositoryPolicy => {
                 Service::Ecr(self.connector.ecr_client(&config, &t.region))
             }
             PolicyKind::KmsKeyPolicy => Service::Kms(self.connector.kms_client(&config, &t.region)),
-            _ => Service::Iam(self.connector.iam_client(&config)),
+            PolicyKind::RoleTrustPolicy => Service::Trust(iam()),
+            PolicyKind::RoleInlinePolicy | PolicyKind::InvokeRoleInlinePolicy => {
+                Service::Inline(iam(), Holder::Role)
+            }
+            PolicyKind::UserInlinePolicy => Service::Inline(iam(), Holder::User),
+            PolicyKind::InvokeRoleTrustPolicy => Service::CreatedRole(iam()),
         })
     }
 }
