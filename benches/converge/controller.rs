@@ -1,0 +1,239 @@
+//! The controller phase: the real `xacct run` process (the benchmark's build of it) against the
+//! kube emulator and moto, holding every grant of the workload: time until every grant is Ready,
+//! the AWS calls of that and of the next resync of every grant, its peak memory and CPU time.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use kube::Api;
+use kube::api::PostParams;
+use xacct::api::{AwsAccount, CrossAccountGrant};
+use xacct::engine::GrantInput;
+
+use super::calls::Calls;
+use super::emulators::{KubeEmulator, Moto, cpu_time, http_get, memory};
+
+/// What the controller phase measured.
+#[derive(Debug, Clone)]
+pub struct ControllerRun {
+    /// Creating the objects in the kube emulator (not part of convergence).
+    pub create_objects: Duration,
+    /// From process start until every grant is Ready.
+    pub converge: Duration,
+    /// From process start until 99% of the grants are Ready.
+    pub converge_99: Duration,
+    /// AWS calls until then.
+    pub cold_calls: Calls,
+    /// Grant reconciles until then.
+    pub cold_reconciles: u64,
+    /// The window in which every grant was reconciled once more by the resync (no drift).
+    pub resync_window: Duration,
+    /// AWS calls in that window.
+    pub resync_calls: Calls,
+    /// Grant reconciles in that window.
+    pub resync_reconciles: u64,
+    /// Peak resident set size (VmHWM), bytes.
+    pub peak_rss: u64,
+    /// Resident set size after the resync, bytes.
+    pub rss_after: u64,
+    /// CPU time of the controller until every grant was Ready.
+    pub cpu_converge: Duration,
+    /// CPU time of the controller in the resync window.
+    pub cpu_resync: Duration,
+    /// CPU time of the kube emulator and of moto until every grant was Ready.
+    pub emulators_cpu_converge: (Duration, Duration),
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the phase: objects created, `xacct run` started with `resync`, measured, stopped.
+pub async fn run(
+    moto: &Moto,
+    accounts: &[AwsAccount],
+    grants: &[GrantInput],
+    resync: Duration,
+) -> ControllerRun {
+    let kube = KubeEmulator::start();
+    let client = kube.client();
+    let started = Instant::now();
+    let account_api: Api<AwsAccount> = Api::all(client.clone());
+    for account in accounts {
+        account_api
+            .create(&PostParams::default(), account)
+            .await
+            .expect("create AwsAccount");
+    }
+    futures::stream::iter(grants.iter().map(|input| {
+        let client = client.clone();
+        async move {
+            let namespace = input.grant.metadata.namespace.clone().unwrap_or_default();
+            let api: Api<CrossAccountGrant> = Api::namespaced(client, &namespace);
+            api.create(&PostParams::default(), &input.grant)
+                .await
+                .map(|_| ())
+        }
+    }))
+    .buffer_unordered(8)
+    .try_collect::<Vec<()>>()
+    .await
+    .expect("create CrossAccountGrants");
+    let create_objects = started.elapsed();
+    eprintln!(
+        "  {} objects created in the kube emulator in {:.1?}",
+        grants.len() + accounts.len(),
+        create_objects
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("xacct-run.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xacct"));
+    command
+        .args([
+            "run",
+            "--resync-period",
+            &format!("{}s", resync.as_secs()),
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KUBECONFIG", kube.kubeconfig(dir.path()))
+        .env("XACCT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"));
+    for (k, v) in moto.env() {
+        command.env(k, v);
+    }
+    let kube_pid = kube.pid().unwrap_or(0);
+    let emulators_cpu = (cpu_time(kube_pid), cpu_time(moto.pid()));
+    let started = Instant::now();
+    let process = Process(command.spawn().expect("xacct run starts"));
+    let pid = process.0.id();
+    let n = grants.len() as u64;
+
+    // Cold: until every grant is Ready.
+    let mut last_report = Instant::now();
+    let mut converge_99 = None;
+    let (converge, text) = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let text = http_get(&metrics).await.unwrap_or_default();
+        let ready = gauge(&text, "xacct_grants{ready=\"True\"}");
+        if converge_99.is_none() && ready * 100 >= n * 99 {
+            converge_99 = Some(started.elapsed());
+        }
+        if ready >= n {
+            break (started.elapsed(), text);
+        }
+        if last_report.elapsed() > Duration::from_secs(30) {
+            let failed = gauge(&text, "xacct_grants{ready=\"False\"}");
+            eprintln!(
+                "  {ready}/{n} grants Ready ({failed} not Ready) after {:.0?}",
+                started.elapsed()
+            );
+            last_report = Instant::now();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3600),
+            "not converged after an hour ({ready}/{n} Ready)"
+        );
+    };
+    let cpu_converge = cpu_time(pid);
+    let emulators_cpu_converge = (
+        cpu_time(kube_pid).saturating_sub(emulators_cpu.0),
+        cpu_time(moto.pid()).saturating_sub(emulators_cpu.1),
+    );
+    if converge > resync {
+        eprintln!(
+            "  warning: convergence took longer than the resync period: resyncs are counted in it"
+        );
+    }
+    let cold_calls = Calls::from_metrics(&text);
+    let cold_reconciles = reconciles(&text);
+    eprintln!(
+        "  every grant Ready after {converge:.1?} ({cold_reconciles} reconciles); waiting for the resync"
+    );
+
+    // Steady: until every grant was reconciled once more (the resync period's pass).
+    let window = Instant::now();
+    let text = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let text = http_get(&metrics).await.unwrap_or_default();
+        if reconciles(&text) >= cold_reconciles + n {
+            break text;
+        }
+        assert!(
+            window.elapsed() < resync * 3 + Duration::from_secs(600),
+            "the resync did not reconcile every grant; log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    };
+    let resync_window = window.elapsed();
+    let resync_calls = Calls::from_metrics(&text).since(&cold_calls);
+    let resync_reconciles = reconciles(&text) - cold_reconciles;
+    let peak_rss = memory(pid, "VmHWM").unwrap_or(0);
+    let rss_after = memory(pid, "VmRSS").unwrap_or(0);
+    let cpu_resync = cpu_time(pid).saturating_sub(cpu_converge);
+    stop(process);
+    ControllerRun {
+        create_objects,
+        converge,
+        converge_99: converge_99.unwrap_or(converge),
+        cold_calls,
+        cold_reconciles,
+        resync_window,
+        resync_calls,
+        resync_reconciles,
+        peak_rss,
+        rss_after,
+        cpu_converge,
+        cpu_resync,
+        emulators_cpu_converge,
+    }
+}
+
+/// A gauge's value (0 when absent).
+fn gauge(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// CrossAccountGrant reconciles so far, whatever their outcome.
+fn reconciles(text: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with("xacct_reconciles_total{") && l.contains("kind=\"CrossAccountGrant\"")
+        })
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// SIGTERM, then wait (kill after 10 s).
+fn stop(mut process: Process) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(process.0.id().to_string())
+        .status();
+    for _ in 0..100 {
+        if let Ok(Some(_)) = process.0.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
