@@ -253,23 +253,6 @@ async fn kms_key_used_across_accounts_by_alias_and_by_id_in_one_policy() {
     );
 }
 
-async fn trust_policy(iam: &aws_sdk_iam::Client, role: &str) -> String {
-    let encoded = iam
-        .get_role()
-        .role_name(role)
-        .send()
-        .await
-        .unwrap()
-        .role
-        .unwrap()
-        .assume_role_policy_document
-        .unwrap();
-    percent_encoding::percent_decode_str(&encoded)
-        .decode_utf8()
-        .unwrap()
-        .into_owned()
-}
-
 #[tokio::test]
 async fn switch_role_trust_policy_with_external_id_keeps_the_service_trust() {
     let moto = Moto::start();
@@ -308,7 +291,7 @@ async fn switch_role_trust_policy_with_external_id_keeps_the_service_trust() {
         serde_json::to_string_pretty(&report).unwrap()
     );
 
-    let policy = trust_policy(&data.iam, "ReadOnlyOps").await;
+    let policy = support::trust_policy(&data.iam, "ReadOnlyOps").await;
     assert!(contains(&policy, &service_trust), "{policy}");
     let doc: Value = serde_json::from_str(&policy).unwrap();
     let assume = statement_with_sid_suffix(&doc, "Assume");
@@ -336,7 +319,7 @@ async fn switch_role_trust_policy_with_external_id_keeps_the_service_trust() {
             .await
             .has_errors()
     );
-    let policy = trust_policy(&data.iam, "ReadOnlyOps").await;
+    let policy = support::trust_policy(&data.iam, "ReadOnlyOps").await;
     assert_eq!(PolicyDocument::parse(&policy).unwrap().statements.len(), 1);
     assert!(contains(&policy, &service_trust));
 }
@@ -387,7 +370,7 @@ async fn a_trust_policy_over_its_quota_is_refused_before_any_write() {
     );
     assert_eq!(connector.calls().count("UpdateAssumeRolePolicy"), 0);
     assert!(
-        PolicyDocument::parse(&trust_policy(&data.iam, "Shared").await)
+        PolicyDocument::parse(&support::trust_policy(&data.iam, "Shared").await)
             .unwrap()
             .same_meaning(&PolicyDocument::from_json(original).unwrap())
     );

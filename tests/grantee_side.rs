@@ -482,7 +482,7 @@ async fn switch_role_with_both_sides_and_the_inline_quota() {
     assert_eq!(ready.reason, "PolicyTooLarge", "{ready:?}");
     assert!(ready.message.contains("role/Crowded"), "{}", ready.message);
 
-    let trust = dev_trust(&data.iam, "SharedReadOnly").await;
+    let trust = support::trust_policy(&data.iam, "SharedReadOnly").await;
     let on_call = format!("arn:aws:iam::{DEV_ACCOUNT}:role/OnCall");
     assert!(has(
         &trust,
@@ -503,23 +503,6 @@ async fn switch_role_with_both_sides_and_the_inline_quota() {
         role_policy(&dev.iam, "Crowded", INLINE_POLICY_NAME).await,
         None
     );
-}
-
-async fn dev_trust(iam: &aws_sdk_iam::Client, role: &str) -> String {
-    let encoded = iam
-        .get_role()
-        .role_name(role)
-        .send()
-        .await
-        .unwrap()
-        .role
-        .unwrap()
-        .assume_role_policy_document
-        .unwrap();
-    percent_encoding::percent_decode_str(&encoded)
-        .decode_utf8()
-        .unwrap()
-        .into_owned()
 }
 
 #[tokio::test]
@@ -627,7 +610,7 @@ async fn sagemaker_endpoint_invoked_through_a_role_xacct_creates_and_deletes() {
             .iter()
             .any(|t| t.key() == CREATED_BY_TAG && t.value() == "default")
     );
-    let trust = dev_trust(&data.iam, &role_name).await;
+    let trust = support::trust_policy(&data.iam, &role_name).await;
     assert!(has(
         &trust,
         json!({"Effect": "Allow", "Principal": {"AWS": app}, "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": "churn-2026"}}})
@@ -662,7 +645,7 @@ async fn sagemaker_endpoint_invoked_through_a_role_xacct_creates_and_deletes() {
         .run(&accounts, &app_only, Operation::Delete, false)
         .await;
     assert_clean(&revoked);
-    let trust = dev_trust(&data.iam, &role_name).await;
+    let trust = support::trust_policy(&data.iam, &role_name).await;
     assert!(
         !trust.contains("AppRole") && trust.contains("Scoring"),
         "{trust}"
@@ -749,7 +732,7 @@ async fn a_role_xacct_created_is_handed_over_when_someone_attached_a_policy_to_i
         "no longer tagged as this instance's: {:?}",
         role.tags()
     );
-    let trust = dev_trust(&data.iam, &role_name).await;
+    let trust = support::trust_policy(&data.iam, &role_name).await;
     let trust: Value = serde_json::from_str(&trust).unwrap();
     assert!(
         trust["Statement"]

@@ -2,7 +2,7 @@
 
 use aws_sdk_iam::Client;
 
-use super::error::{AwsError, AwsErrorKind};
+use super::error::AwsError;
 
 const NOT_FOUND: &[&str] = &["NoSuchEntity"];
 
@@ -20,18 +20,7 @@ pub(super) async fn read(
     let Some(encoded) = out.role().and_then(|r| r.assume_role_policy_document()) else {
         return Ok(None);
     };
-    // IAM returns policy documents URL-encoded (RFC 3986).
-    percent_encoding::percent_decode_str(encoded)
-        .decode_utf8()
-        .map(|s| Some(s.into_owned()))
-        .map_err(|e| {
-            AwsError::new(
-                AwsErrorKind::Other,
-                "iam:GetRole",
-                account_id,
-                format!("trust policy of {role} is not UTF-8: {e}"),
-            )
-        })
+    super::identity::decode(encoded, "iam:GetRole", account_id).map(Some)
 }
 
 pub(super) async fn write(

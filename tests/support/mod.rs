@@ -272,6 +272,24 @@ pub async fn role_policy(iam: &aws_sdk_iam::Client, role: &str, policy: &str) ->
     )
 }
 
+/// The trust policy of `role`, decoded.
+pub async fn trust_policy(iam: &aws_sdk_iam::Client, role: &str) -> String {
+    let encoded = iam
+        .get_role()
+        .role_name(role)
+        .send()
+        .await
+        .expect("get role")
+        .role
+        .expect("a role")
+        .assume_role_policy_document
+        .expect("a trust policy");
+    percent_encoding::percent_decode_str(&encoded)
+        .decode_utf8()
+        .expect("UTF-8")
+        .into_owned()
+}
+
 /// A SageMaker endpoint (with its model and endpoint configuration) in the emulator.
 pub async fn create_endpoint(connector: &Connector, account_id: &str, name: &str) -> String {
     let config = connector
