@@ -3,8 +3,8 @@
 //! (moto enforces no size limit anyway). Shared by the benchmark and `tests/capacity.rs`, which keeps
 //! the table in BENCHMARKS.md true.
 //!
-//! Each [`Layout`] is one column of the table: today there is one, a statement set per grant. When
-//! policy compaction exists, it becomes a second layout (an engine setting) and a second column.
+//! Each [`Layout`] is one column of the table: statements per grant (`--no-compaction`), and
+//! compacted (the default).
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use xacct::engine::{
     resolve_grant, resource_statements,
 };
 use xacct::policy::{
-    GrantOwner, OwnershipScope, PolicyDocument, SizeLimit, SizeUnit, Statement, merge,
+    GrantOwner, OwnershipScope, PolicyDocument, SizeLimit, SizeUnit, Statement, converge,
 };
 
 /// The account that owns the resource.
@@ -88,29 +88,31 @@ pub const ROWS: &[Row] = &[
 /// How grants are laid out in a policy: one column of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
-    /// Today: each grant has its own statements (one per purpose), named by its Sid.
+    /// `--no-compaction`: each grant has its own statements (one per purpose), named by its Sid.
     StatementsPerGrant,
+    /// The default: grants whose statements differ only in their principals share statements.
+    Compacted,
 }
 
 /// The columns.
-pub const LAYOUTS: &[Layout] = &[Layout::StatementsPerGrant];
+pub const LAYOUTS: &[Layout] = &[Layout::StatementsPerGrant, Layout::Compacted];
 
 impl Layout {
     /// The column heading.
     pub fn heading(self) -> &'static str {
         match self {
-            Layout::StatementsPerGrant => "grants that fit (statements per grant, today)",
+            Layout::StatementsPerGrant => "before compaction (statements per grant)",
+            Layout::Compacted => "after compaction (shared statements)",
         }
     }
 
     /// The engine settings of this layout for `row`.
     fn settings(self, row: &Row) -> EngineSettings {
         let defaults = EngineSettings::default();
-        match self {
-            Layout::StatementsPerGrant => EngineSettings {
-                trust_policy_limit: row.trust_limit.unwrap_or(defaults.trust_policy_limit),
-                ..defaults
-            },
+        EngineSettings {
+            trust_policy_limit: row.trust_limit.unwrap_or(defaults.trust_policy_limit),
+            compaction: self == Layout::Compacted,
+            ..defaults
         }
     }
 }
@@ -167,6 +169,7 @@ struct Sizer {
     arn: String,
     current: Option<PolicyDocument>,
     limit: SizeLimit,
+    settings: EngineSettings,
 }
 
 impl Sizer {
@@ -186,6 +189,7 @@ impl Sizer {
             current: starting_policy(row.kind)
                 .map(|text| PolicyDocument::parse(&text).expect("the starting policy parses")),
             limit: row.limit(),
+            settings,
         }
     }
 
@@ -206,7 +210,15 @@ impl Sizer {
             .flat_map(|g| resource_statements(g, &self.arn).expect("statements build"))
             .collect();
         let scope = OwnershipScope::new(grants.iter().map(|g| &g.owner));
-        let merged = merge(self.current.as_ref(), &scope, &desired).expect("merge");
+        let merged = converge(
+            self.current.as_ref(),
+            &self.settings.instance_id,
+            self.settings.compaction,
+            &scope,
+            &OwnershipScope::default(),
+            &desired,
+        )
+        .expect("merge");
         self.limit.measure(&merged.document.to_compact_string())
     }
 }
@@ -215,7 +227,8 @@ impl Sizer {
 pub fn capacity(row: &Row, layout: Layout) -> Capacity {
     let sizer = Sizer::new(row, layout);
     let size_one = sizer.size(1);
-    let per_grant = sizer.size(2) - size_one;
+    // A grant alone keeps its own statements; from the second one on, each adds the same.
+    let per_grant = sizer.size(3) - sizer.size(2);
     let limit = sizer.limit.max;
     // Every grant adds the same size (fixed-width names), so estimate, then confirm the boundary.
     let mut n = 1 + limit.saturating_sub(size_one) / per_grant;

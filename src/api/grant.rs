@@ -252,7 +252,9 @@ pub struct GrantedTarget {
     /// grant or its account names another region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// Sids of the statements this grant owns there.
+    /// Sids of this grant's own statements there. Where grants' statements differ only in their
+    /// principals they share statements instead (compaction), whose Sid (`Xacct…Shared…`) lists
+    /// each member by the 16 hex digits that follow the instance's 6 in the member's own Sids.
     #[serde(default)]
     pub sids: Vec<String>,
     /// When the statements were last written or confirmed (RFC 3339).

@@ -94,6 +94,10 @@ pub struct ControllerArgs {
     #[arg(long, env = "XACCT_TRUST_POLICY_LIMIT", default_value_t = SizeLimit::IAM_TRUST_DEFAULT.max,
           value_parser = clap::value_parser!(u16).range(1..=4096).map(usize::from))]
     pub trust_policy_limit: usize,
+    /// Write each grant's own statements only: do not merge grants' statements that differ only in
+    /// their principals into shared statements (shared statements already written are still read).
+    #[arg(long, env = "XACCT_NO_COMPACTION")]
+    pub no_compaction: bool,
     /// How many grants are reconciled at once (different policies proceed in parallel; one policy is
     /// written by one reconcile at a time).
     #[arg(long, env = "XACCT_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -148,6 +152,10 @@ pub struct RunArgs {
     #[arg(long, env = "XACCT_TRUST_POLICY_LIMIT", default_value_t = SizeLimit::IAM_TRUST_DEFAULT.max,
           value_parser = clap::value_parser!(u16).range(1..=4096).map(usize::from))]
     pub trust_policy_limit: usize,
+    /// Write each grant's own statements only: do not merge grants' statements that differ only in
+    /// their principals into shared statements (shared statements already written are still read).
+    #[arg(long, env = "XACCT_NO_COMPACTION")]
+    pub no_compaction: bool,
     /// How many policies are read and written at once.
     #[arg(long, env = "XACCT_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256).map(usize::from))]
     pub concurrency: usize,
@@ -218,6 +226,7 @@ fn controller_config(args: ControllerArgs) -> crate::controller::RunConfig {
         engine: EngineSettings {
             instance_id: args.instance_id,
             trust_policy_limit: args.trust_policy_limit,
+            compaction: !args.no_compaction,
             ..EngineSettings::default()
         },
         concurrency: args.concurrency,
@@ -303,6 +312,7 @@ async fn prepare(args: &RunArgs) -> Prepared {
         instance_id: args.instance_id.clone(),
         trust_policy_limit: args.trust_policy_limit,
         concurrency: args.concurrency,
+        compaction: !args.no_compaction,
     };
     let engine = Engine::new(Arc::new(AwsPolicies::new(connector.clone())), settings)
         .with_snapshots(Arc::new(AwsSnapshots::new(connector)));

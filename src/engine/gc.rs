@@ -11,7 +11,7 @@ use super::resolve::{AccountDirectory, DEFAULT_REGION, account_access};
 use super::{Engine, Operation};
 use crate::api::{CrossAccountGrant, PolicyKind, SnapshotShare};
 use crate::aws::TargetRef;
-use crate::policy::{GrantOwner, PolicyDocument, WriteDecision, owner_prefix};
+use crate::policy::{GrantOwner, PolicyDocument, WriteDecision, owner_prefixes};
 
 /// What a garbage collection found and did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -144,22 +144,22 @@ impl Engine {
                     continue;
                 }
             };
-            let orphans: BTreeSet<&str> = current
-                .statements
-                .iter()
-                .filter_map(|s| owner_prefix(&instance, s.sid()?))
-                .filter(|prefix| !live.contains(*prefix))
-                .collect();
+            // A shared statement holding an orphan's principals is listed once.
+            let mut orphans: BTreeSet<String> = BTreeSet::new();
+            let mut sids = Vec::new();
+            for sid in current.statements.iter().filter_map(|s| s.sid()) {
+                let gone: Vec<String> = owner_prefixes(&instance, sid)
+                    .into_iter()
+                    .filter(|prefix| !live.contains(prefix))
+                    .collect();
+                if !gone.is_empty() && !sids.iter().any(|s| s == sid) {
+                    sids.push(sid.to_string());
+                }
+                orphans.extend(gone);
+            }
             if orphans.is_empty() {
                 continue;
             }
-            let sids = current
-                .statements
-                .iter()
-                .filter_map(|s| s.sid())
-                .filter(|sid| owner_prefix(&instance, sid).is_some_and(|p| orphans.contains(p)))
-                .map(str::to_string)
-                .collect();
             report.orphans.push(OrphanReport {
                 arn: target.arn.clone(),
                 kind: target.kind,

@@ -84,6 +84,9 @@ pub struct EngineSettings {
     pub trust_policy_limit: usize,
     /// How many targets are read and written at once.
     pub concurrency: usize,
+    /// Whether statements of several grants that differ only in their principals are merged into
+    /// shared statements (see [`crate::policy::compact`]).
+    pub compaction: bool,
 }
 
 impl Default for EngineSettings {
@@ -92,6 +95,7 @@ impl Default for EngineSettings {
             instance_id: "default".into(),
             trust_policy_limit: SizeLimit::IAM_TRUST_DEFAULT.max,
             concurrency: 8,
+            compaction: true,
         }
     }
 }

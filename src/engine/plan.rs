@@ -14,7 +14,7 @@ use crate::api::{DeletionPolicy, PolicyKind, PolicyLocation, ResourceKind};
 use crate::aws::{AwsErrorKind, TargetRef};
 use crate::policy::{
     GrantOwner, Merged, OwnershipScope, PolicyDocument, PolicyError, SizeLimit, Statement,
-    WriteDecision, is_unique_id, merge, release,
+    WriteDecision, converge, is_unique_id,
 };
 
 /// A grant as planned.
@@ -439,22 +439,15 @@ impl Engine {
             target: target.arn.clone(),
             reason: e.to_string(),
         };
-        // Statements handed over first: they are then nobody's, and the merge keeps them.
-        let released = match current {
-            Some(doc) if !plan.released.is_empty() => {
-                Some(release(doc, &OwnershipScope::new(&plan.released)).map_err(unreadable)?)
-            }
-            _ => None,
-        };
-        let base = released.as_ref().map(|r| &r.document).or(current);
-        let scope = OwnershipScope::new(owners);
-        let mut merged = merge(base, &scope, desired).map_err(unreadable)?;
-        if let Some(released) = released.filter(|r| r.decision == WriteDecision::Put) {
-            merged.changes.extend(released.changes);
-            if merged.decision == WriteDecision::Unchanged {
-                merged.decision = WriteDecision::Put;
-            }
-        }
+        let mut merged = converge(
+            current,
+            &self.settings.instance_id,
+            self.settings.compaction,
+            &OwnershipScope::new(owners),
+            &OwnershipScope::new(&plan.released),
+            desired,
+        )
+        .map_err(unreadable)?;
         if merged.decision == WriteDecision::Delete && !self.backend.can_delete(target.kind) {
             // Key and trust policies always exist: write the document without our statements.
             merged.decision = WriteDecision::Put;

@@ -23,7 +23,7 @@ pub type PrincipalSet = BTreeMap<String, BTreeSet<String>>;
 pub type ConditionSet = BTreeMap<String, BTreeMap<String, BTreeSet<BTreeSet<String>>>>;
 
 /// A statement reduced to its meaning.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct CanonicalStatement {
     /// Statement id.
     pub sid: Option<String>,

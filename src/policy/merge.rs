@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::compact::{compact, expand};
 use super::document::{PolicyDocument, Statement};
 use super::error::PolicyError;
 use super::ownership::{GrantOwner, OwnershipScope};
@@ -141,6 +142,53 @@ pub fn merge(
         decision,
         changes,
     })
+}
+
+/// Converges a policy for the grants of `instance` in `scope` (wanting `desired`) and hands over
+/// the statements of those in `released`: shared statements are expanded into one statement per
+/// grant, the released grants' statements renamed, the merge run, and the result compacted (when
+/// `compaction`; otherwise every grant's statements are written on their own). When
+/// nothing changes for these grants the document is returned as it is (never rewritten for layout
+/// alone).
+pub fn converge(
+    current: Option<&PolicyDocument>,
+    instance: &str,
+    compaction: bool,
+    scope: &OwnershipScope,
+    released: &OwnershipScope,
+    desired: &[Statement],
+) -> Result<Merged, PolicyError> {
+    let expanded = match current {
+        Some(doc) => Some(expand(doc, instance, &scope.with(released), desired)?),
+        None => None,
+    };
+    // Statements handed over first: they are then nobody's, and the merge keeps them.
+    let handed_over = match &expanded {
+        Some(doc) if !released.is_empty() => Some(release(doc, released)?),
+        _ => None,
+    };
+    let base = handed_over
+        .as_ref()
+        .map(|r| &r.document)
+        .or(expanded.as_ref());
+    let mut merged = merge(base, scope, desired)?;
+    if let Some(handed_over) = handed_over.filter(|r| r.decision == WriteDecision::Put) {
+        merged.changes.extend(handed_over.changes);
+        if merged.decision == WriteDecision::Unchanged {
+            merged.decision = WriteDecision::Put;
+        }
+    }
+    match merged.decision {
+        WriteDecision::Put if compaction => merged.document = compact(&merged.document, instance)?,
+        WriteDecision::Put => {}
+        WriteDecision::Unchanged => {
+            if let Some(doc) = current {
+                merged.document = doc.clone();
+            }
+        }
+        WriteDecision::Delete => {}
+    }
+    Ok(merged)
 }
 
 /// What a statement's Sid starts with once xacct handed it over.

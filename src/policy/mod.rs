@@ -1,9 +1,11 @@
 //! The IAM policy document model: parsing every valid JSON form, comparison by meaning, statement
-//! ownership (Sid markers), the merge that replaces only owned statements, and size limits.
+//! ownership (Sid markers), the merge that replaces only owned statements, compaction of statements
+//! that differ only in their principals, and size limits.
 //!
 //! Pure: nothing here does I/O.
 
 mod canonical;
+mod compact;
 mod document;
 mod error;
 mod merge;
@@ -12,10 +14,12 @@ mod principal;
 mod size;
 
 pub use canonical::{CanonicalDocument, CanonicalStatement};
+pub use compact::{compact, expand, owner_prefixes};
 pub use document::{PolicyDocument, Statement};
 pub use error::PolicyError;
 pub use merge::{
-    ChangeKind, Merged, RELEASED_SID_PREFIX, StatementChange, WriteDecision, merge, release,
+    ChangeKind, Merged, RELEASED_SID_PREFIX, StatementChange, WriteDecision, converge, merge,
+    release,
 };
 pub use ownership::{GrantOwner, OwnershipScope, SID_PREFIX, instance_sid_prefix, owner_prefix};
 pub use principal::{account_root_arn, is_unique_id, partition_for_region};

@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 /// Every Sid xacct writes starts with this.
 pub const SID_PREFIX: &str = "Xacct";
 const INSTANCE_TAG_LEN: usize = 6;
-const GRANT_TAG_LEN: usize = 16;
+/// Hex digits naming a grant in a Sid.
+pub(super) const GRANT_TAG_LEN: usize = 16;
 
 /// Identifies the grant (of one xacct instance) that owns statements.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,6 +129,23 @@ impl OwnershipScope {
         let prefix = sid.get(..prefix_len)?;
         self.by_prefix.get(prefix).filter(|owner| owner.owns(sid))
     }
+
+    /// Both scopes' grants.
+    pub fn with(&self, other: &OwnershipScope) -> OwnershipScope {
+        let mut by_prefix = self.by_prefix.clone();
+        by_prefix.extend(other.by_prefix.clone());
+        OwnershipScope { by_prefix }
+    }
+
+    /// Whether no grant is in scope.
+    pub fn is_empty(&self) -> bool {
+        self.by_prefix.is_empty()
+    }
+
+    /// Whether the grant whose statements have this Sid prefix is in scope.
+    pub fn contains_prefix(&self, prefix: &str) -> bool {
+        self.by_prefix.contains_key(prefix)
+    }
 }
 
 fn is_purpose(s: &str) -> bool {
@@ -135,7 +153,7 @@ fn is_purpose(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-fn hex_digest(parts: &[&str]) -> String {
+pub(super) fn hex_digest(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         // A separator that cannot appear in names keeps ("a-b","c") and ("a","b-c") apart.

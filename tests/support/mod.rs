@@ -188,6 +188,12 @@ pub fn sids(policy: &str) -> Vec<Option<String>> {
         .collect()
 }
 
+/// Whether the statement with this Sid holds access of `owner`: its own statement, or a shared
+/// statement (grants differing only in principals, compacted) it is a member of.
+pub fn held_by(sid: &str, owner: &xacct::policy::GrantOwner) -> bool {
+    xacct::policy::owner_prefixes(&owner.instance, sid).contains(&owner.sid_prefix())
+}
+
 /// Creates a DB instance in the emulator (encrypted with `key` when given; moto also makes an
 /// automated snapshot of it), and a manual snapshot named `snapshot` when given.
 pub async fn db_instance(
