@@ -3,6 +3,7 @@
 
 pub mod actions;
 mod apply;
+mod cel;
 mod error;
 mod gc;
 mod locks;

@@ -34,7 +34,7 @@ impl AccountDirectory {
         let mut directory = AccountDirectory::default();
         for account in accounts {
             let name = account.metadata.name.clone().unwrap_or_default();
-            match account.validate_cel() {
+            match super::cel::validate(&account) {
                 Ok(()) => {
                     directory.accounts.insert(name, account);
                 }
@@ -473,7 +473,7 @@ pub fn namespace_allowed(account: &AwsAccount, namespace: &str) -> bool {
 /// The CRD's own rules (the same CEL the API server runs), evaluated here so the CLI refuses what a
 /// cluster would.
 fn schema_errors(grant: &CrossAccountGrant) -> Vec<FieldError> {
-    match grant.validate_cel() {
+    match super::cel::validate(grant) {
         Ok(()) => Vec::new(),
         Err(errors) => errors
             .iter()

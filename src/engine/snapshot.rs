@@ -295,7 +295,7 @@ impl<'a> ShareRun<'a> {
             .clone()
             .unwrap_or_else(|| "default".into());
         let name = share.metadata.name.clone().unwrap_or_default();
-        if let Err(errors) = share.validate_cel() {
+        if let Err(errors) = super::cel::validate(share) {
             let text: Vec<String> = errors
                 .iter()
                 .map(|e| format!("{}: {}", e.field_path, e.message))
