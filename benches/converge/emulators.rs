@@ -1,46 +1,19 @@
 //! The emulators the benchmark runs against (moto for AWS, the kube emulator for the Kubernetes
 //! API), each a child process stopped when dropped, and what /proc says about a process.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use xacct::aws::{Connector, ConnectorOptions};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "../../tests/support/process.rs"]
+mod process;
 
-/// The Python of the project's `.venv` (scripts/setup-emulators.sh), or `XACCT_PYTHON`.
-pub fn python() -> PathBuf {
-    let python = std::env::var("XACCT_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "the emulators are not installed: run scripts/setup-emulators.sh (or set XACCT_PYTHON)"
-    );
-    python
-}
-
-/// Starts `command`, whose first line of output is its URL.
-fn spawn_printing_url(mut command: Command, what: &str) -> (Child, String) {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what} starts: {e}"));
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .unwrap_or_else(|e| panic!("{what} prints its URL: {e}"));
-    assert!(line.starts_with("http://"), "{what} printed {line:?}");
-    (child, line.trim().to_string())
-}
+pub use process::python;
+use process::{kube_emulator_script, root, spawn_printing_url};
 
 /// A moto server (scripts/moto-server.py), in its own process.
 pub struct Moto {
@@ -110,14 +83,7 @@ pub struct KubeEmulator {
 impl KubeEmulator {
     /// A fresh API endpoint with the xacct kinds declared.
     pub fn start() -> KubeEmulator {
-        let emulator = std::env::var("XACCT_KUBE_EMULATOR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root().join("../shared/tools/kube-emulator.py"));
-        assert!(
-            emulator.exists(),
-            "the Kubernetes API emulator is missing at {}",
-            emulator.display()
-        );
+        let emulator = kube_emulator_script();
         // The shell ends the emulator when the benchmark goes away (its stdin closes).
         let mut command = Command::new("sh");
         command

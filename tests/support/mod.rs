@@ -4,10 +4,9 @@
 
 pub mod fault_proxy;
 pub mod kube_api;
+pub mod process;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 
 use aws_credential_types::Credentials;
@@ -38,30 +37,12 @@ impl Moto {
                 endpoint,
             };
         }
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let python = std::env::var("XACCT_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root.join(".venv/bin/python"));
-        assert!(
-            python.exists(),
-            "the AWS emulator is not installed: run scripts/setup-emulators.sh (or set XACCT_PYTHON / XACCT_TEST_AWS_ENDPOINT)"
-        );
-        let mut child = Command::new(&python)
-            .arg(root.join("scripts/moto-server.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto server starts");
-        let stdout = child.stdout.take().expect("moto stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("moto prints its URL");
-        assert!(line.starts_with("http://"), "moto printed {line:?}");
+        let mut command = Command::new(process::python());
+        command.arg(process::root().join("scripts/moto-server.py"));
+        let (child, endpoint) = process::spawn_printing_url(command, "moto");
         Moto {
             child: Some(child),
-            endpoint: line.trim().to_string(),
+            endpoint,
         }
     }
 
