@@ -549,6 +549,137 @@ async fn concurrent_grants_on_one_bucket_keep_each_others_statements() {
     h.finish().await;
 }
 
+/// The grants on one bucket are converged in one engine run per bucket (one read, one write), not
+/// one run per grant; at the resync each bucket is read once for all its grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read() {
+    let resync = Duration::from_secs(4);
+    let config = run_config(resync);
+    let metrics = format!("http://{}/metrics", config.metrics_addr);
+    let h = Harness::start_config(&["lake", "pond"], config).await;
+    create(&h.accounts(), &account(&["batch"], manager_role())).await;
+    eventually(20, "the account to be Verified", || async {
+        let a = h.accounts().get("data-prod").await.ok()?;
+        a.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.reason == "Verified")
+    })
+    .await;
+    let lake: Vec<String> = (0..12).map(|i| format!("lake-{i:02}")).collect();
+    let pond: Vec<String> = (0..3).map(|i| format!("pond-{i}")).collect();
+    // One after the other, as `kubectl apply` creates them.
+    for name in &lake {
+        create(&h.grants("batch"), &grant("batch", name, "lake", json!({}))).await;
+    }
+    for name in &pond {
+        create(&h.grants("batch"), &grant("batch", name, "pond", json!({}))).await;
+    }
+    // A grant on the same bucket that fails (a namespace the account does not allow): it fails
+    // alone, in the same runs as the others.
+    create(
+        &h.grants("web"),
+        &grant("web", "outsider", "lake", json!({})),
+    )
+    .await;
+    for name in lake.iter().chain(&pond) {
+        eventually(30, &format!("{name} Ready"), || async {
+            (h.ready("batch", name).await?.0 == "True").then_some(())
+        })
+        .await;
+    }
+    h.wait_ready("web", "outsider", "False", "NamespaceNotAllowed")
+        .await;
+
+    // From cold, each grant's first reconcile only adds the finalizer, and only grants holding it
+    // are converged with another's: a run waits for grants on its bucket that are getting theirs
+    // (until none arrived for a second), so the grants arrive in one or two waves per bucket (the
+    // first grant may run before the others exist), each wave one run: one write. Bound: at most 3 runs with a write
+    // for lake and 2 for pond, 5 in all, where one run per grant would be 15 writes (and 30 reads).
+    let puts = h.connector.calls().count("PutBucketPolicy");
+    let reads = h.connector.calls().count("GetBucketPolicy");
+    eprintln!(
+        "from cold: {puts} PutBucketPolicy, {reads} GetBucketPolicy for 15 grants on 2 buckets"
+    );
+    assert!(
+        (2..=5).contains(&puts),
+        "{puts} writes for 12 grants on lake and 3 on pond: expected one per bucket and wave"
+    );
+    for (bucket, names) in [("lake", &lake), ("pond", &pond)] {
+        let present = h.policy(bucket).await;
+        assert_eq!(
+            present
+                .iter()
+                .filter(|s| s.as_deref() == Some("Foreign"))
+                .count(),
+            1,
+            "{bucket}: the foreign statement stays"
+        );
+        for name in names {
+            let status = h.grants("batch").get(name).await.unwrap().status.unwrap();
+            assert_eq!(status.targets.len(), 1, "{name}");
+            assert_eq!(status.targets[0].arn, format!("arn:aws:s3:::{bucket}"));
+            // Its two statements (bucket, objects), its own or shared with grants of the same
+            // shape (compaction), each once.
+            let owner = GrantOwner::new("default", "batch", name);
+            let held: Vec<&str> = present
+                .iter()
+                .filter_map(|s| s.as_deref())
+                .filter(|s| held_by(s, &owner))
+                .collect();
+            assert_eq!(held.len(), 2, "{name} in {bucket}: {present:?}");
+            assert_eq!(
+                status.targets[0].sids,
+                [owner.sid("Bucket"), owner.sid("Objects")],
+                "{name}"
+            );
+        }
+    }
+    let outsider = GrantOwner::new("default", "web", "outsider");
+    assert!(
+        !h.policy("lake")
+            .await
+            .iter()
+            .any(|s| s.as_deref().is_some_and(|s| held_by(s, &outsider))),
+        "nothing written for the failing grant"
+    );
+    let text = http_get(&metrics).await.expect("metrics");
+    assert!(
+        counter_sum(
+            &text,
+            r#"xacct_reconciles_total{kind="CrossAccountGrant",outcome="failed"}"#
+        ) >= 1,
+        "the failing grant's reconciles count as failed: {text}"
+    );
+
+    // Steady state. Wait for a resync pass first (statuses go from Applied to Converged), then
+    // count over three more.
+    tokio::time::sleep(resync + Duration::from_secs(1)).await;
+    let reconciles =
+        |text: &str| counter_sum(text, r#"xacct_reconciles_total{kind="CrossAccountGrant""#);
+    let before = reconciles(&http_get(&metrics).await.expect("metrics"));
+    let (reads, writes) = (h.connector.calls().count("GetBucketPolicy"), h.writes());
+    tokio::time::sleep(resync * 3).await;
+    let after = reconciles(&http_get(&metrics).await.expect("metrics"));
+    let reads = h.connector.calls().count("GetBucketPolicy") - reads;
+    let passes = (after - before) as f64 / 16.0;
+    eprintln!(
+        "steady state: {} reconciles ({passes:.1} passes of 16 grants), {reads} GetBucketPolicy",
+        after - before
+    );
+    assert!(passes >= 2.0, "{passes} resync passes in three periods");
+    assert_eq!(h.writes() - writes, 0, "nothing to write at the resync");
+    // One read per bucket per pass (a pass may straddle the window's ends); one run per grant
+    // would be 16 reads per pass.
+    let per_bucket_and_pass = reads as f64 / 2.0 / passes;
+    assert!(
+        per_bucket_and_pass <= 1.5,
+        "{reads} reads in {passes:.1} passes over 2 buckets: {per_bucket_and_pass:.2} per bucket and pass"
+    );
+    assert!(reads > 0, "the resync reads the buckets (drift detection)");
+    h.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_moved_to_another_bucket_leaves_nothing_behind() {
     let h = Harness::start(&["old-lake", "new-lake"]).await;

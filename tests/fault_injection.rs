@@ -47,7 +47,7 @@ use tokio::sync::watch;
 use xacct::api::{AwsAccount, CrossAccountGrant, PolicyKind};
 use xacct::aws::{AwsPolicies, CallOutcome, Connector, INLINE_POLICY_NAME};
 use xacct::engine::{AccountDirectory, Engine, EngineSettings, GrantInput, Operation, Report};
-use xacct::policy::{PolicyDocument, Statement};
+use xacct::policy::{GrantOwner, PolicyDocument, Statement};
 
 /// Attempts per call of the SDK's standard retry mode (the first one included).
 const MAX_ATTEMPTS: usize = 3;
@@ -1045,6 +1045,121 @@ async fn fetch(url: &str) -> Option<String> {
     let mut body = String::new();
     stream.read_to_string(&mut body).await.ok()?;
     body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// The controller converges the grants on one bucket in one run; when AWS refuses the document
+/// because of one of them (a principal that does not exist), that grant fails and the others do
+/// not: the bucket's grants are converged one by one for a while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_refused_for_one_grant_fails_that_grant_and_not_the_others_in_its_run() {
+    let mut world = World::start().await;
+    world.bucket("lake").await;
+    world.proxy.refuse_policies_naming("role/Ghost");
+    let kube = KubeEmulator::start();
+    let client = kube.client();
+    let account: AwsAccount = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1",
+        "kind": "AwsAccount", "metadata": {"name": "data-prod"},
+        "spec": {"accountId": DATA_ACCOUNT, "region": "us-east-1", "allowedNamespaces": ["*"],
+                 "assumeRole": {"roleArn": format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager")}}}))
+    .expect("an AwsAccount");
+    Api::<AwsAccount>::all(client.clone())
+        .create(&PostParams::default(), &account)
+        .await
+        .expect("create account");
+    // Created before the controller starts, so that its first run on the bucket has them all.
+    let grants: Api<CrossAccountGrant> = Api::namespaced(client.clone(), "apps");
+    let names = ["reader-a", "ghost", "reader-b", "reader-c"];
+    for name in names {
+        let principal = if name == "ghost" {
+            "role/Ghost".to_string()
+        } else {
+            format!("role/{name}")
+        };
+        let grant: CrossAccountGrant =
+            serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1",
+            "kind": "CrossAccountGrant", "metadata": {"name": name, "namespace": "apps"},
+            "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "lake"},
+                     "grantee": {"accountId": DEV_ACCOUNT, "principals": [principal]},
+                     "access": ["read"]}}))
+            .expect("a grant");
+        grants
+            .create(&PostParams::default(), &grant)
+            .await
+            .expect("create grant");
+    }
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(xacct::controller::run_with(
+        client.clone(),
+        world.tool.clone(),
+        run_config(Duration::from_secs(30)),
+        stop.clone(),
+        stop_rx,
+    ));
+    let ready = |name: &'static str| {
+        let grants = grants.clone();
+        async move {
+            let status = grants.get(name).await.ok()?.status?;
+            let c = status.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+            Some((c.status, c.reason))
+        }
+    };
+    eventually(30, "the readers Ready and the ghost refused", || async {
+        world.assert_foreign_intact("while converging").await;
+        let mut all = Vec::new();
+        for name in names {
+            all.push(ready(name).await?);
+        }
+        let readers_ready = names
+            .iter()
+            .zip(&all)
+            .all(|(name, (status, _))| *name == "ghost" || status == "True");
+        let ghost = &all[1];
+        (readers_ready && ghost.0 == "False" && ghost.1 == "PolicyRejected").then_some(())
+    })
+    .await;
+    // It was refused in a run with the others: they were converged together first.
+    let together = world.proxy.seen().into_iter().any(|s| {
+        s.fault == Some(Fault::MalformedPolicy)
+            && s.body.contains("role/Ghost")
+            && s.body.contains("role/reader-")
+    });
+    assert!(
+        together,
+        "a document with the ghost and the readers was refused"
+    );
+    // The readers were never reported refused: only the ghost was.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "apps");
+    let refused: BTreeSet<String> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("PolicyRejected"))
+        .filter_map(|e| e.regarding.and_then(|r| r.name))
+        .collect();
+    assert_eq!(refused, BTreeSet::from(["ghost".to_string()]));
+    let policy = world
+        .read(&Holder::Bucket("lake".into()))
+        .await
+        .expect("a policy");
+    for name in names {
+        let owner = GrantOwner::new("default", "apps", name);
+        let held = support::sids(&policy)
+            .into_iter()
+            .flatten()
+            .filter(|sid| support::held_by(sid, &owner))
+            .count();
+        let want = if name == "ghost" { 0 } else { 2 };
+        assert_eq!(held, want, "{name}: {policy}");
+    }
+    world.assert_foreign_intact("at the end").await;
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("controller stops")
+        .expect("task")
+        .expect("controller ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! Reconciling an AwsAccount: read the external id Secret if any, verify the account can be reached
 //! with the expected identity, and hold deletion while grants still use the account.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -13,6 +13,7 @@ use kube::{Api, ResourceExt};
 use super::conditions::{ConditionUpdate, READY, find, merge_condition};
 use super::context::{Context, object_key};
 use super::error::ControllerError;
+use super::metrics::account_outcome;
 use crate::api::{AwsAccount, AwsAccountStatus, SecretKeySelector};
 use crate::aws::AwsErrorKind;
 use crate::engine::account_access;
@@ -28,24 +29,30 @@ pub async fn reconcile(
 ) -> Result<Action, ControllerError> {
     let started = Instant::now();
     let api: Api<AwsAccount> = Api::all(ctx.client.clone());
+    // How the verification ended, when the reconcile itself went through (set by `verify`).
+    let ended = OnceLock::new();
     let result = finalizer(&api, ACCOUNT_FINALIZER, account, |event| async {
         match event {
-            FinalizerEvent::Apply(a) => verify(&a, &ctx).await,
+            FinalizerEvent::Apply(a) => verify(&a, &ctx, &ended).await,
             FinalizerEvent::Cleanup(a) => release(&a, &ctx).await,
         }
     })
     .await
     .map_err(|e| ControllerError::Finalizer(e.to_string()));
-    ctx.metrics.reconciled(
-        KIND,
-        if result.is_ok() { "success" } else { "error" },
-        started,
-    );
+    let outcome = match &result {
+        Ok(_) => ended.get().copied().unwrap_or("success"),
+        Err(_) => "error",
+    };
+    ctx.metrics.reconciled(KIND, outcome, started);
     result
 }
 
 #[tracing::instrument(skip_all, fields(kind = KIND, name = account.name_any()))]
-async fn verify(account: &AwsAccount, ctx: &Context) -> Result<Action, ControllerError> {
+async fn verify(
+    account: &AwsAccount,
+    ctx: &Context,
+    ended: &OnceLock<&'static str>,
+) -> Result<Action, ControllerError> {
     let name = account.name_any();
     let key = object_key(account);
     let previous = account.status.clone().unwrap_or_default();
@@ -110,6 +117,7 @@ async fn verify(account: &AwsAccount, ctx: &Context) -> Result<Action, Controlle
             }
         },
     };
+    let _ = ended.set(account_outcome(update.status));
     if update.status == "False"
         && find(&previous.conditions, READY).is_none_or(|c| c.reason != update.reason)
     {

@@ -11,6 +11,7 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 
 use super::backoff::Backoff;
+use super::coalesce::Coalescer;
 use super::metrics::Metrics;
 use crate::api::{AwsAccount, CrossAccountGrant, SnapshotShare};
 use crate::aws::Connector;
@@ -83,6 +84,9 @@ pub struct Context {
     pub external_ids: RwLock<HashMap<String, String>>,
     /// Backoff for transient failures.
     pub backoff: Backoff,
+    /// Grants on one resource converged together (one run per resource at a time, results kept
+    /// for the peers' reconciles).
+    pub coalescer: Coalescer,
     /// Now.
     pub clock: Clock,
 }

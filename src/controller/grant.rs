@@ -1,24 +1,26 @@
 //! Reconciling a CrossAccountGrant: finalizer first, then the engine (the CLI's code path) for this
-//! grant alone, then status, events and the next check.
+//! grant and the other grants on its resource (see [`super::coalesce`]), then status, events and
+//! the next check.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 
+use super::coalesce::{self, GrantResult, ResourceKey, resource_key, result_id};
 use super::conditions::{ConditionUpdate, DRIFTED, READY, find, is_ready, merge_condition};
 use super::context::{Context, object_key};
 use super::error::ControllerError;
+use super::metrics::grant_outcome;
 use crate::api::{
     CrossAccountGrant, CrossAccountGrantStatus, DeletionPolicy, GrantMode, GrantedTarget,
     GranteeSide, PolicyKind, PolicyLocation, ResourceKind,
 };
-use crate::engine::{DEFAULT_REGION, GrantInput, GrantReport, Operation, Placement, Report};
+use crate::engine::{DEFAULT_REGION, GrantInput, GrantReport, Operation, Placement};
 
 /// Held while a grant may have statements in AWS.
 pub const GRANT_FINALIZER: &str = "xacct.dev/revoke";
@@ -32,20 +34,26 @@ pub async fn reconcile(
     let started = Instant::now();
     let namespace = grant.namespace().unwrap_or_else(|| "default".into());
     let api: Api<CrossAccountGrant> = Api::namespaced(ctx.client.clone(), &namespace);
+    // How the grant ended up, when the reconcile itself went through (set by `apply`).
+    let ended = OnceLock::new();
     let result = finalizer(&api, GRANT_FINALIZER, grant, |event| async {
         match event {
-            FinalizerEvent::Apply(g) => apply(&g, &ctx).await,
+            FinalizerEvent::Apply(g) => apply(&g, &ctx, &ended).await,
             FinalizerEvent::Cleanup(g) => cleanup(&g, &ctx).await,
         }
     })
     .await
     .map_err(|e| ControllerError::Finalizer(e.to_string()));
-    let outcome = if result.is_ok() { "success" } else { "error" };
+    let outcome = match &result {
+        Ok(_) => ended.get().copied().unwrap_or("success"),
+        Err(_) => "error",
+    };
     ctx.metrics.reconciled(KIND, outcome, started);
     result
 }
 
-fn input(grant: &CrossAccountGrant) -> GrantInput {
+/// The engine's input for `grant`.
+pub(super) fn input(grant: &CrossAccountGrant) -> GrantInput {
     let origin = format!(
         "{KIND} {}/{}",
         grant.namespace().unwrap_or_default(),
@@ -64,8 +72,13 @@ struct Outcome {
 }
 
 #[tracing::instrument(skip_all, fields(kind = KIND, namespace = grant.namespace().unwrap_or_default(), name = grant.name_any()))]
-async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, ControllerError> {
+async fn apply(
+    grant: &CrossAccountGrant,
+    ctx: &Context,
+    ended: &OnceLock<&'static str>,
+) -> Result<Action, ControllerError> {
     if !ctx.accounts_synced() {
+        let _ = ended.set("waiting");
         return Ok(Action::requeue(std::time::Duration::from_millis(500)));
     }
     let previous = grant.status.clone().unwrap_or_default();
@@ -93,8 +106,17 @@ async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Contr
             role_arn: previous.role_arn.clone(),
             action: Action::requeue(again),
         },
-        None => converge(grant, &previous, ctx).await,
+        None => match converge(grant, &previous, ctx).await {
+            Ok(outcome) => outcome,
+            Err(wait) => {
+                // Waiting for grants on its resource to get their finalizer, to be converged with
+                // them; its status is left as it is.
+                let _ = ended.set("waiting");
+                return Ok(Action::requeue(wait));
+            }
+        },
     };
+    let _ = ended.set(grant_outcome(outcome.ready.status, &outcome.ready.reason));
     if outcome.ready.status == "False"
         && find(&previous.conditions, READY).is_none_or(|c| c.reason != outcome.ready.reason)
     {
@@ -128,32 +150,50 @@ async fn apply(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Contr
     Ok(outcome.action)
 }
 
+/// What converging the grant found; `Err(how long)` while it waits for peers (see
+/// [`coalesce::Converged::Wait`]).
 async fn converge(
     grant: &CrossAccountGrant,
     previous: &CrossAccountGrantStatus,
     ctx: &Context,
-) -> Outcome {
+) -> Result<Outcome, std::time::Duration> {
     let observe = grant.spec.mode == GrantMode::Observe;
-    let directory = ctx.account_directory();
-    let report = ctx
-        .engine
-        .run(&directory, &[input(grant)], Operation::Apply, observe)
-        .await;
-    let Some(result) = report.grants.first() else {
+    let (result, written) = match coalesce::converge(grant, ctx).await {
+        coalesce::Converged::Done(result, written) => (result, written),
+        coalesce::Converged::Wait(wait) => return Err(wait),
+    };
+    // The policies status records, and those a run that included this grant at an earlier
+    // generation wrote its statements to (status may not record them yet).
+    let mut known = previous.targets.clone();
+    for target in written {
+        let place = placement(&target, ctx);
+        if !known.iter().any(|k| placement(k, ctx) == place) {
+            known.push(target);
+        }
+    }
+    let Some(result) = result else {
         let ready = ConditionUpdate {
             type_: READY,
             status: "Unknown",
             reason: "Unknown".into(),
             message: "no result".into(),
         };
-        return Outcome {
+        return Ok(Outcome {
             ready,
             drifted: None,
-            targets: previous.targets.clone(),
+            targets: known,
             role_arn: previous.role_arn.clone(),
             action: Action::requeue(ctx.settings.resync),
-        };
+        });
     };
+    let GrantResult {
+        report: result,
+        changes: changed,
+        at,
+        started,
+    } = *result;
+    // In step with the other grants the run checked.
+    let resync = coalesce::next_check(ctx.settings.resync, started.elapsed());
     let ready = result.ready().map_or_else(
         || ConditionUpdate {
             type_: READY,
@@ -175,16 +215,16 @@ async fn converge(
         // change, or at the resync (without AWS calls), the last because the account trigger may
         // arrive before the account cache has the change.
         let action = match ready.reason.as_str() {
-            "InvalidSpec" | "NamespaceNotAllowed" => Action::requeue(ctx.settings.resync),
+            "InvalidSpec" | "NamespaceNotAllowed" => Action::requeue(resync),
             _ => Action::requeue(ctx.backoff.next_delay(&key).min(ctx.settings.resync)),
         };
-        return Outcome {
+        return Ok(Outcome {
             ready,
             drifted: None,
-            targets: previous.targets.clone(),
+            targets: known,
             role_arn: previous.role_arn.clone(),
             action,
-        };
+        });
     }
     ctx.backoff.reset(&key);
     let target_arn = result
@@ -197,7 +237,6 @@ async fn converge(
     let was_converged =
         previous.observed_generation == grant.metadata.generation && is_ready(&previous.conditions);
     let was_drifted = find(&previous.conditions, DRIFTED).is_some_and(|c| c.status == "True");
-    let changed = changes_text(&report, result);
     let drifted = if observe {
         if result.changes > 0 && (was_converged || was_drifted) {
             let message = format!("the policy of {target_arn} differs from this grant: {changed}");
@@ -248,9 +287,8 @@ async fn converge(
     };
 
     let mut targets = if observe {
-        previous.targets.clone()
+        known.clone()
     } else {
-        let now = Time(ctx.now()).0.to_string();
         result
             .targets
             .iter()
@@ -260,10 +298,9 @@ async fn converge(
                     region: t.region.clone(),
                 };
                 let last_applied = if result.changes > 0 {
-                    Some(now.clone())
+                    Some(at.to_string())
                 } else {
-                    previous
-                        .targets
+                    known
                         .iter()
                         .find(|p| placement(p, ctx) == place)
                         .and_then(|p| p.last_applied.clone())
@@ -282,19 +319,29 @@ async fn converge(
     if !observe {
         // The grant moved (another resource, other principals): revoke what it left behind.
         let current: BTreeSet<Placement> = targets.iter().map(|t| placement(t, ctx)).collect();
-        let left: Vec<&GrantedTarget> = previous
-            .targets
+        let mut left: BTreeMap<ResourceKey, Vec<GrantedTarget>> = BTreeMap::new();
+        for t in known
             .iter()
             .filter(|t| !current.contains(&placement(t, ctx)))
-            .collect();
-        if !left.is_empty() {
-            let places = left.iter().map(|t| placement(t, ctx)).collect();
-            let arns = left
+        {
+            left.entry(resource_key(&t.resource, ctx))
+                .or_default()
+                .push(t.clone());
+        }
+        for (resource, group) in left {
+            let places = group.iter().map(|t| placement(t, ctx)).collect();
+            let arns = group
                 .iter()
                 .map(|t| t.arn.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            match revoke(grant, places, false, ctx).await {
+            // Not while a run on that resource is in flight: one that began before the grant moved
+            // may still write its statements there.
+            let revoked = {
+                let _one_run_per_resource = ctx.coalescer.lock(&resource).await;
+                revoke(grant, places, false, ctx).await
+            };
+            match revoked {
                 Ok(()) => {
                     ctx.publish(
                         grant,
@@ -307,7 +354,7 @@ async fn converge(
                 Err(message) => {
                     ctx.publish(grant, EventType::Warning, "RevokeFailed", &message)
                         .await;
-                    targets.extend(left.into_iter().cloned());
+                    targets.extend(group);
                 }
             }
         }
@@ -317,13 +364,14 @@ async fn converge(
     } else {
         result.role_arn.clone()
     };
-    Outcome {
+    Ok(Outcome {
         ready,
         drifted,
         targets,
         role_arn,
-        action: Action::requeue(ctx.settings.resync),
-    }
+        // In step with the other grants the run checked.
+        action: Action::requeue(resync),
+    })
 }
 
 /// Where a target's statements were written. Status written before it recorded the policy names
@@ -350,22 +398,6 @@ fn placement(target: &GrantedTarget, ctx: &Context) -> Placement {
         })
         .unwrap_or_else(|| DEFAULT_REGION.to_string());
     Placement { location, region }
-}
-
-/// What changed for this grant, in a few words (Sids and kinds).
-fn changes_text(report: &Report, grant: &GrantReport) -> String {
-    let items: Vec<String> = report
-        .targets
-        .iter()
-        .flat_map(|t| &t.changes)
-        .filter(|c| c.grant == grant.name)
-        .map(|c| format!("{} {}", format!("{:?}", c.change).to_lowercase(), c.sid))
-        .collect();
-    if items.is_empty() {
-        "no statement changes".into()
-    } else {
-        items.join(", ")
-    }
 }
 
 /// Revokes the grant's statements from `places`, and from where its spec says when `spec_places`.
@@ -430,14 +462,29 @@ async fn cleanup(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Con
             "the AwsAccount cache is not synced yet".into(),
         ));
     }
+    let id = result_id(grant);
     if grant.spec.mode == GrantMode::Observe {
+        ctx.coalescer.discard(&id);
         tracing::info!("mode Observe: leaving AWS as it is");
         return Ok(Action::await_change());
     }
+    // After any run on its resource in flight (which may include this grant, begun before the
+    // deletion): runs that begin later see it being deleted and leave it out.
+    let _one_run_per_resource = ctx
+        .coalescer
+        .lock(&resource_key(&grant.spec.resource, ctx))
+        .await;
     // Retain hands the statements over (left in place, no longer xacct's); Delete removes them.
     let hand_over = grant.spec.deletion_policy == DeletionPolicy::Retain;
     let previous = grant.status.clone().unwrap_or_default();
-    let places: Vec<Placement> = previous.targets.iter().map(|t| placement(t, ctx)).collect();
+    let mut places: Vec<Placement> = Vec::new();
+    // Kept until revoked: a retry needs them again.
+    for target in previous.targets.iter().chain(&ctx.coalescer.written(&id)) {
+        let place = placement(target, ctx);
+        if !places.contains(&place) {
+            places.push(place);
+        }
+    }
     let result = if hand_over {
         release(grant, places, ctx).await
     } else {
@@ -445,6 +492,7 @@ async fn cleanup(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Con
     };
     match result {
         Ok(()) => {
+            ctx.coalescer.discard(&id);
             let (reason, note) = if hand_over {
                 (
                     "Retained",

@@ -18,10 +18,34 @@ use crate::aws::CallLog;
 /// Labels of the reconcile counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
-    /// `CrossAccountGrant` or `AwsAccount`.
+    /// `CrossAccountGrant`, `SnapshotShare` or `AwsAccount`.
     pub kind: &'static str,
-    /// `success`, or the reason of the failure.
+    /// `success`; `waiting` (a grant waiting for its AwsAccounts or the caches); `failed` (the
+    /// object ended not Ready for another reason: AWS refused, a bad spec, an account that cannot be
+    /// reached); `error` (the reconcile itself failed: a Kubernetes API call, a revocation that
+    /// must be retried).
     pub outcome: String,
+}
+
+/// The outcome of a grant reconcile that went through, from the `Ready` condition it left:
+/// `success` when Ready (or, mode Observe, `Pending`: the differences are reported, which is its
+/// job), `waiting` for `AccountNotReady`, else `failed`.
+pub fn grant_outcome(status: &str, reason: &str) -> &'static str {
+    match (status, reason) {
+        ("True", _) | ("False", "Pending") => "success",
+        (_, "AccountNotReady") => "waiting",
+        _ => "failed",
+    }
+}
+
+/// The outcome of an AwsAccount verification that went through: `success` when Ready, else
+/// `failed`.
+pub fn account_outcome(status: &str) -> &'static str {
+    if status == "True" {
+        "success"
+    } else {
+        "failed"
+    }
 }
 
 /// Labels with just the kind.
@@ -207,5 +231,57 @@ impl prometheus_client::collector::Collector for GrantStates {
             family.metric_type(),
         )?;
         family.encode(metric)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_that_ends_not_ready_is_counted_as_failed_unless_it_waits_for_an_account() {
+        assert_eq!(grant_outcome("True", "Applied"), "success");
+        assert_eq!(grant_outcome("True", "Converged"), "success");
+        assert_eq!(grant_outcome("False", "Pending"), "success");
+        assert_eq!(grant_outcome("False", "AccountNotReady"), "waiting");
+        for reason in ["AccessDenied", "InvalidSpec", "Throttled", "PolicyRejected"] {
+            assert_eq!(grant_outcome("False", reason), "failed", "{reason}");
+        }
+        assert_eq!(grant_outcome("Unknown", "Unknown"), "failed");
+        assert_eq!(account_outcome("True"), "success");
+        assert_eq!(account_outcome("False"), "failed");
+    }
+
+    #[test]
+    fn reconciles_are_exposed_by_kind_and_outcome() {
+        let (grants, _writer) = kube::runtime::reflector::store::<CrossAccountGrant>();
+        let metrics = Metrics::new(CallLog::default(), grants);
+        let started = Instant::now();
+        metrics.reconciled(
+            "CrossAccountGrant",
+            grant_outcome("False", "AccessDenied"),
+            started,
+        );
+        metrics.reconciled(
+            "CrossAccountGrant",
+            grant_outcome("True", "Applied"),
+            started,
+        );
+        metrics.reconciled(
+            "CrossAccountGrant",
+            grant_outcome("True", "Converged"),
+            started,
+        );
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"xacct_reconciles_total{kind="CrossAccountGrant",outcome="failed"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"xacct_reconciles_total{kind="CrossAccountGrant",outcome="success"} 2"#
+            ),
+            "{text}"
+        );
     }
 }

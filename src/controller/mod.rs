@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod backoff;
+pub mod coalesce;
 pub mod conditions;
 mod context;
 mod error;
@@ -246,6 +247,7 @@ async fn run_controllers(
         shares: share_store.clone(),
         external_ids: RwLock::default(),
         backoff: backoff::Backoff::new(Duration::from_secs(2), Duration::from_secs(300)),
+        coalescer: coalesce::Coalescer::default(),
         clock: Arc::new(Timestamp::now),
     });
 

@@ -45,6 +45,10 @@ pub enum Fault {
     /// Keep the connection open and never answer (a black hole: a lost packet path, a hung
     /// load balancer).
     Stall,
+    /// `400 MalformedPolicy` (`Invalid principal in policy`): what S3 answers for a bucket policy
+    /// naming a principal that does not exist. Given by [`FaultProxy::refuse_policies_naming`],
+    /// never drawn at random.
+    MalformedPolicy,
 }
 
 impl Fault {
@@ -165,6 +169,8 @@ struct State {
     /// Names that change from one test run to the next (KMS key ids), and what to read instead
     /// when deciding.
     renames: Vec<(String, String)>,
+    /// Bucket policies naming one of these are refused ([`Fault::MalformedPolicy`]).
+    refused: Vec<String>,
 }
 
 /// The proxy, listening on a loopback port until dropped.
@@ -230,6 +236,13 @@ impl FaultProxy {
             .push((volatile.to_string(), stable.to_string()));
     }
 
+    /// Refuses every `PutBucketPolicy` whose document contains `needle` (a principal's name), as
+    /// S3 refuses a policy naming a principal that does not exist: the whole document, whatever
+    /// else is in it.
+    pub fn refuse_policies_naming(&self, needle: &str) {
+        self.lock().refused.push(needle.to_string());
+    }
+
     /// Forgets the requests seen so far (not the repeat counts, so decisions keep moving on).
     pub fn clear(&self) {
         self.lock().seen.clear();
@@ -274,11 +287,20 @@ async fn handle(
             *n += 1;
             *n
         };
-        let fault = state
-            .plan
-            .as_ref()
-            .filter(|plan| plan.selects(&service, &operation))
-            .and_then(|plan| decide(plan, key, repeat));
+        let refused = operation == "PutBucketPolicy"
+            && state
+                .refused
+                .iter()
+                .any(|needle| String::from_utf8_lossy(&body).contains(needle.as_str()));
+        let fault = if refused {
+            Some(Fault::MalformedPolicy)
+        } else {
+            state
+                .plan
+                .as_ref()
+                .filter(|plan| plan.selects(&service, &operation))
+                .and_then(|plan| decide(plan, key, repeat))
+        };
         state.received += 1;
         let id = state.received;
         // Recorded on arrival, so that a request that never gets an answer is seen too.
@@ -449,6 +471,11 @@ fn error_response(service: &str, fault: Fault) -> Response<Full<Bytes>> {
         (Fault::Throttle, Protocol::Query) => {
             (StatusCode::BAD_REQUEST, "Throttling", "Rate exceeded")
         }
+        (Fault::MalformedPolicy, _) => (
+            StatusCode::BAD_REQUEST,
+            "MalformedPolicy",
+            "Invalid principal in policy",
+        ),
         (Fault::RequestLimitExceeded, _) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "RequestLimitExceeded",

@@ -131,3 +131,29 @@ pub fn run_config(resync: std::time::Duration) -> xacct::controller::RunConfig {
         gc_period: None,
     }
 }
+
+/// A tiny HTTP GET over a raw socket (the controller's `/metrics`; no HTTP client dependency).
+pub async fn http_get(url: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
+    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.ok()?;
+    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// The sum of a counter's series whose line starts with `prefix` (e.g.
+/// `xacct_reconciles_total{kind="CrossAccountGrant"`), in the text exposition `text`.
+pub fn counter_sum(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
