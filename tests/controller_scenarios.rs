@@ -677,6 +677,50 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
         "{reads} reads in {passes:.1} passes over 2 buckets: {per_bucket_and_pass:.2} per bucket and pass"
     );
     assert!(reads > 0, "the resync reads the buckets (drift detection)");
+
+    // Drift: someone puts lake's policy back to its foreign statement alone. The next resync
+    // restores every lake grant's statements in one write, and each grant reports it (from the
+    // result its peer's run kept for it).
+    let writes = h.writes();
+    let doc = json!({"Version": "2012-10-17", "Statement": [foreign("lake")]});
+    h.s3.put_bucket_policy()
+        .bucket("lake")
+        .policy(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    let corrected = eventually(30, "twelve DriftCorrected events", || async {
+        let events: Vec<String> = h
+            .events("batch")
+            .await
+            .into_iter()
+            .filter(|(_, reason, _)| reason == "DriftCorrected")
+            .map(|(_, _, note)| note)
+            .collect();
+        (events.len() >= lake.len()).then_some(events)
+    })
+    .await;
+    assert_eq!(corrected.len(), lake.len(), "{corrected:?}");
+    assert!(
+        corrected
+            .iter()
+            .all(|n| n.contains("arn:aws:s3:::lake") && n.contains("added")),
+        "{corrected:?}"
+    );
+    let present = h.policy("lake").await;
+    for name in &lake {
+        let owner = GrantOwner::new("default", "batch", name);
+        let held = present
+            .iter()
+            .filter(|s| s.as_deref().is_some_and(|s| held_by(s, &owner)))
+            .count();
+        assert_eq!(held, 2, "{name} restored: {present:?}");
+    }
+    assert_eq!(
+        h.writes() - writes,
+        2,
+        "the tampering, then one write restoring twelve grants"
+    );
     h.finish().await;
 }
 
