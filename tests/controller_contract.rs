@@ -52,12 +52,16 @@ fn grant(finalized: bool, principals: Value) -> CrossAccountGrant {
 }
 
 async fn context(moto: &Moto) -> (Arc<Context>, ApiHandle) {
+    context_with(moto, account()).await
+}
+
+async fn context_with(moto: &Moto, account: AwsAccount) -> (Arc<Context>, ApiHandle) {
     let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let connector = moto.connector().await;
     let (accounts, mut account_writer) = reflector::store();
     account_writer.apply_watcher_event(&watcher::Event::Init);
-    account_writer.apply_watcher_event(&watcher::Event::InitApply(account()));
+    account_writer.apply_watcher_event(&watcher::Event::InitApply(account));
     account_writer.apply_watcher_event(&watcher::Event::InitDone);
     let (grants, _grant_writer) = reflector::store::<CrossAccountGrant>();
     let (shares, _share_writer) = reflector::store::<xacct::api::SnapshotShare>();
@@ -408,4 +412,44 @@ async fn a_sharded_controller_watches_one_namespace_with_a_label_selector() {
     assert!(uri.contains("labelSelector=shard%3Da"), "{uri}");
     stop.send(true).unwrap();
     run.abort();
+}
+
+#[tokio::test]
+async fn a_grant_whose_account_is_not_ready_looks_again_soon_with_backoff() {
+    // The trigger of the account becoming Ready comes from another watch than the account cache,
+    // and may arrive first: the grant must not wait for the resync to look again.
+    let moto = Moto::start();
+    let mut unverified = account();
+    unverified.status = None;
+    let (ctx, mut handle) = context_with(&moto, unverified).await;
+    let mut delays = Vec::new();
+    for _ in 0..2 {
+        let reconcile = tokio::spawn(grant::reconcile(
+            Arc::new(grant(true, json!(["role/JobRole"]))),
+            ctx.clone(),
+        ));
+        // Answer whatever it asks (its event, its status) with the grant, until it is done.
+        let serve = async {
+            while let Some((request, send)) = handle.next_request().await {
+                let body = request.into_body().collect_bytes().await.unwrap();
+                let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                if let Some(reason) = value["status"]["conditions"][0]["reason"].as_str() {
+                    assert_eq!(reason, "AccountNotReady");
+                }
+                respond(send, &serde_json::to_value(grant(true, json!([]))).unwrap());
+            }
+        };
+        let action = tokio::select! {
+            done = reconcile => done.unwrap().expect("reconcile succeeds"),
+            _ = serve => panic!("the API client went away"),
+        };
+        delays.push(requeue_seconds(&action));
+    }
+    // Backoff from 1 s (±20%), doubling: far below the 300 s resync.
+    assert!((0.8..=1.2).contains(&delays[0]), "{delays:?}");
+    assert!((1.6..=2.4).contains(&delays[1]), "{delays:?}");
+    assert!(
+        ctx.connector.calls().snapshot().is_empty(),
+        "nothing is read or written while the account is not Ready"
+    );
 }

@@ -104,7 +104,10 @@ async fn apply(
             drifted: None,
             targets: previous.targets.clone(),
             role_arn: previous.role_arn.clone(),
-            action: Action::requeue(again),
+            // The account's readiness changing brings the grant back, but that trigger comes from
+            // another watch than the account cache read here, and may arrive first: look again
+            // soon (with backoff, up to `again`) rather than only at the resync.
+            action: Action::requeue(ctx.backoff.next_delay(&object_key(grant)).min(again)),
         },
         None => match converge(grant, &previous, ctx).await {
             Ok(outcome) => outcome,
