@@ -125,13 +125,23 @@ fn respond(send: tower_test::mock::SendResponse<Response<Body>>, body: &Value) {
     );
 }
 
-/// The requeue delay of `action`, in seconds (kube's `Action` only shows it in its Debug form).
+/// The requeue delay of `action`, in seconds (kube's `Action` only shows it in its Debug form, a
+/// `Duration`'s: `300s`, `299.87s`, `996.1ms`, `12µs`, `5ns`).
 fn requeue_seconds(action: &kube::runtime::controller::Action) -> f64 {
     let text = format!("{action:?}");
-    text.split_once("Some(")
-        .and_then(|(_, rest)| rest.split_once("s)"))
-        .and_then(|(seconds, _)| seconds.parse().ok())
-        .unwrap_or_else(|| panic!("no requeue delay in {text}"))
+    let shown = text
+        .split_once("Some(")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(shown, _)| shown)
+        .unwrap_or_else(|| panic!("no requeue delay in {text}"));
+    let units = [("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9), ("s", 1.0)];
+    units
+        .iter()
+        .find_map(|(unit, scale)| {
+            let number: f64 = shown.strip_suffix(unit)?.parse().ok()?;
+            Some(number * scale)
+        })
+        .unwrap_or_else(|| panic!("cannot read the requeue delay in {text}"))
 }
 
 async fn no_more_requests(handle: &mut ApiHandle) {
