@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use super::conditions::{READY, find, is_ready};
@@ -102,18 +103,19 @@ pub const ISOLATION: Duration = Duration::from_secs(600);
 /// A run on a resource waits while grants on it are still getting their finalizer (each grant's
 /// first reconcile only adds it, so grants created together, or found together at start-up, become
 /// peers one by one), until no grant anywhere got it for this long (the controller adds them
-/// across every resource at once: those of one resource may come a while apart). The grant about
-/// to run is re-queued for then instead, without holding a worker.
+/// across every resource at once: those of one resource may come a while apart). The first grant
+/// to wait is re-queued to look again then, without holding a worker; the others wait to be woken
+/// by the run, which keeps their results.
 pub const GATHER_QUIET: Duration = Duration::from_secs(1);
 
-/// The longest a run waits for arriving grants, from its first wait (see [`GATHER_QUIET`]): grants
-/// created on a resource without pause, or one that never gets its finalizer, delay its runs by
-/// this much, never more. Long enough for a controller starting with thousands of grants to add
-/// their finalizers.
-pub const GATHER_MAX: Duration = Duration::from_secs(10);
+/// The longest a run waits for arriving grants, from its first wait (see [`GATHER_QUIET`]). It
+/// only applies while grants keep getting their finalizer somewhere (a grant that never gets it
+/// changes nothing: the run waits [`GATHER_QUIET`]); long enough for a controller starting with
+/// ten thousand grants to add most of their finalizers.
+pub const GATHER_MAX: Duration = Duration::from_secs(30);
 
 /// Waits for arriving peers, per resource.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Gathering {
     /// The first wait.
     since: Instant,
@@ -121,7 +123,14 @@ struct Gathering {
     arriving: (usize, usize),
     /// When those numbers last changed.
     changed: Instant,
+    /// The grant that looks again until the run (the first to wait).
+    poller: String,
+    /// The other grants waiting: woken once the run has kept their results.
+    waiting: Vec<ObjectRef<CrossAccountGrant>>,
 }
+
+/// Where woken grants are sent: the grant controller reconciles them (`reconcile_on`).
+pub type Wake = futures::channel::mpsc::UnboundedSender<ObjectRef<CrossAccountGrant>>;
 
 /// The resource a grant is on: its account, kind, name and region (the account's, or us-east-1,
 /// when the grant names none). Grants with the same key share the resource's policy.
@@ -252,6 +261,7 @@ pub struct Coalescer {
     kept: Mutex<HashMap<String, Kept>>,
     isolated: Mutex<HashMap<ResourceKey, Instant>>,
     gathering: Mutex<HashMap<ResourceKey, Gathering>>,
+    wake: Mutex<Option<Wake>>,
 }
 
 impl Coalescer {
@@ -337,36 +347,70 @@ impl Coalescer {
         self.kept.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// How long a run on `key` waits at `now` for the grants getting their finalizer (`arriving`:
-    /// how many on the resource, how many in all; `None`: it runs now): until those numbers have not
-    /// changed for [`GATHER_QUIET`], at most [`GATHER_MAX`] after the first wait since the last run.
+    /// How long the grant `id` (`object`), about to run on `key`, waits at `now` for the grants
+    /// getting their finalizer (`arriving`: how many on the resource, how many in all; `None`: it
+    /// runs now): until those numbers have not changed for [`GATHER_QUIET`], at most [`GATHER_MAX`]
+    /// after the first wait since the last run. The first grant to wait looks again then; the
+    /// others are woken by the run ([`Coalescer::gathered`]), and look again after [`GATHER_MAX`]
+    /// if nothing wakes them.
     pub fn gather(
         &self,
         key: &ResourceKey,
+        id: &str,
+        object: ObjectRef<CrossAccountGrant>,
         arriving: (usize, usize),
         now: Instant,
     ) -> Option<Duration> {
         let mut gathering = self.gathering.lock().unwrap_or_else(|e| e.into_inner());
-        let g = gathering.entry(key.clone()).or_insert(Gathering {
+        let g = gathering.entry(key.clone()).or_insert_with(|| Gathering {
             since: now,
             arriving,
             changed: now,
+            poller: id.to_string(),
+            waiting: Vec::new(),
         });
         if g.arriving != arriving {
             g.arriving = arriving;
             g.changed = now;
         }
-        let quiet_until = g.changed + GATHER_QUIET;
-        let until = quiet_until.min(g.since + GATHER_MAX);
-        (now < until).then(|| until - now)
+        let latest = g.since + GATHER_MAX;
+        let until = (g.changed + GATHER_QUIET).min(latest);
+        if now >= until {
+            return None;
+        }
+        if g.poller == id {
+            return Some(until - now);
+        }
+        if !g.waiting.contains(&object) {
+            g.waiting.push(object);
+        }
+        Some(latest + GATHER_QUIET - now)
     }
 
-    /// A run on `key` starts: the next one may wait for arriving peers again.
-    pub fn gathered(&self, key: &ResourceKey) {
+    /// A run on `key` starts: the next one may wait for arriving peers again. Returns the grants
+    /// waiting for this run, to [`Coalescer::wake`] once it has kept their results.
+    pub fn gathered(&self, key: &ResourceKey) -> Vec<ObjectRef<CrossAccountGrant>> {
         self.gathering
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+            .remove(key)
+            .map(|g| g.waiting)
+            .unwrap_or_default()
+    }
+
+    /// Sends woken grants to `wake` from now on (without it, they look again by themselves).
+    pub fn wake_with(&self, wake: Wake) {
+        *self.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+    }
+
+    /// Wakes `grants` (they are reconciled again soon).
+    pub fn wake(&self, grants: Vec<ObjectRef<CrossAccountGrant>>) {
+        if let Some(wake) = self.wake.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            for grant in grants {
+                // Only fails when the controller has stopped.
+                let _ = wake.unbounded_send(grant);
+            }
+        }
     }
 
     /// Converges `key`'s grants one by one until `until`.
@@ -671,15 +715,16 @@ pub async fn converge(grant: &CrossAccountGrant, ctx: &Context) -> Converged {
     // (A grant with a stale result was in a run before: it does not wait, nor lose those places.)
     if arriving > 0 && written.is_empty() {
         let everywhere = all.iter().filter(|g| getting_finalizer(g)).count();
-        if let Some(wait) = ctx
-            .coalescer
-            .gather(&key, (arriving, everywhere), Instant::now())
+        let object = ObjectRef::from_obj(grant);
+        if let Some(wait) =
+            ctx.coalescer
+                .gather(&key, &id, object, (arriving, everywhere), Instant::now())
         {
             tracing::debug!(grant = %id, arriving, "waiting for grants on the same resource getting their finalizer");
             return Converged::Wait(wait);
         }
     }
-    ctx.coalescer.gathered(&key);
+    let waiting = ctx.coalescer.gathered(&key);
     // Fingerprints before the directory: an account changing in between makes them differ from
     // what the peers see later, so the results are not used (never the other way round).
     let fingerprints: Vec<u64> = peers.iter().map(|p| accounts_fingerprint(p, ctx)).collect();
@@ -719,6 +764,7 @@ pub async fn converge(grant: &CrossAccountGrant, ctx: &Context) -> Converged {
             },
         );
     }
+    ctx.coalescer.wake(waiting);
     if !peers.is_empty() {
         let live: HashSet<String> = all.iter().map(|g| result_id(g)).collect();
         ctx.coalescer.retain(&live);
@@ -1159,42 +1205,68 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let lake = key("lake");
-        assert_eq!(c.gather(&lake, (5, 50), t0), Some(GATHER_QUIET));
+        let g = |name: &str| {
+            let grant = grant(name, "lake", json!({}));
+            (result_id(&grant), ObjectRef::from_obj(&grant))
+        };
+        let (a, a_ref) = g("a");
+        let (b, b_ref) = g("b");
+        let gather = |id: &str, r: &ObjectRef<CrossAccountGrant>, arriving, now| {
+            c.gather(&lake, id, r.clone(), arriving, now)
+        };
+        assert_eq!(gather(&a, &a_ref, (5, 50), t0), Some(GATHER_QUIET));
         assert_eq!(
-            c.gather(&lake, (5, 50), t0 + ms(400)),
+            gather(&a, &a_ref, (5, 50), t0 + ms(400)),
             Some(GATHER_QUIET - ms(400)),
             "no progress: the quiet time runs from the last change"
         );
         assert_eq!(
-            c.gather(&lake, (5, 40), t0 + ms(900)),
-            Some(GATHER_QUIET),
-            "finalizers added elsewhere: this resource's may come next"
+            gather(&b, &b_ref, (5, 40), t0 + ms(900)),
+            Some(GATHER_MAX + GATHER_QUIET - ms(900)),
+            "another grant waits to be woken (finalizers were added elsewhere)"
         );
         assert_eq!(
-            c.gather(&lake, (3, 38), t0 + ms(1500)),
+            gather(&a, &a_ref, (5, 40), t0 + ms(1200)),
+            Some(ms(700)),
+            "the first grant looks again a second after the last change"
+        );
+        assert_eq!(
+            gather(&a, &a_ref, (3, 38), t0 + ms(1500)),
             Some(GATHER_QUIET),
             "two more arrived here"
         );
         assert_eq!(
-            c.gather(&lake, (3, 38), t0 + ms(2500)),
+            gather(&a, &a_ref, (3, 38), t0 + ms(2500)),
             None,
             "quiet for a second"
         );
         assert_eq!(
-            c.gather(&key("pond"), (3, 38), t0 + ms(2500)),
+            c.gather(&key("pond"), &b, b_ref.clone(), (3, 38), t0 + ms(2500)),
             Some(GATHER_QUIET),
             "per resource"
         );
-        c.gathered(&lake);
+        assert_eq!(c.gathered(&lake), vec![b_ref.clone()], "the run wakes b");
+        assert!(c.gathered(&lake).is_empty());
         // Grants arriving without pause: at most GATHER_MAX from the first wait.
         let t1 = t0 + ms(5000);
         let mut now = t1;
         let mut arriving = 1000;
-        while c.gather(&lake, (1, arriving), now).is_some() {
+        while gather(&a, &a_ref, (1, arriving), now).is_some() {
             now += ms(500);
             arriving -= 1;
         }
         assert_eq!(now - t1, GATHER_MAX);
+    }
+
+    #[test]
+    fn woken_grants_are_sent_to_the_controller() {
+        let c = Coalescer::default();
+        let grant = grant("a", "lake", json!({}));
+        c.wake(vec![ObjectRef::from_obj(&grant)]); // nowhere to send: nothing happens
+        let (tx, mut rx) = futures::channel::mpsc::unbounded();
+        c.wake_with(tx);
+        c.wake(vec![ObjectRef::from_obj(&grant)]);
+        assert_eq!(rx.try_recv().ok(), Some(ObjectRef::from_obj(&grant)));
     }
 
     #[test]

@@ -270,9 +270,13 @@ async fn run_controllers(
         ),
         (None, _, _) => {}
     }
+    // Grants waiting for a run on their resource are woken by it (see coalesce::Coalescer::wake).
+    let (wake, woken) = futures::channel::mpsc::unbounded();
+    ctx.coalescer.wake_with(wake);
     let grants_by_account = grant_store.clone();
     let grant_controller = Controller::for_stream(grant_stream, grant_store)
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
+        .reconcile_on(woken)
         .watches_stream(readiness_changes(), move |account: AwsAccount| {
             let name = account.name_any();
             grants_by_account
