@@ -428,7 +428,10 @@ mod tests {
             .iter()
             .map(|(o, ps)| read(o, &ps.iter().map(String::as_str).collect::<Vec<_>>()))
             .collect();
-        let merged = converge(current, INSTANCE, true,
+        let merged = converge(
+            current,
+            INSTANCE,
+            true,
             &OwnershipScope::new(owners),
             &OwnershipScope::default(),
             &desired,
@@ -438,7 +441,10 @@ mod tests {
     }
 
     fn revoke(current: &PolicyDocument, gone: &GrantOwner) -> crate::policy::Merged {
-        converge(Some(current), INSTANCE, true,
+        converge(
+            Some(current),
+            INSTANCE,
+            true,
             &OwnershipScope::new([gone]),
             &OwnershipScope::default(),
             &[],
@@ -503,7 +509,10 @@ mod tests {
         let (a, b) = (owner("a"), owner("b"));
         let doc = apply(None, &[(&a, vec![role(1)]), (&b, vec![role(2)])]);
         for (o, ps) in [(&a, vec![role(1)]), (&b, vec![role(2)])] {
-            let merged = converge(Some(&doc), INSTANCE, true,
+            let merged = converge(
+                Some(&doc),
+                INSTANCE,
+                true,
                 &OwnershipScope::new([o]),
                 &OwnershipScope::default(),
                 &[read(o, &ps.iter().map(String::as_str).collect::<Vec<_>>())],
@@ -545,7 +554,10 @@ mod tests {
         let left = merged.document;
         let sid = left.statements[1].sid().expect("sid");
         assert_eq!(owner_prefixes(INSTANCE, sid), vec![b.sid_prefix()]);
-        let again = converge(Some(&left), INSTANCE, true,
+        let again = converge(
+            Some(&left),
+            INSTANCE,
+            true,
             &OwnershipScope::new([&b]),
             &OwnershipScope::default(),
             &[read(&b, &[&role(2)])],
@@ -577,7 +589,10 @@ mod tests {
             ..PolicyDocument::new()
         };
         // Converging a grant that is not a member leaves the statement alone.
-        let merged = converge(Some(&tampered), INSTANCE, true,
+        let merged = converge(
+            Some(&tampered),
+            INSTANCE,
+            true,
             &OwnershipScope::new([&other]),
             &OwnershipScope::default(),
             &[],
@@ -585,7 +600,10 @@ mod tests {
         .expect("converges");
         assert_eq!(merged.decision, WriteDecision::Unchanged);
         // Converging a member takes the stranger out.
-        let merged = converge(Some(&tampered), INSTANCE, true,
+        let merged = converge(
+            Some(&tampered),
+            INSTANCE,
+            true,
             &OwnershipScope::new([&a]),
             &OwnershipScope::default(),
             &[read(&a, &[&role(1)])],
@@ -619,7 +637,10 @@ mod tests {
     fn retained_grants_are_handed_over_out_of_shared_statements() {
         let (a, b) = (owner("a"), owner("b"));
         let doc = apply(None, &[(&a, vec![role(1)]), (&b, vec![role(2)])]);
-        let merged = converge(Some(&doc), INSTANCE, true,
+        let merged = converge(
+            Some(&doc),
+            INSTANCE,
+            true,
             &OwnershipScope::default(),
             &OwnershipScope::new([&a]),
             &[],
