@@ -6,6 +6,11 @@
 //! accounts), which they use once, without calling AWS. N grants on one policy then cost about one
 //! read (and one write when something changed) instead of N.
 //!
+//! A grant's first reconcile only adds the finalizer, so grants created together (or found
+//! together when the controller starts) become peers one by one: a run waits for those of its
+//! resource that are getting it, while finalizers are still being added ([`GATHER_QUIET`],
+//! [`GATHER_MAX`]); the grants that wait meanwhile are woken by the run.
+//!
 //! At the resync, the grants of a resource come back together when their last checks were made
 //! together: each one's next check is set one resync period after the run that checked it, not
 //! after its own reconcile. A grant that joined later (created, or edited, at another time) is
