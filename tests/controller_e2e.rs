@@ -10,6 +10,7 @@ use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
 use support::kube_api::{KubeEmulator, eventually, free_port};
+use support::process::http_get;
 use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, sids};
 use xacct::api::{AwsAccount, CrossAccountGrant};
 
@@ -192,14 +193,14 @@ async fn xacct_run_converges_corrects_drift_and_revokes_on_delete() {
     .await;
     assert_eq!(drifted, ("False".into(), "DriftCorrected".into()));
     let metrics = eventually(10, "the drift metric", || async {
-        let text = reqwest_get(&format!("http://127.0.0.1:{metrics_port}/metrics")).await?;
+        let text = http_get(&format!("http://127.0.0.1:{metrics_port}/metrics")).await?;
         text.contains("xacct_drift_total{event=\"corrected\"} 1")
             .then_some(text)
     })
     .await;
     assert!(metrics.contains("xacct_aws_api_calls_total{service=\"S3\",operation=\"PutBucketPolicy\",outcome=\"success\"} 2"), "{metrics}");
     assert_eq!(
-        reqwest_get(&format!("http://127.0.0.1:{metrics_port}/readyz"))
+        http_get(&format!("http://127.0.0.1:{metrics_port}/readyz"))
             .await
             .as_deref(),
         Some("ready")
@@ -226,19 +227,4 @@ async fn xacct_run_converges_corrects_drift_and_revokes_on_delete() {
         Some(0),
         "SIGTERM stops the controller cleanly"
     );
-}
-
-/// A tiny HTTP GET over a raw socket (no HTTP client dependency for two assertions).
-async fn reqwest_get(url: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
-    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.ok()?;
-    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }

@@ -12,8 +12,9 @@ use xacct::aws::{Connector, ConnectorOptions};
 #[path = "../../tests/support/process.rs"]
 mod process;
 
+pub use process::http_get;
 pub use process::python;
-use process::{kube_emulator_script, root, spawn_printing_url};
+use process::{kube_client, kube_emulator_script, root, spawn_printing_url, write_kubeconfig};
 
 /// A moto server (scripts/moto-server.py), in its own process.
 pub struct Moto {
@@ -110,20 +111,13 @@ impl KubeEmulator {
     /// A kubeconfig file in `dir` pointing at the emulator.
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
         let path = dir.join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: emu, cluster: {{server: \"{}\"}}}}]\n\
-             users: [{{name: emu, user: {{token: bench}}}}]\ncontexts: [{{name: emu, context: {{cluster: emu, user: emu}}}}]\n\
-             current-context: emu\n",
-            self.url
-        );
-        std::fs::write(&path, text).expect("write kubeconfig");
+        write_kubeconfig(&path, &self.url);
         path
     }
 
     /// A client of the emulator.
     pub fn client(&self) -> kube::Client {
-        let config = kube::Config::new(self.url.parse().expect("emulator URL"));
-        kube::Client::try_from(config).expect("kube client")
+        kube_client(&self.url)
     }
 }
 
@@ -170,19 +164,4 @@ pub fn memory(pid: u32, field: &str) -> Option<u64> {
         let kb: u64 = value.trim().trim_end_matches("kB").trim().parse().ok()?;
         Some(kb * 1024)
     })
-}
-
-/// The body of `GET url` (plain HTTP, for the controller's /metrics).
-pub async fn http_get(url: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
-    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.ok()?;
-    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }

@@ -1,9 +1,10 @@
 //! The Kubernetes API endpoint for end-to-end tests: ../shared/tools/kube-emulator.py (kmock's
 //! emulator). No real kube-apiserver can run on these machines.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
+
+use super::process;
 
 /// A kube emulator for one test, stopped when dropped (or when the test process dies).
 pub struct KubeEmulator {
@@ -16,44 +17,17 @@ pub struct KubeEmulator {
 impl KubeEmulator {
     /// Starts the emulator from the project's `.venv` (`XACCT_KUBE_EMULATOR` overrides its path).
     pub fn start() -> KubeEmulator {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let script = std::env::var("XACCT_KUBE_EMULATOR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root.join("../shared/tools/kube-emulator.py"));
-        assert!(
-            script.exists(),
-            "the Kubernetes API emulator is missing at {}",
-            script.display()
-        );
-        let python = std::env::var("XACCT_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root.join(".venv/bin/python"));
-        assert!(
-            python.exists(),
-            "the emulators are not installed: run scripts/setup-emulators.sh"
-        );
         // The shell ends the emulator as soon as the test process goes away (its stdin closes).
-        let mut child = Command::new("sh")
+        let mut command = Command::new("sh");
+        command
             .arg("-c")
             .arg(r#""$0" "$1" & pid=$!; cat >/dev/null; kill $pid"#)
-            .arg(&python)
-            .arg(&script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("kube emulator starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("emulator prints its URL");
-        assert!(
-            line.starts_with("http://"),
-            "kube emulator printed {line:?}"
-        );
+            .arg(process::python())
+            .arg(process::kube_emulator_script());
+        let (child, url) = process::spawn_printing_url(command, "the kube emulator");
         KubeEmulator {
             child,
-            url: line.trim().to_string(),
+            url,
             dir: tempfile::tempdir().expect("temp dir"),
         }
     }
@@ -61,20 +35,13 @@ impl KubeEmulator {
     /// A kubeconfig file pointing at the emulator.
     pub fn kubeconfig(&self) -> PathBuf {
         let path = self.dir.path().join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: emu, cluster: {{server: \"{}\"}}}}]\n\
-             users: [{{name: emu, user: {{token: test}}}}]\ncontexts: [{{name: emu, context: {{cluster: emu, user: emu}}}}]\n\
-             current-context: emu\n",
-            self.url
-        );
-        std::fs::write(&path, text).expect("write kubeconfig");
+        process::write_kubeconfig(&path, &self.url);
         path
     }
 
     /// A client of the emulator.
     pub fn client(&self) -> kube::Client {
-        let config = kube::Config::new(self.url.parse().expect("emulator URL"));
-        kube::Client::try_from(config).expect("client")
+        process::kube_client(&self.url)
     }
 }
 
@@ -130,21 +97,6 @@ pub fn run_config(resync: std::time::Duration) -> xacct::controller::RunConfig {
         reporter: "xacct".into(),
         gc_period: None,
     }
-}
-
-/// A tiny HTTP GET over a raw socket (the controller's `/metrics`; no HTTP client dependency).
-pub async fn http_get(url: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
-    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.ok()?;
-    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
 /// The sum of a counter's series whose line starts with `prefix` (e.g.

@@ -1,4 +1,5 @@
-//! Starting the emulators' processes: the project's Python and a child that prints its URL.
+//! The emulators' processes (the project's Python, a child that prints its URL) and talking to
+//! them (a kubeconfig, a client, a plain HTTP GET).
 //! Shared by the tests (`tests/support`) and the benchmark (`benches/converge`, by `#[path]`).
 
 use std::io::{BufRead, BufReader};
@@ -50,4 +51,36 @@ pub fn spawn_printing_url(mut command: Command, what: &str) -> (Child, String) {
         .unwrap_or_else(|e| panic!("{what} prints its URL: {e}"));
     assert!(line.starts_with("http://"), "{what} printed {line:?}");
     (child, line.trim().to_string())
+}
+
+/// The body of `GET url` (plain HTTP over a raw socket: the controller's `/metrics` and health
+/// endpoints, without an HTTP client dependency).
+pub async fn http_get(url: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
+    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.ok()?;
+    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// Writes at `path` a kubeconfig pointing at the Kubernetes API emulator at `url`.
+pub fn write_kubeconfig(path: &std::path::Path, url: &str) {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters: [{{name: emu, cluster: {{server: \"{url}\"}}}}]\n\
+         users: [{{name: emu, user: {{token: emu}}}}]\ncontexts: [{{name: emu, context: {{cluster: emu, user: emu}}}}]\n\
+         current-context: emu\n"
+    );
+    std::fs::write(path, text).expect("write kubeconfig");
+}
+
+/// A client of the Kubernetes API emulator at `url`.
+pub fn kube_client(url: &str) -> kube::Client {
+    let config = kube::Config::new(url.parse().expect("emulator URL"));
+    kube::Client::try_from(config).expect("kube client")
 }
