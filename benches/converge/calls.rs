@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use xacct::aws::{ApiCall, CallOutcome};
 
+use super::capacity::thousands;
+
 /// Calls of one operation: answered with success, and with an error (a policy that does not
 /// exist yet is an error answer to a read, and still a read).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -179,17 +181,4 @@ pub fn show(count: Count) -> String {
     } else {
         total
     }
-}
-
-/// `12345` → `12,345`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -322,8 +322,8 @@ pub fn table() -> String {
     out
 }
 
-/// `12345` → `12,345`.
-pub fn thousands(n: usize) -> String {
+/// `12345` → `12,345` (any integer).
+pub fn thousands(n: impl ToString) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

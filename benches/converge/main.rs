@@ -28,7 +28,8 @@ use serde_json::{Value, json};
 use xacct::aws::AwsPolicies;
 use xacct::engine::{Engine, EngineSettings, Operation, Purpose, Report, resolve_grant};
 
-use calls::{Calls, class, show, thousands};
+use calls::{Calls, class, show};
+use capacity::thousands;
 use controller::ControllerRun;
 use emulators::{Moto, cpu_time};
 use workload::Workload;
