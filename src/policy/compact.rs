@@ -418,6 +418,23 @@ mod tests {
         format!("arn:aws:iam::111111111111:role/r{n}")
     }
 
+    /// Converges the grants in `scope`, wanting `desired`, on `current` (compaction on).
+    fn run(
+        current: Option<&PolicyDocument>,
+        scope: OwnershipScope,
+        desired: &[Statement],
+    ) -> crate::policy::Merged {
+        converge(
+            current,
+            INSTANCE,
+            true,
+            &scope,
+            &OwnershipScope::default(),
+            desired,
+        )
+        .expect("converges")
+    }
+
     /// Converges `owners` (each wanting read for its principals) on `current`.
     fn apply(
         current: Option<&PolicyDocument>,
@@ -428,28 +445,12 @@ mod tests {
             .iter()
             .map(|(o, ps)| read(o, &ps.iter().map(String::as_str).collect::<Vec<_>>()))
             .collect();
-        let merged = converge(
-            current,
-            INSTANCE,
-            true,
-            &OwnershipScope::new(owners),
-            &OwnershipScope::default(),
-            &desired,
-        )
-        .expect("converges");
+        let merged = run(current, OwnershipScope::new(owners), &desired);
         merged.document
     }
 
     fn revoke(current: &PolicyDocument, gone: &GrantOwner) -> crate::policy::Merged {
-        converge(
-            Some(current),
-            INSTANCE,
-            true,
-            &OwnershipScope::new([gone]),
-            &OwnershipScope::default(),
-            &[],
-        )
-        .expect("converges")
+        run(Some(current), OwnershipScope::new([gone]), &[])
     }
 
     /// Who may read, as (principal) set, from the document's meaning.
@@ -509,15 +510,11 @@ mod tests {
         let (a, b) = (owner("a"), owner("b"));
         let doc = apply(None, &[(&a, vec![role(1)]), (&b, vec![role(2)])]);
         for (o, ps) in [(&a, vec![role(1)]), (&b, vec![role(2)])] {
-            let merged = converge(
+            let merged = run(
                 Some(&doc),
-                INSTANCE,
-                true,
-                &OwnershipScope::new([o]),
-                &OwnershipScope::default(),
+                OwnershipScope::new([o]),
                 &[read(o, &ps.iter().map(String::as_str).collect::<Vec<_>>())],
-            )
-            .expect("converges");
+            );
             assert_eq!(merged.decision, WriteDecision::Unchanged, "{}", o.name);
             assert!(merged.changes.is_empty());
             assert_eq!(merged.document, doc);
@@ -554,15 +551,11 @@ mod tests {
         let left = merged.document;
         let sid = left.statements[1].sid().expect("sid");
         assert_eq!(owner_prefixes(INSTANCE, sid), vec![b.sid_prefix()]);
-        let again = converge(
+        let again = run(
             Some(&left),
-            INSTANCE,
-            true,
-            &OwnershipScope::new([&b]),
-            &OwnershipScope::default(),
+            OwnershipScope::new([&b]),
             &[read(&b, &[&role(2)])],
-        )
-        .expect("converges");
+        );
         assert_eq!(again.decision, WriteDecision::Unchanged);
         let merged = revoke(&left, &b);
         assert_eq!(merged.document.statements, vec![foreign()]);
@@ -589,26 +582,14 @@ mod tests {
             ..PolicyDocument::new()
         };
         // Converging a grant that is not a member leaves the statement alone.
-        let merged = converge(
-            Some(&tampered),
-            INSTANCE,
-            true,
-            &OwnershipScope::new([&other]),
-            &OwnershipScope::default(),
-            &[],
-        )
-        .expect("converges");
+        let merged = run(Some(&tampered), OwnershipScope::new([&other]), &[]);
         assert_eq!(merged.decision, WriteDecision::Unchanged);
         // Converging a member takes the stranger out.
-        let merged = converge(
+        let merged = run(
             Some(&tampered),
-            INSTANCE,
-            true,
-            &OwnershipScope::new([&a]),
-            &OwnershipScope::default(),
+            OwnershipScope::new([&a]),
             &[read(&a, &[&role(1)])],
-        )
-        .expect("converges");
+        );
         assert_eq!(merged.decision, WriteDecision::Put);
         assert_eq!(
             readers(&merged.document),
