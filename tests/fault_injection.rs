@@ -856,15 +856,7 @@ async fn the_controller_converges_under_faults_and_keeps_foreign_statements() {
         stop.clone(),
         stop_rx,
     ));
-    let account: AwsAccount = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1",
-        "kind": "AwsAccount", "metadata": {"name": "data-prod"},
-        "spec": {"accountId": DATA_ACCOUNT, "region": "us-east-1", "allowedNamespaces": ["*"],
-                 "assumeRole": {"roleArn": format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager")}}}))
-    .expect("an AwsAccount");
-    Api::<AwsAccount>::all(client.clone())
-        .create(&PostParams::default(), &account)
-        .await
-        .expect("create account");
+    create_account(&client).await;
     let grants: Api<CrossAccountGrant> = Api::namespaced(client.clone(), "apps");
     for bucket in buckets {
         let grant: CrossAccountGrant = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1",
@@ -1057,15 +1049,7 @@ async fn a_policy_refused_for_one_grant_fails_that_grant_and_not_the_others_in_i
     world.proxy.refuse_policies_naming("role/Ghost");
     let kube = KubeEmulator::start();
     let client = kube.client();
-    let account: AwsAccount = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1",
-        "kind": "AwsAccount", "metadata": {"name": "data-prod"},
-        "spec": {"accountId": DATA_ACCOUNT, "region": "us-east-1", "allowedNamespaces": ["*"],
-                 "assumeRole": {"roleArn": format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager")}}}))
-    .expect("an AwsAccount");
-    Api::<AwsAccount>::all(client.clone())
-        .create(&PostParams::default(), &account)
-        .await
-        .expect("create account");
+    create_account(&client).await;
     // Created before the controller starts, so that its first run on the bucket has them all.
     let grants: Api<CrossAccountGrant> = Api::namespaced(client.clone(), "apps");
     let names = ["reader-a", "ghost", "reader-b", "reader-c"];
@@ -1226,4 +1210,17 @@ async fn a_call_that_never_answers_times_out_and_is_retried() {
     assert_eq!(runs, 1);
     assert!(report.grants[0].ready().is_some_and(|c| c.status == "True"));
     world.assert_foreign_intact("after the stall").await;
+}
+
+/// Creates the AwsAccount data-prod (every namespace allowed) in the kube emulator.
+async fn create_account(client: &kube::Client) {
+    let account: AwsAccount = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1",
+        "kind": "AwsAccount", "metadata": {"name": "data-prod"},
+        "spec": {"accountId": DATA_ACCOUNT, "region": "us-east-1", "allowedNamespaces": ["*"],
+                 "assumeRole": {"roleArn": format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager")}}}))
+    .expect("an AwsAccount");
+    Api::<AwsAccount>::all(client.clone())
+        .create(&PostParams::default(), &account)
+        .await
+        .expect("create account");
 }
