@@ -121,6 +121,18 @@ impl Harness {
         Some((c.status, c.reason, c.message))
     }
 
+    /// Waits until the AwsAccount data-prod has been verified.
+    async fn wait_account_verified(&self) {
+        eventually(20, "the account to be Verified", || async {
+            let a = self.accounts().get("data-prod").await.ok()?;
+            a.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.reason == "Verified")
+        })
+        .await;
+    }
+
     async fn wait_ready(&self, namespace: &str, name: &str, status: &str, reason: &str) -> String {
         let last = std::sync::Mutex::new(None);
         let found = tokio::time::timeout(Duration::from_secs(20), async {
@@ -434,14 +446,7 @@ async fn the_external_id_comes_from_a_secret_and_never_shows() {
     )
     .await;
     // The account is checked again on its resync (or backoff), then grants on it converge.
-    eventually(20, "the account to be Verified", || async {
-        let a = h.accounts().get("data-prod").await.ok()?;
-        a.status?
-            .conditions
-            .into_iter()
-            .find(|c| c.reason == "Verified")
-    })
-    .await;
+    h.wait_account_verified().await;
     create(
         &h.grants("batch"),
         &grant("batch", "with-external-id", "lake", json!({})),
@@ -559,14 +564,7 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
     let metrics = format!("http://{}/metrics", config.metrics_addr);
     let h = Harness::start_config(&["lake", "pond"], config).await;
     create(&h.accounts(), &account(&["batch"], manager_role())).await;
-    eventually(20, "the account to be Verified", || async {
-        let a = h.accounts().get("data-prod").await.ok()?;
-        a.status?
-            .conditions
-            .into_iter()
-            .find(|c| c.reason == "Verified")
-    })
-    .await;
+    h.wait_account_verified().await;
     let lake: Vec<String> = (0..12).map(|i| format!("lake-{i:02}")).collect();
     let pond: Vec<String> = (0..3).map(|i| format!("pond-{i}")).collect();
     // One after the other, as `kubectl apply` creates them.
