@@ -213,9 +213,13 @@ fn grant_printer_columns() {
         assert_eq!(
             columns,
             [
+                // The AwsAccount that owns the resource.
+                ("Account", "string", ".spec.resource.account"),
                 ("Kind", "string", ".spec.resource.kind"),
                 ("Resource", "string", ".spec.resource.name"),
-                ("Grantee", "string", ".spec.grantee.accountId"),
+                // The grantee's AwsAccount name or its account id, whichever the grant sets (a
+                // plain `.spec.grantee.accountId` left grants naming a managed grantee blank).
+                ("Grantee", "string", ".spec.grantee['account','accountId']"),
                 (
                     "Ready",
                     "string",

@@ -2,7 +2,11 @@
 //! (as `xacct plan -f examples/FOLDER/` reads it), every object passes the CRDs' CEL rules, and
 //! every grant resolves through the engine's checks (account references, namespace allow-lists,
 //! principals in the grantee account) against the accounts of its own folder. Every scenario folder
-//! has a README.md, and examples/README.md lists every folder.
+//! has a README.md, and examples/README.md lists every folder. The whole of examples/ also loads as
+//! one set of manifests (`xacct plan -f examples/`): an account several folders use is declared the
+//! same way in each, and the binary plans them all against the AWS emulator.
+
+mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -192,4 +196,89 @@ fn the_scenario_readmes_say_which_workload_role_needs_which_grant() {
             );
         }
     }
+}
+
+#[test]
+fn the_whole_examples_folder_loads_as_one_set_of_manifests() {
+    let all = xacct::cli::load(&[examples_dir()]);
+    let errors: Vec<String> = all.errors.iter().map(ToString::to_string).collect();
+    assert!(errors.is_empty(), "examples/: {errors:#?}");
+
+    // Nothing was dropped: every folder's grants and shares, and each account once.
+    let mut accounts = BTreeSet::new();
+    let (mut grants, mut shares) = (0, 0);
+    for folder in folders() {
+        let m = xacct::cli::load(std::slice::from_ref(&folder));
+        accounts.extend(m.accounts.iter().map(|(a, _)| a.metadata.name.clone()));
+        grants += m.grants.len();
+        shares += m.shares.len();
+    }
+    let names: BTreeSet<_> = all
+        .accounts
+        .iter()
+        .map(|(a, _)| a.metadata.name.clone())
+        .collect();
+    assert_eq!(names, accounts);
+    assert_eq!(all.accounts.len(), accounts.len());
+    assert_eq!((all.grants.len(), all.shares.len()), (grants, shares));
+
+    // And every grant still resolves against the accounts of all folders together.
+    let directory = AccountDirectory::new(all.accounts.iter().map(|(a, _)| a.clone()));
+    for input in &all.grants {
+        if let Err(e) = resolve_grant(&input.grant, &directory, "default", Purpose::Grant) {
+            panic!(
+                "{}: the engine refuses the grant next to the other folders: {e}",
+                input.origin
+            );
+        }
+    }
+}
+
+#[test]
+fn xacct_plan_reads_the_whole_examples_folder() {
+    let moto = support::Moto::start();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_xacct"));
+    command
+        .args(["plan", "-f", "examples/", "-o", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in moto.env() {
+        command.env(k, v);
+    }
+    let output = command.output().expect("xacct runs");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert_eq!(report["errors"], serde_json::json!([]), "manifest errors");
+    let all = xacct::cli::load(&[examples_dir()]);
+    let grants = report["grants"].as_array().expect("grants");
+    assert_eq!(grants.len(), all.grants.len());
+    // The emulator holds none of the examples' resources, so a grant may fail on what AWS lacks
+    // (NotFound), but never on its manifests: every account is usable and allows its grants.
+    for grant in grants {
+        let reason = grant["conditions"][0]["reason"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            !matches!(
+                reason,
+                "InvalidSpec"
+                    | "NamespaceNotAllowed"
+                    | "AccountNotReady"
+                    | "PublicPrincipalNotAllowed"
+            ),
+            "{}: {reason}: {}",
+            grant["origin"],
+            grant["conditions"][0]["message"]
+        );
+    }
+    assert_eq!(
+        report["shares"].as_array().map(Vec::len),
+        Some(all.shares.len())
+    );
 }

@@ -23,9 +23,13 @@ use super::patterns::{
     category = "xacct",
     status = "CrossAccountGrantStatus",
     cel,
+    printcolumn = r#"{"name":"Account","type":"string","jsonPath":".spec.resource.account"}"#,
     printcolumn = r#"{"name":"Kind","type":"string","jsonPath":".spec.resource.kind"}"#,
     printcolumn = r#"{"name":"Resource","type":"string","jsonPath":".spec.resource.name"}"#,
-    printcolumn = r#"{"name":"Grantee","type":"string","jsonPath":".spec.grantee.accountId"}"#,
+    // `grantee.account` or `grantee.accountId`, whichever is set (the CEL rule below makes it
+    // exactly one): a JSONPath union, whose results the API server's table printer concatenates,
+    // missing keys skipped, and of which it shows the first.
+    printcolumn = r#"{"name":"Grantee","type":"string","jsonPath":".spec.grantee['account','accountId']"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#

@@ -1,6 +1,6 @@
 //! Reading manifests: files or directories of multi-document YAML (or JSON).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -281,20 +281,41 @@ fn find_nulls(value: &Value, path: &str, out: &mut Vec<String>) {
     }
 }
 
+/// Keeps the first copy of each object declared more than once. An AwsAccount declared again with
+/// the same spec is the same account (folders planned together, such as `examples/`, may each
+/// carry the accounts they use): the copy is dropped silently. Any other copy is an error naming
+/// both documents, and is ignored.
 fn reject_duplicates(out: &mut Manifests) {
-    let mut seen = BTreeSet::new();
     let mut duplicates = Vec::new();
-    let mut keep_first = |kind: &str, name: String, origin: &str| {
-        let fresh = seen.insert((kind.to_string(), name.clone()));
-        if !fresh {
-            duplicates.push(ManifestError {
-                origin: origin.to_string(),
-                resource: Some(format!("{kind} {name}")),
-                message: "declared twice; this copy is ignored".into(),
-            });
-        }
-        fresh
+    let mut duplicate = |kind: &str, name: &str, origin: &str, first: &str, why: &str| {
+        duplicates.push(ManifestError {
+            origin: origin.to_string(),
+            resource: Some(format!("{kind} {name}")),
+            message: format!("declared twice{why}; this copy is ignored (the first is {first})"),
+        });
     };
+
+    let mut accounts: Vec<(AwsAccount, String)> = Vec::new();
+    let mut account_index: BTreeMap<String, usize> = BTreeMap::new();
+    for (account, origin) in std::mem::take(&mut out.accounts) {
+        let name = account.metadata.name.clone().unwrap_or_default();
+        match account_index.get(&name).map(|&i| &accounts[i]) {
+            None => {
+                account_index.insert(name, accounts.len());
+                accounts.push((account, origin));
+            }
+            Some((first, _)) if first.spec == account.spec => {}
+            Some((_, first_origin)) => duplicate(
+                "AwsAccount",
+                &name,
+                &origin,
+                first_origin,
+                " with a different spec",
+            ),
+        }
+    }
+    out.accounts = accounts;
+
     let namespaced = |meta: &kube::api::ObjectMeta| {
         format!(
             "{}/{}",
@@ -302,13 +323,15 @@ fn reject_duplicates(out: &mut Manifests) {
             meta.name.as_deref().unwrap_or_default()
         )
     };
-    out.accounts.retain(|(a, origin)| {
-        keep_first(
-            "AwsAccount",
-            a.metadata.name.clone().unwrap_or_default(),
-            origin,
-        )
-    });
+    let mut seen: BTreeMap<(&str, String), String> = BTreeMap::new();
+    let mut keep_first = |kind: &'static str, name: String, origin: &str| {
+        if let Some(first) = seen.get(&(kind, name.clone())) {
+            duplicate(kind, &name, origin, first, "");
+            return false;
+        }
+        seen.insert((kind, name), origin.to_string());
+        true
+    };
     out.grants.retain(|g| {
         keep_first(
             "CrossAccountGrant",
@@ -393,6 +416,82 @@ mod tests {
                 .contains("spec.resource.prefix: null is not allowed"),
             "{}",
             m.errors[0]
+        );
+    }
+
+    fn account(name: &str, namespaces: &str) -> String {
+        format!(
+            "# {name}, as one of the folders declares it\napiVersion: xacct.dev/v1alpha1\nkind: AwsAccount\n\
+             metadata: {{name: {name}}}\nspec: {{accountId: '111111111111', allowedNamespaces: [{namespaces}]}}\n"
+        )
+    }
+
+    /// Loads `files` (name, text) written in a temporary folder; origins are relative to it.
+    fn load_files(files: &[(&str, String)]) -> Manifests {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let mut m = load(&[dir.path().to_path_buf()]);
+        let prefix = format!("{}/", dir.path().display());
+        for error in &mut m.errors {
+            error.origin = error.origin.replace(&prefix, "");
+            error.message = error.message.replace(&prefix, "");
+        }
+        m
+    }
+
+    #[test]
+    fn the_same_account_in_two_files_is_one_account() {
+        let m = load_files(&[
+            ("a/accounts.yaml", account("workloads", "web, batch")),
+            ("b/accounts.yaml", account("workloads", "web, batch")),
+        ]);
+        assert!(m.errors.is_empty(), "{:?}", m.errors);
+        assert_eq!(m.accounts.len(), 1);
+        assert!(
+            m.accounts[0].1.ends_with("a/accounts.yaml#1"),
+            "{}",
+            m.accounts[0].1
+        );
+    }
+
+    #[test]
+    fn an_account_declared_twice_differently_is_an_error_naming_both_files() {
+        let m = load_files(&[
+            ("a/accounts.yaml", account("workloads", "web")),
+            ("b/accounts.yaml", account("workloads", "web, batch")),
+        ]);
+        assert_eq!(m.accounts.len(), 1);
+        assert!(
+            m.accounts[0].1.ends_with("a/accounts.yaml#1"),
+            "{}",
+            m.accounts[0].1
+        );
+        let errors: Vec<String> = m.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            [
+                "b/accounts.yaml#1 (AwsAccount workloads): declared twice with a different spec; \
+              this copy is ignored (the first is a/accounts.yaml#1)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_grant_declared_twice_is_an_error_even_when_identical() {
+        let grant = "apiVersion: xacct.dev/v1alpha1\nkind: CrossAccountGrant\nmetadata: {name: g, namespace: t}\n\
+             spec: {resource: {account: data, kind: S3Bucket, name: b}, grantee: {accountId: '111111111111'}, access: [read]}\n";
+        let m = load_files(&[("a.yaml", grant.into()), ("b.yaml", grant.into())]);
+        assert_eq!(m.grants.len(), 1);
+        let errors: Vec<String> = m.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            [
+                "b.yaml#1 (CrossAccountGrant t/g): declared twice; this copy is ignored (the first is a.yaml#1)"
+            ]
         );
     }
 
