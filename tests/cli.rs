@@ -429,3 +429,63 @@ spec:
         .collect();
     assert!(shared.is_empty(), "{shared:?}");
 }
+
+#[tokio::test]
+async fn apply_of_a_grant_whose_namespace_is_no_longer_allowed_removes_its_statements() {
+    let moto = Moto::start();
+    let s3 = setup_bucket(&moto).await;
+    let foreign = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Foreign", "Effect": "Deny",
+        "Principal": "*", "Action": "s3:DeleteBucket", "Resource": "arn:aws:s3:::lake-bucket"}]});
+    s3.put_bucket_policy()
+        .bucket("lake-bucket")
+        .policy(foreign.to_string())
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "accounts.yaml", &accounts("batch"));
+    write(dir.path(), "grant.yaml", GOOD_GRANT);
+    let path = dir.path().to_str().unwrap();
+    let apply = xacct(&moto, &["apply", "-f", path], &[]);
+    assert_eq!(apply.status.code(), Some(0));
+    assert_eq!(bucket_sids(&s3).await.len(), 3);
+
+    // The account no longer allows the namespace: plan shows the removal and writes nothing.
+    write(dir.path(), "accounts.yaml", &accounts("web"));
+    let plan = xacct(&moto, &["plan", "-f", path], &[]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(
+        plan.status.code(),
+        Some(1),
+        "a refused grant is an error: {text}"
+    );
+    assert!(
+        text.contains("- remove Xacct") && text.contains("its access would be revoked"),
+        "{text}"
+    );
+    assert_eq!(bucket_sids(&s3).await.len(), 3, "plan writes nothing");
+
+    let apply = xacct(&moto, &["apply", "-f", path, "-o", "json"], &[]);
+    assert_eq!(apply.status.code(), Some(1));
+    let report = json_of(&apply);
+    let ready = &report["grants"][0]["conditions"][0];
+    assert_eq!(ready["reason"], "NamespaceNotAllowed");
+    assert!(
+        ready["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("its access was revoked: 2 statement(s) removed")),
+        "{ready}"
+    );
+    assert_eq!(report["grants"][0]["targets"], serde_json::json!([]));
+    assert_eq!(bucket_sids(&s3).await, [Some("Foreign".to_string())]);
+
+    // Nothing left: a second apply writes nothing and says so.
+    let again = xacct(&moto, &["apply", "-f", path, "-o", "json"], &[]);
+    let ready = &json_of(&again)["grants"][0]["conditions"][0];
+    assert!(
+        ready["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("it has no statements left in AWS")),
+        "{ready}"
+    );
+}

@@ -428,13 +428,28 @@ async fn the_external_id_comes_from_a_secret_and_never_shows() {
             .find(|c| c.reason == "AssumeRoleFailed")
     })
     .await;
-    assert!(
-        missing
-            .message
-            .contains("Secret xacct-system/data-prod-external-id"),
-        "{}",
-        missing.message
-    );
+    // Said in words (which Secret, which key, what is wrong), not a debug dump of the API's Status.
+    let said = "external id Secret xacct-system/data-prod-external-id, key externalId: \
+                the Secret does not exist";
+    assert_eq!(missing.message, said);
+    let waiting = grant("batch", "before-the-secret", "lake", json!({}));
+    create(&h.grants("batch"), &waiting).await;
+    let grant_message = h
+        .wait_ready("batch", "before-the-secret", "False", "AccountNotReady")
+        .await;
+    assert!(grant_message.contains(said), "{grant_message}");
+    let account_events = eventually(20, "the account's AssumeRoleFailed event", || async {
+        let events = h.events("default").await;
+        events.into_iter().find(|(_, r, _)| r == "AssumeRoleFailed")
+    })
+    .await;
+    assert_eq!(account_events.2, said);
+    for text in [&missing.message, &grant_message, &account_events.2] {
+        assert!(
+            !text.contains("Status {") && !text.contains("Some("),
+            "{text}"
+        );
+    }
 
     let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "data-prod-external-id", "namespace": "xacct-system"},
@@ -1017,5 +1032,315 @@ async fn the_periodic_garbage_collection_removes_statements_of_grants_that_are_g
     .await;
     // The live grant's statements and the foreign one stay.
     assert_eq!(h.policy("lake").await.len(), 3);
+    h.finish().await;
+}
+
+/// The harness with the grantee account `dev` managed (roles JobA and JobB in it), and one grant
+/// `batch/job` on `lake` for role JobA with the grantee side written, Ready.
+async fn grant_on_both_sides(h: &Harness) -> aws_sdk_iam::Client {
+    let dev = clients(&h.connector, DEV_ACCOUNT).await.iam;
+    for role in ["JobA", "JobB"] {
+        support::create_role(&dev, role, "ecs-tasks.amazonaws.com").await;
+    }
+    create(&h.accounts(), &account(&["batch", "web"], manager_role())).await;
+    let grantee: AwsAccount = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount",
+        "metadata": {"name": "dev"},
+        "spec": {"accountId": DEV_ACCOUNT, "region": "us-east-1", "allowedNamespaces": ["batch"],
+                 "assumeRole": {"roleArn": format!("arn:aws:iam::{DEV_ACCOUNT}:role/xacct-manager")}}}))
+    .unwrap();
+    create(&h.accounts(), &grantee).await;
+    let job = grant(
+        "batch",
+        "job",
+        "lake",
+        json!({"grantee": {"account": "dev", "principals": ["role/JobA"]}}),
+    );
+    create(&h.grants("batch"), &job).await;
+    h.wait_ready("batch", "job", "True", "Applied").await;
+    assert_eq!(h.policy("lake").await.len(), 3);
+    assert!(
+        support::role_policy(&dev, "JobA", INLINE_POLICY_NAME)
+            .await
+            .is_some()
+    );
+    dev
+}
+
+/// Waits until `batch/job`'s statements are gone from both sides and its status lists no place;
+/// returns its Ready message.
+async fn wait_revoked_everywhere(h: &Harness, dev: &aws_sdk_iam::Client, reason: &str) -> String {
+    let message = h.wait_ready("batch", "job", "False", reason).await;
+    eventually(20, "both sides revoked", || async {
+        (h.policy("lake").await == [Some("Foreign".to_string())]
+            && support::role_policy(dev, "JobA", INLINE_POLICY_NAME)
+                .await
+                .is_none())
+        .then_some(())
+    })
+    .await;
+    eventually(20, "status.targets to be empty", || async {
+        let s = h.grants("batch").get("job").await.ok()?.status?;
+        s.targets.is_empty().then_some(())
+    })
+    .await;
+    message
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_withdrawn_by_the_resource_account_revokes_the_grant_on_both_sides() {
+    let h = Harness::start(&["lake"]).await;
+    let dev = grant_on_both_sides(&h).await;
+    // A grant of another namespace on the same bucket, which keeps its consent.
+    create(&h.grants("web"), &grant("web", "site", "lake", json!({}))).await;
+    h.wait_ready("web", "site", "True", "Applied").await;
+
+    merge_spec(
+        &h.accounts(),
+        "data-prod",
+        json!({"allowedNamespaces": ["web"]}),
+    )
+    .await;
+    let message = h
+        .wait_ready("batch", "job", "False", "NamespaceNotAllowed")
+        .await;
+    assert!(
+        message.contains("does not allow grants from namespace batch")
+            && message.contains("its access was revoked"),
+        "{message}"
+    );
+    eventually(
+        20,
+        "the bucket to keep only the foreign and web's statements",
+        || async {
+            let sids = h.policy("lake").await;
+            let owner = GrantOwner::new("default", "batch", "job");
+            (sids.len() == 3
+                && sids.contains(&Some("Foreign".to_string()))
+                && !sids.iter().flatten().any(|s| held_by(s, &owner)))
+            .then_some(())
+        },
+    )
+    .await;
+    eventually(20, "the grantee side to be revoked", || async {
+        support::role_policy(&dev, "JobA", INLINE_POLICY_NAME)
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually(20, "status.targets to be empty", || async {
+        let s = h.grants("batch").get("job").await.ok()?.status?;
+        s.targets.is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        h.events("batch")
+            .await
+            .iter()
+            .any(|(t, r, n)| t == "Warning"
+                && r == "NamespaceNotAllowed"
+                && n.contains("its access was revoked")),
+        "{:?}",
+        h.events("batch").await
+    );
+    h.wait_ready("web", "site", "True", "Converged").await;
+
+    // Consent given again: the grant comes back.
+    merge_spec(
+        &h.accounts(),
+        "data-prod",
+        json!({"allowedNamespaces": ["web", "batch"]}),
+    )
+    .await;
+    h.wait_ready("batch", "job", "True", "Applied").await;
+    let owner = GrantOwner::new("default", "batch", "job");
+    assert!(
+        h.policy("lake")
+            .await
+            .iter()
+            .flatten()
+            .any(|s| held_by(s, &owner))
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_withdrawn_by_the_grantee_account_revokes_the_grant() {
+    let h = Harness::start(&["lake"]).await;
+    let dev = grant_on_both_sides(&h).await;
+    merge_spec(&h.accounts(), "dev", json!({"allowedNamespaces": ["web"]})).await;
+    let message = wait_revoked_everywhere(&h, &dev, "NamespaceNotAllowed").await;
+    assert!(
+        message.contains(
+            "spec.grantee.account: AwsAccount dev does not allow grants from namespace batch"
+        ) && message.contains("its access was revoked"),
+        "{message}"
+    );
+    assert!(
+        h.events("batch")
+            .await
+            .iter()
+            .any(|(t, r, _)| t == "Warning" && r == "NamespaceNotAllowed")
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_public_principals_off_revokes_a_grant_to_anyone() {
+    let h = Harness::start(&["lake"]).await;
+    let mut open = account(&["*"], manager_role());
+    open.spec.allow_public_principals = true;
+    create(&h.accounts(), &open).await;
+    create(
+        &h.grants("batch"),
+        &grant(
+            "batch",
+            "public",
+            "lake",
+            json!({"grantee": {"accountId": DEV_ACCOUNT, "principals": ["*"]}}),
+        ),
+    )
+    .await;
+    h.wait_ready("batch", "public", "True", "Applied").await;
+    assert_eq!(h.policy("lake").await.len(), 3);
+
+    merge_spec(
+        &h.accounts(),
+        "data-prod",
+        json!({"allowPublicPrincipals": false}),
+    )
+    .await;
+    let message = h
+        .wait_ready("batch", "public", "False", "PublicPrincipalNotAllowed")
+        .await;
+    assert!(
+        message.contains("spec.grantee.principals[0]")
+            && message.contains("its access was revoked"),
+        "{message}"
+    );
+    assert_eq!(h.policy("lake").await, [Some("Foreign".to_string())]);
+    let status = h
+        .grants("batch")
+        .get("public")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert!(status.targets.is_empty(), "{:?}", status.targets);
+    assert!(
+        h.events("batch")
+            .await
+            .iter()
+            .any(|(t, r, _)| t == "Warning" && r == "PublicPrincipalNotAllowed")
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_moved_to_a_missing_bucket_or_an_account_not_ready_leaves_nothing_behind() {
+    let h = Harness::start(&["old-lake", "lake"]).await;
+    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(
+        &h.grants("batch"),
+        &grant("batch", "mover", "old-lake", json!({})),
+    )
+    .await;
+    h.wait_ready("batch", "mover", "True", "Applied").await;
+    assert_eq!(h.policy("old-lake").await.len(), 3);
+
+    // To a bucket that does not exist: the old one is cleaned all the same.
+    merge_spec(
+        &h.grants("batch"),
+        "mover",
+        json!({"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "no-such-lake"}}),
+    )
+    .await;
+    h.wait_ready("batch", "mover", "False", "NotFound").await;
+    eventually(20, "old-lake to be cleaned", || async {
+        (h.policy("old-lake").await == [Some("Foreign".to_string())]).then_some(())
+    })
+    .await;
+    eventually(20, "status.targets to be empty", || async {
+        let s = h.grants("batch").get("mover").await.ok()?.status?;
+        s.targets.is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        h.events("batch")
+            .await
+            .iter()
+            .any(|(_, r, n)| r == "Revoked" && n.contains("arn:aws:s3:::old-lake"))
+    );
+
+    // Back on a real bucket, then to an account that is not Ready: the same.
+    merge_spec(
+        &h.grants("batch"),
+        "mover",
+        json!({"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "lake"}}),
+    )
+    .await;
+    h.wait_ready("batch", "mover", "True", "Applied").await;
+    assert_eq!(h.policy("lake").await.len(), 3);
+    // No assumeRole: the tool's own credentials act in another account, so it never verifies.
+    let unverified: AwsAccount = serde_json::from_value(
+        json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount",
+        "metadata": {"name": "elsewhere"},
+        "spec": {"accountId": "333333333333", "region": "us-east-1", "allowedNamespaces": ["*"]}}),
+    )
+    .unwrap();
+    create(&h.accounts(), &unverified).await;
+    merge_spec(
+        &h.grants("batch"),
+        "mover",
+        json!({"resource": {"account": "elsewhere", "kind": "S3Bucket", "name": "lake"}}),
+    )
+    .await;
+    h.wait_ready("batch", "mover", "False", "AccountNotReady")
+        .await;
+    eventually(20, "lake to be cleaned", || async {
+        (h.policy("lake").await == [Some("Foreign".to_string())]).then_some(())
+    })
+    .await;
+    eventually(20, "status.targets to be empty", || async {
+        let s = h.grants("batch").get("mover").await.ok()?.status?;
+        s.targets.is_empty().then_some(())
+    })
+    .await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_spec_leaves_what_was_written_and_says_so() {
+    let h = Harness::start(&["lake"]).await;
+    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(
+        &h.grants("batch"),
+        &grant("batch", "typo", "lake", json!({})),
+    )
+    .await;
+    h.wait_ready("batch", "typo", "True", "Applied").await;
+    let before = h.policy("lake").await;
+    assert_eq!(before.len(), 3);
+    let writes = h.writes();
+    // An action of another service: refused by the engine's checks, not by the schema.
+    merge_spec(
+        &h.grants("batch"),
+        "typo",
+        json!({"access": [], "actions": ["ec2:RunInstances"]}),
+    )
+    .await;
+    let message = h.wait_ready("batch", "typo", "False", "InvalidSpec").await;
+    assert!(
+        message.contains("spec.actions[0]")
+            && message.contains(
+                "the statements written for generation 1 are left in place until the spec is fixed or the grant deleted"
+            ),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await; // a resync more
+    assert_eq!(h.policy("lake").await, before);
+    assert_eq!(h.writes(), writes, "nothing written for an invalid spec");
+    let status = h.grants("batch").get("typo").await.unwrap().status.unwrap();
+    assert_eq!(status.targets.len(), 1, "{:?}", status.targets);
     h.finish().await;
 }

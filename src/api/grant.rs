@@ -232,8 +232,9 @@ pub struct CrossAccountGrantStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
-    /// Where this grant's statements are.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Where this grant's statements are. Always written, empty too, so that a status update
+    /// clears places whose statements were removed (whatever the patch semantics).
+    #[serde(default)]
     pub targets: Vec<GrantedTarget>,
     /// SageMakerEndpoint grants: the role the grantee assumes to invoke the endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -264,6 +265,9 @@ pub struct GrantedTarget {
     /// When the statements were last written or confirmed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied: Option<String>,
+    /// The grant's generation whose statements these are (what an invalid spec leaves in place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
 }
 
 /// One policy document xacct writes statements into.

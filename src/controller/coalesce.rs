@@ -24,7 +24,7 @@
 //! policy shared by several of its grants sets the resource apart ([`ISOLATION`]): its grants are
 //! converged one by one again, as before coalescing, so the grant at fault fails alone.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -221,6 +221,7 @@ impl Kept {
                 region: Some(t.region.clone()),
                 sids: t.sids.clone(),
                 last_applied: Some(self.result.at.to_string()),
+                generation: self.generation,
             })
             .collect()
     }
@@ -618,19 +619,35 @@ pub fn refused_together(report: &Report) -> BTreeSet<String> {
         .collect()
 }
 
-/// What changed for `grant` in `report`, in a few words (Sids and kinds).
+/// What changed for `grant` in `report`, in a few words: each policy it changed, once, with its
+/// Sids there by kind of change (`arn (added A, B; removed C)`).
 pub fn changes_text(report: &Report, grant: &GrantReport) -> String {
-    let items: Vec<String> = report
+    let policies: Vec<String> = report
         .targets
         .iter()
-        .flat_map(|t| &t.changes)
-        .filter(|c| c.grant == grant.name)
-        .map(|c| format!("{} {}", format!("{:?}", c.change).to_lowercase(), c.sid))
+        .filter_map(|t| {
+            let mut by_kind: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+            for c in t.changes.iter().filter(|c| c.grant == grant.name) {
+                let sids = by_kind
+                    .entry(format!("{:?}", c.change).to_lowercase())
+                    .or_default();
+                if !sids.contains(&c.sid.as_str()) {
+                    sids.push(&c.sid);
+                }
+            }
+            (!by_kind.is_empty()).then(|| {
+                let kinds: Vec<String> = by_kind
+                    .iter()
+                    .map(|(kind, sids)| format!("{kind} {}", sids.join(", ")))
+                    .collect();
+                format!("{} ({})", t.arn, kinds.join("; "))
+            })
+        })
         .collect();
-    if items.is_empty() {
+    if policies.is_empty() {
         "no statement changes".into()
     } else {
-        items.join(", ")
+        policies.join(", ")
     }
 }
 
@@ -671,7 +688,7 @@ pub async fn converge(grant: &CrossAccountGrant, ctx: &Context) -> Converged {
             .engine
             .run(
                 &ctx.account_directory(),
-                &[input(grant)],
+                &[input(grant, ctx)],
                 Operation::Apply,
                 true,
             )
@@ -734,8 +751,8 @@ pub async fn converge(grant: &CrossAccountGrant, ctx: &Context) -> Converged {
     // what the peers see later, so the results are not used (never the other way round).
     let fingerprints: Vec<u64> = peers.iter().map(|p| accounts_fingerprint(p, ctx)).collect();
     let mut inputs = Vec::with_capacity(1 + peers.len());
-    inputs.push(input(grant));
-    inputs.extend(peers.iter().map(|p| input(p)));
+    inputs.push(input(grant, ctx));
+    inputs.extend(peers.iter().map(|p| input(p, ctx)));
     let directory = ctx.account_directory();
     let started = Instant::now();
     let report = ctx
@@ -782,7 +799,7 @@ pub async fn converge(grant: &CrossAccountGrant, ctx: &Context) -> Converged {
         let started = Instant::now();
         let report = ctx
             .engine
-            .run(&directory, &[input(grant)], Operation::Apply, false)
+            .run(&directory, &[input(grant, ctx)], Operation::Apply, false)
             .await;
         mine = per_grant(&report, started, ctx.now()).into_iter().next();
     }
@@ -1387,8 +1404,33 @@ mod tests {
     fn the_changes_text_names_only_the_grants_own_changes() {
         let r = report(vec![target(&["a", "b"], "put", true, None)]);
         let mut a = result("a", 1, "True", Instant::now()).report;
-        assert_eq!(changes_text(&r, &a), "added XacctA");
+        assert_eq!(changes_text(&r, &a), "arn:aws:s3:::lake (added XacctA)");
         a.name = "batch/b".into();
         assert_eq!(changes_text(&r, &a), "no statement changes");
+    }
+
+    #[test]
+    fn the_changes_text_names_each_changed_policy_once_with_its_sids_once() {
+        let change = |sid: &str, change| ChangeReport {
+            sid: sid.into(),
+            grant: "batch/a".into(),
+            change,
+            before: None,
+            after: None,
+        };
+        let mut bucket = target(&["a"], "put", true, None);
+        bucket.changes = vec![
+            change("XacctShared1", crate::policy::ChangeKind::Changed),
+            change("XacctShared1", crate::policy::ChangeKind::Changed),
+            change("XacctB", crate::policy::ChangeKind::Added),
+        ];
+        let mut role = target(&["a"], "none", true, None);
+        role.arn = "arn:aws:iam::111111111111:role/reader".into();
+        role.changes.clear();
+        let a = result("a", 3, "True", Instant::now()).report;
+        assert_eq!(
+            changes_text(&report(vec![bucket, role]), &a),
+            "arn:aws:s3:::lake (added XacctB; changed XacctShared1)"
+        );
     }
 }

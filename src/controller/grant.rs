@@ -52,14 +52,29 @@ pub async fn reconcile(
     result
 }
 
-/// The engine's input for `grant`.
-pub(super) fn input(grant: &CrossAccountGrant) -> GrantInput {
+/// The engine's input for `grant`, with the places its status records: where its statements are
+/// removed from when an account withdraws its consent.
+pub(super) fn input(grant: &CrossAccountGrant, ctx: &Context) -> GrantInput {
     let origin = format!(
         "{KIND} {}/{}",
         grant.namespace().unwrap_or_default(),
         grant.name_any()
     );
-    GrantInput::new(grant.clone(), origin)
+    let mut input = GrantInput::new(grant.clone(), origin);
+    input.written = recorded_places(grant, ctx);
+    input
+}
+
+/// The places `grant`'s status records.
+fn recorded_places(grant: &CrossAccountGrant, ctx: &Context) -> Vec<Placement> {
+    let mut places: Vec<Placement> = Vec::new();
+    for target in grant.status.iter().flat_map(|s| &s.targets) {
+        let place = placement(target, ctx);
+        if !places.contains(&place) {
+            places.push(place);
+        }
+    }
+    places
 }
 
 /// What one reconcile found, before it is written to status.
@@ -94,21 +109,26 @@ async fn apply(
         .account_not_ready(&grant.spec.resource.account)
         .or_else(|| grantee_account.and_then(|a| ctx.account_not_ready(a)));
     let outcome = match not_ready {
-        Some((message, again)) => Outcome {
-            ready: ConditionUpdate {
-                type_: READY,
-                status: "False",
-                reason: "AccountNotReady".into(),
-                message,
-            },
-            drifted: None,
-            targets: previous.targets.clone(),
-            role_arn: previous.role_arn.clone(),
-            // The account's readiness changing brings the grant back, but that trigger comes from
-            // another watch than the account cache read here, and may arrive first: look again
-            // soon (with backoff, up to `again`) rather than only at the resync.
-            action: Action::requeue(ctx.backoff.next_delay(&object_key(grant)).min(again)),
-        },
+        Some((message, again)) => {
+            // What it left on another resource is revoked even while it cannot be converged.
+            let targets = revoke_moved(grant, previous.targets.clone(), ctx).await;
+            let delay = ctx.backoff.next_delay(&object_key(grant));
+            Outcome {
+                ready: ConditionUpdate {
+                    type_: READY,
+                    status: "False",
+                    reason: "AccountNotReady".into(),
+                    message,
+                },
+                drifted: None,
+                targets,
+                role_arn: previous.role_arn.clone(),
+                // The account's readiness changing brings the grant back, but that trigger comes
+                // from another watch than the account cache read here, and may arrive first: look
+                // again soon (with backoff, up to `again`) rather than only at the resync.
+                action: Action::requeue(delay.min(again)),
+            }
+        }
         None => match converge(grant, &previous, ctx).await {
             Ok(outcome) => outcome,
             Err(wait) => {
@@ -212,37 +232,77 @@ async fn converge(
         },
     );
     let key = object_key(grant);
-    if result.targets.is_empty() || (ready.status == "False" && !observe) {
-        // Failed: keep the targets we know of (they may hold statements to revoke later).
-        // A bad spec is not retried with backoff: it comes back on a spec change, on its account's
-        // change, or at the resync (without AWS calls), the last because the account trigger may
-        // arrive before the account cache has the change.
-        let action = match ready.reason.as_str() {
-            "InvalidSpec" | "NamespaceNotAllowed" => Action::requeue(resync),
-            _ => Action::requeue(ctx.backoff.next_delay(&key).min(ctx.settings.resync)),
+    let generation = grant.metadata.generation;
+    if consent_withdrawn(&ready.reason) && !observe {
+        // The engine removed its statements from every place it wants and status records; what
+        // remains in `result.targets` is where that failed, retried with backoff.
+        let mut targets = granted_targets(grant, &result, &known, None);
+        let recorded: BTreeSet<Placement> =
+            previous.targets.iter().map(|t| placement(t, ctx)).collect();
+        let unrecorded: Vec<GrantedTarget> = known
+            .into_iter()
+            .filter(|t| !recorded.contains(&placement(t, ctx)))
+            .collect();
+        targets.extend(revoke_places(grant, unrecorded, ctx).await);
+        // A new reason is announced with its message by `apply`; this says it when the
+        // revocation comes later (it failed at first, or a peer's run did it).
+        let announced = find(&previous.conditions, READY).is_none_or(|c| c.reason != ready.reason);
+        if result.changes > 0 && !announced {
+            let message = format!("{}: {}", ready.reason, ready.message);
+            ctx.publish(grant, EventType::Warning, "AccessRevoked", &message)
+                .await;
+        }
+        let action = if targets.is_empty() {
+            ctx.backoff.reset(&key);
+            Action::requeue(resync)
+        } else {
+            Action::requeue(ctx.backoff.next_delay(&key).min(ctx.settings.resync))
         };
         return Ok(Outcome {
             ready,
             drifted: None,
-            targets: known,
-            role_arn: previous.role_arn.clone(),
+            targets,
+            role_arn: None,
             action,
         });
     }
+    if result.targets.is_empty() || (ready.status == "False" && !observe) {
+        if observe || ready.reason == "InvalidSpec" {
+            // A bad spec keeps what was written: deleting access on a typo would be worse. It is
+            // not retried with backoff: it comes back on a spec change, on its account's change,
+            // or at the resync (without AWS calls).
+            let mut ready = ready;
+            if !observe {
+                ready.message = format!("{}; {}", ready.message, left_in_place(&known));
+            }
+            return Ok(Outcome {
+                ready,
+                drifted: None,
+                targets: known,
+                role_arn: previous.role_arn.clone(),
+                action: Action::requeue(resync),
+            });
+        }
+        // Failed where its spec points now (a missing resource, a full policy, AWS refusing):
+        // what it left on another resource is revoked all the same; what it has on this one stays
+        // until it converges there.
+        let targets = revoke_moved(grant, known, ctx).await;
+        return Ok(Outcome {
+            ready,
+            drifted: None,
+            targets,
+            role_arn: previous.role_arn.clone(),
+            action: Action::requeue(ctx.backoff.next_delay(&key).min(ctx.settings.resync)),
+        });
+    }
     ctx.backoff.reset(&key);
-    let target_arn = result
-        .targets
-        .iter()
-        .map(|t| t.arn.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
 
     let was_converged =
-        previous.observed_generation == grant.metadata.generation && is_ready(&previous.conditions);
+        previous.observed_generation == generation && is_ready(&previous.conditions);
     let was_drifted = find(&previous.conditions, DRIFTED).is_some_and(|c| c.status == "True");
     let drifted = if observe {
         if result.changes > 0 && (was_converged || was_drifted) {
-            let message = format!("the policy of {target_arn} differs from this grant: {changed}");
+            let message = format!("this grant's statements differ in {changed}");
             // Counted and announced once per episode of drift, not on every resync.
             if !was_drifted {
                 ctx.metrics.drift(false);
@@ -267,7 +327,7 @@ async fn converge(
         }
     } else if result.changes > 0 && was_converged {
         ctx.metrics.drift(true);
-        let message = format!("restored this grant's statements in {target_arn}: {changed}");
+        let message = format!("restored this grant's statements in {changed}");
         ctx.publish(grant, EventType::Normal, "DriftCorrected", &message)
             .await;
         Some(ConditionUpdate {
@@ -282,86 +342,28 @@ async fn converge(
                 grant,
                 EventType::Normal,
                 "Applied",
-                &format!("wrote to {target_arn}: {changed}"),
+                &format!("wrote its statements in {changed}"),
             )
             .await;
         }
         None
     };
 
-    let mut targets = if observe {
-        known.clone()
+    let targets = if observe {
+        known
     } else {
-        result
-            .targets
-            .iter()
-            .map(|t| {
-                let place = Placement {
-                    location: t.location.clone(),
-                    region: t.region.clone(),
-                };
-                let last_applied = if result.changes > 0 {
-                    Some(at.to_string())
-                } else {
-                    known
-                        .iter()
-                        .find(|p| placement(p, ctx) == place)
-                        .and_then(|p| p.last_applied.clone())
-                };
-                GrantedTarget {
-                    arn: t.arn.clone(),
-                    resource: grant.spec.resource.clone(),
-                    policy: Some(t.location.clone()),
-                    region: Some(t.region.clone()),
-                    sids: t.sids.clone(),
-                    last_applied,
-                }
-            })
-            .collect()
-    };
-    if !observe {
+        let written_at = (result.changes > 0).then(|| at.to_string());
+        let current = granted_targets(grant, &result, &known, written_at);
         // The grant moved (another resource, other principals): revoke what it left behind.
-        let current: BTreeSet<Placement> = targets.iter().map(|t| placement(t, ctx)).collect();
-        let mut left: BTreeMap<ResourceKey, Vec<GrantedTarget>> = BTreeMap::new();
-        for t in known
-            .iter()
-            .filter(|t| !current.contains(&placement(t, ctx)))
-        {
-            left.entry(resource_key(&t.resource, ctx))
-                .or_default()
-                .push(t.clone());
-        }
-        for (resource, group) in left {
-            let places = group.iter().map(|t| placement(t, ctx)).collect();
-            let arns = group
-                .iter()
-                .map(|t| t.arn.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            // Not while a run on that resource is in flight: one that began before the grant moved
-            // may still write its statements there.
-            let revoked = {
-                let _one_run_per_resource = ctx.coalescer.lock(&resource).await;
-                revoke(grant, places, false, ctx).await
-            };
-            match revoked {
-                Ok(()) => {
-                    ctx.publish(
-                        grant,
-                        EventType::Normal,
-                        "Revoked",
-                        &format!("removed its statements from {arns}"),
-                    )
-                    .await
-                }
-                Err(message) => {
-                    ctx.publish(grant, EventType::Warning, "RevokeFailed", &message)
-                        .await;
-                    targets.extend(group);
-                }
-            }
-        }
-    }
+        let places: BTreeSet<Placement> = current.iter().map(|t| placement(t, ctx)).collect();
+        let left: Vec<GrantedTarget> = known
+            .into_iter()
+            .filter(|t| !places.contains(&placement(t, ctx)))
+            .collect();
+        let mut targets = current;
+        targets.extend(revoke_places(grant, left, ctx).await);
+        targets
+    };
     let role_arn = if observe {
         previous.role_arn.clone()
     } else {
@@ -375,6 +377,125 @@ async fn converge(
         // In step with the other grants the run checked.
         action: Action::requeue(resync),
     })
+}
+
+/// Whether `reason` says an account no longer consents to the grant.
+fn consent_withdrawn(reason: &str) -> bool {
+    matches!(reason, "NamespaceNotAllowed" | "PublicPrincipalNotAllowed")
+}
+
+/// What an invalid spec leaves in AWS, for its message.
+fn left_in_place(known: &[GrantedTarget]) -> String {
+    let generation = known.iter().filter_map(|t| t.generation).max();
+    match (known.is_empty(), generation) {
+        (true, _) => "nothing was written for it".into(),
+        (false, Some(n)) => format!(
+            "the statements written for generation {n} are left in place until the spec is fixed or the grant deleted"
+        ),
+        (false, None) => "the statements written before are left in place until the spec is fixed or the grant deleted".into(),
+    }
+}
+
+/// Status targets for the policies the engine reports the grant in, with when each was last
+/// written (`written_at`, else as `known` says) and the generation whose statements it holds.
+fn granted_targets(
+    grant: &CrossAccountGrant,
+    result: &GrantReport,
+    known: &[GrantedTarget],
+    written_at: Option<String>,
+) -> Vec<GrantedTarget> {
+    result
+        .targets
+        .iter()
+        .map(|t| {
+            let before = known.iter().find(|k| {
+                k.policy.as_ref() == Some(&t.location) && k.region.as_deref() == Some(&t.region)
+            });
+            let (last_applied, generation) = match &written_at {
+                Some(at) => (Some(at.clone()), grant.metadata.generation),
+                None => (
+                    before.and_then(|k| k.last_applied.clone()),
+                    before
+                        .and_then(|k| k.generation)
+                        .or(grant.metadata.generation),
+                ),
+            };
+            GrantedTarget {
+                arn: t.arn.clone(),
+                resource: before
+                    .map_or_else(|| grant.spec.resource.clone(), |k| k.resource.clone()),
+                policy: Some(t.location.clone()),
+                region: Some(t.region.clone()),
+                sids: t.sids.clone(),
+                last_applied,
+                generation,
+            }
+        })
+        .collect()
+}
+
+/// Revokes what `known` holds on another resource than the grant's spec names now; returns what
+/// still holds statements (what stays, and where revoking failed).
+async fn revoke_moved(
+    grant: &CrossAccountGrant,
+    known: Vec<GrantedTarget>,
+    ctx: &Context,
+) -> Vec<GrantedTarget> {
+    let here = resource_key(&grant.spec.resource, ctx);
+    let (stay, left): (Vec<_>, Vec<_>) = known
+        .into_iter()
+        .partition(|t| resource_key(&t.resource, ctx) == here);
+    let mut targets = stay;
+    targets.extend(revoke_places(grant, left, ctx).await);
+    targets
+}
+
+/// Revokes the grant's statements from `left`, one resource at a time, with an event for each;
+/// returns the places where that failed (they still hold statements, retried later).
+async fn revoke_places(
+    grant: &CrossAccountGrant,
+    left: Vec<GrantedTarget>,
+    ctx: &Context,
+) -> Vec<GrantedTarget> {
+    let mut by_resource: BTreeMap<ResourceKey, Vec<GrantedTarget>> = BTreeMap::new();
+    for t in left {
+        by_resource
+            .entry(resource_key(&t.resource, ctx))
+            .or_default()
+            .push(t);
+    }
+    let mut failed = Vec::new();
+    for (resource, group) in by_resource {
+        let places = group.iter().map(|t| placement(t, ctx)).collect();
+        let arns = group
+            .iter()
+            .map(|t| t.arn.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Not while a run on that resource is in flight: one that began before the grant moved
+        // may still write its statements there.
+        let revoked = {
+            let _one_run_per_resource = ctx.coalescer.lock(&resource).await;
+            revoke(grant, places, false, ctx).await
+        };
+        match revoked {
+            Ok(()) => {
+                ctx.publish(
+                    grant,
+                    EventType::Normal,
+                    "Revoked",
+                    &format!("removed its statements from {arns}, which its spec no longer names"),
+                )
+                .await
+            }
+            Err(message) => {
+                ctx.publish(grant, EventType::Warning, "RevokeFailed", &message)
+                    .await;
+                failed.extend(group);
+            }
+        }
+    }
+    failed
 }
 
 /// Where a target's statements were written. Status written before it recorded the policy names
@@ -441,7 +562,7 @@ async fn delete(
     done: &str,
     ctx: &Context,
 ) -> Result<(), String> {
-    let mut input = input(grant);
+    let mut input = input(grant, ctx);
     input.written = places;
     input.spec_places = spec_places;
     input.grant.spec.deletion_policy = policy;

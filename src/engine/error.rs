@@ -50,6 +50,17 @@ pub enum GrantError {
         /// The grant's namespace.
         namespace: String,
     },
+    /// A principal is `*` (anyone), and the resource's account does not set
+    /// `allowPublicPrincipals`.
+    #[error(
+        "{field}: the principal \"*\" (anyone) is refused: AwsAccount {account} does not set allowPublicPrincipals: true"
+    )]
+    PublicPrincipalNotAllowed {
+        /// The field naming `*`.
+        field: String,
+        /// The resource's AwsAccount.
+        account: String,
+    },
     /// An AWS call failed.
     #[error("{0}")]
     Aws(#[from] AwsError),
@@ -83,6 +94,7 @@ impl GrantError {
         match self {
             GrantError::InvalidSpec(_) => "InvalidSpec",
             GrantError::NamespaceNotAllowed { .. } => "NamespaceNotAllowed",
+            GrantError::PublicPrincipalNotAllowed { .. } => "PublicPrincipalNotAllowed",
             GrantError::PolicyTooLarge { .. } => "PolicyTooLarge",
             GrantError::UnreadablePolicy { .. } => "UnreadablePolicy",
             GrantError::Aws(e) => match e.kind {
@@ -95,6 +107,15 @@ impl GrantError {
                 AwsErrorKind::Other => "AwsError",
             },
         }
+    }
+
+    /// Whether an account refused its consent to the grant (its namespace, a public principal):
+    /// the statements the grant wrote are then taken away, not left in place as for a bad spec.
+    pub fn withdraws_consent(&self) -> bool {
+        matches!(
+            self,
+            GrantError::NamespaceNotAllowed { .. } | GrantError::PublicPrincipalNotAllowed { .. }
+        )
     }
 
     /// Whether a retry later may succeed without a change to the spec.

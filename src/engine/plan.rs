@@ -55,6 +55,9 @@ pub enum GrantState {
         role_arn: Option<String>,
         /// Deleting with `deletionPolicy: Retain`: its statements are handed over, not removed.
         retained: bool,
+        /// Applying a grant an account no longer consents to (see
+        /// [`GrantError::withdraws_consent`]): the refusal; its statements are removed instead.
+        withdrawn: Option<GrantError>,
     },
     /// It cannot be converged; nothing is written for it.
     Failed(GrantError),
@@ -152,6 +155,8 @@ struct Member {
     desired: Vec<Statement>,
     /// Its statements are handed over (`deletionPolicy: Retain` on delete), not merged.
     release: bool,
+    /// Its statements are removed (deleting, or its consent withdrawn); never left out for size.
+    revoke: bool,
 }
 
 /// A policy as read, and the size its holder's other inline policies use.
@@ -170,7 +175,7 @@ impl Engine {
             Operation::Delete => Purpose::Revoke,
         };
         let mut grants = Vec::with_capacity(inputs.len());
-        let mut resolved: Vec<(usize, ResolvedGrant)> = Vec::new();
+        let mut resolved: Vec<(usize, ResolvedGrant, Option<GrantError>)> = Vec::new();
         for (index, input) in inputs.iter().enumerate() {
             let meta = &input.grant.metadata;
             let name = format!(
@@ -179,23 +184,38 @@ impl Engine {
                 meta.name.as_deref().unwrap_or("")
             );
             // A resolved grant's state is known once its targets are.
-            let state =
-                match resolve_grant(&input.grant, accounts, &self.settings.instance_id, purpose) {
-                    Ok(g) => {
-                        resolved.push((index, g));
-                        None
+            let instance = &self.settings.instance_id;
+            let state = match resolve_grant(&input.grant, accounts, instance, purpose) {
+                Ok(g) => {
+                    resolved.push((index, g, None));
+                    None
+                }
+                // An account withdrew its consent: what the grant wrote there is taken away.
+                Err(e) if e.withdraws_consent() => {
+                    match resolve_grant(&input.grant, accounts, instance, Purpose::Revoke) {
+                        Ok(g) => {
+                            resolved.push((index, g, Some(e)));
+                            None
+                        }
+                        Err(_) => Some(GrantState::Failed(e)),
                     }
-                    Err(e) => Some(GrantState::Failed(e)),
-                };
+                }
+                Err(e) => Some(GrantState::Failed(e)),
+            };
             grants.push((name, input.origin.clone(), state));
         }
 
         let mut lookups = Lookups::default();
         let mut groups: BTreeMap<TargetKey, TargetGroup> = BTreeMap::new();
-        for (index, mut g) in resolved {
+        for (index, mut g, withdrawn) in resolved {
             let input = &inputs[index];
+            let grant_operation = if withdrawn.is_some() {
+                Operation::Delete
+            } else {
+                operation
+            };
             let placed = match self
-                .placements(&mut lookups, accounts, &mut g, input, operation)
+                .placements(&mut lookups, accounts, &mut g, input, grant_operation)
                 .await
             {
                 Ok(placed) => placed,
@@ -205,9 +225,11 @@ impl Engine {
                 }
             };
             // Deleting a grant set to Retain hands its statements over instead of removing them.
-            let release =
-                operation == Operation::Delete && g.deletion_policy == DeletionPolicy::Retain;
-            let role_arn = (g.kind == ResourceKind::SageMakerEndpoint)
+            let release = grant_operation == Operation::Delete
+                && withdrawn.is_none()
+                && g.deletion_policy == DeletionPolicy::Retain;
+            let revoke = grant_operation == Operation::Delete && !release;
+            let role_arn = (g.kind == ResourceKind::SageMakerEndpoint && withdrawn.is_none())
                 .then(|| placed.first().map(|p| p.target.arn.clone()))
                 .flatten();
             grants[index].2 = Some(GrantState::Planned {
@@ -215,6 +237,7 @@ impl Engine {
                 targets: placed.iter().map(planned_target).collect(),
                 role_arn,
                 retained: release,
+                withdrawn,
             });
             let created = input
                 .grant
@@ -237,6 +260,7 @@ impl Engine {
                     index,
                     desired: p.desired,
                     release,
+                    revoke,
                 });
             }
         }
@@ -244,19 +268,26 @@ impl Engine {
         let read: Vec<(TargetGroup, Result<ReadTarget, GrantError>)> =
             stream::iter(groups.into_values())
                 .map(|group| async move {
-                    let result = self.read_target(&group.target, operation).await;
+                    // A policy only revoked from reads as a deletion does (a holder gone is fine).
+                    let read_as = if group.members.iter().all(|m| m.revoke) {
+                        Operation::Delete
+                    } else {
+                        operation
+                    };
+                    let result = self.read_target(&group.target, read_as).await;
                     (group, result)
                 })
                 .buffered(self.settings.concurrency.max(1))
                 .collect()
                 .await;
 
-        // Applying, a grant one of whose policies cannot be read is left out of all of them.
+        // Applying, a grant one of whose policies cannot be read is left out of all of them; one
+        // whose statements are being removed is still removed wherever that can be done.
         let mut failed: BTreeMap<usize, GrantError> = BTreeMap::new();
         if operation == Operation::Apply {
             for (group, result) in &read {
                 if let Err(e) = result {
-                    for m in &group.members {
+                    for m in group.members.iter().filter(|m| !m.revoke) {
                         failed.entry(m.index).or_insert_with(|| e.clone());
                     }
                 }
@@ -373,7 +404,14 @@ impl Engine {
                     self.merge_target(plan, plan.current.as_ref(), owner, &m.desired)
                         .is_err()
                 };
-                let left_out = members.iter().find(alone_too_large).or(members.last())?;
+                // Removing statements never makes a policy larger: only a grant being added can be
+                // left out.
+                let adding: Vec<&Member> = members.iter().filter(|m| !m.revoke).collect();
+                let left_out = adding
+                    .iter()
+                    .copied()
+                    .find(alone_too_large)
+                    .or(adding.last().copied())?;
                 Some((left_out.index, left_out.owner.clone(), e))
             }
             Err(e) => {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::Operation;
 use super::error::GrantError;
 use super::plan::{GrantState, Plan, PlannedTarget, TargetPlan};
-use crate::policy::{ChangeKind, RELEASED_SID_PREFIX, WriteDecision};
+use crate::policy::{ChangeKind, GrantOwner, RELEASED_SID_PREFIX, WriteDecision};
 
 /// The result of a plan, apply or delete.
 #[derive(Debug, Clone, Serialize)]
@@ -193,6 +193,7 @@ impl Report {
                         targets,
                         role_arn,
                         retained,
+                        withdrawn,
                     } => {
                         let plans: Vec<&TargetPlan> = targets
                             .iter()
@@ -210,6 +211,11 @@ impl Report {
                             .flat_map(|m| &m.changes)
                             .filter(|c| &c.owner == owner)
                             .count();
+                        if let Some(refusal) = withdrawn {
+                            let (left, ready) =
+                                withdrawn_condition(refusal, targets, &plans, changes, dry_run);
+                            (left, None, changes, ready)
+                        } else {
                         let ready = match plans.iter().find_map(|t| t.error.as_ref()) {
                             Some(e) => failed(e),
                             None if plans.len() < targets.len() => condition(
@@ -225,9 +231,10 @@ impl Report {
                                     if dry_run { "would be" } else { "were" }
                                 ),
                             ),
-                            None => grant_condition(plan.operation, dry_run, targets, changes),
+                            None => grant_condition(plan.operation, dry_run, &plans, owner),
                         };
                         (targets.clone(), role_arn.clone(), changes, ready)
+                        }
                     }
                 };
                 GrantReport {
@@ -296,52 +303,146 @@ fn action_name(decision: WriteDecision) -> &'static str {
     }
 }
 
+/// The Ready condition of a grant planned or converged on `plans` (one per target, in order),
+/// with a count per policy: each number is the statements changed in the policy it names.
 fn grant_condition(
     operation: Operation,
     dry_run: bool,
-    targets: &[PlannedTarget],
-    changes: usize,
+    plans: &[&TargetPlan],
+    owner: &GrantOwner,
 ) -> ConditionReport {
-    let arn = match targets {
-        [] => "no policy".to_string(),
-        [one] => one.arn.clone(),
-        [first, rest @ ..] => format!(
-            "{} and {} other polic{}",
-            first.arn,
-            rest.len(),
-            if rest.len() == 1 { "y" } else { "ies" }
-        ),
+    let name = |t: &TargetPlan| {
+        // A role's trust and inline policy share its ARN: the kind tells them apart.
+        if plans
+            .iter()
+            .filter(|p| p.target.arn == t.target.arn)
+            .count()
+            > 1
+        {
+            format!("{} ({:?})", t.target.arn, t.target.kind)
+        } else {
+            t.target.arn.clone()
+        }
     };
-    match (operation, dry_run, changes) {
-        (Operation::Apply, true, 0) | (Operation::Apply, false, 0) => condition(
+    let everywhere = match plans {
+        [] => "no policy".to_string(),
+        _ => and_list(plans.iter().map(|t| name(t)).collect()),
+    };
+    // The policies where its statements change, with how many.
+    let changed: Vec<(usize, String)> = plans
+        .iter()
+        .filter_map(|t| {
+            let n = t
+                .merged
+                .iter()
+                .flat_map(|m| &m.changes)
+                .filter(|c| &c.owner == owner)
+                .count();
+            (n > 0).then(|| (n, name(t)))
+        })
+        .collect();
+    // "3 statement(s) {verb} A and 2 {preposition} B".
+    let per_policy = |verb: &str, preposition: &str| {
+        and_list(
+            changed
+                .iter()
+                .enumerate()
+                .map(|(i, (n, arn))| match i {
+                    0 => format!("{n} statement(s) {verb} {arn}"),
+                    _ => format!("{n} {preposition} {arn}"),
+                })
+                .collect(),
+        )
+    };
+    match (operation, dry_run, changed.is_empty()) {
+        (Operation::Apply, _, true) => condition(
             "True",
             "Converged",
-            format!("its statements in {arn} are as declared"),
+            format!("its statements in {everywhere} are as declared"),
         ),
-        (Operation::Apply, true, n) => condition(
+        (Operation::Apply, true, false) => condition(
             "False",
             "Pending",
-            format!("{n} statement(s) in {arn} would change"),
+            format!("{} would change", per_policy("in", "in")),
         ),
-        (Operation::Apply, false, n) => condition(
+        (Operation::Apply, false, false) => condition(
             "True",
             "Applied",
-            format!("{n} statement(s) in {arn} written"),
+            format!("{} written", per_policy("in", "in")),
         ),
-        (Operation::Delete, true, 0) => {
-            condition("False", "Revoked", format!("it has no statements in {arn}"))
-        }
-        (Operation::Delete, true, n) => condition(
-            "False",
-            "RevokePending",
-            format!("{n} statement(s) would be removed from {arn}"),
-        ),
-        (Operation::Delete, false, n) => condition(
+        (Operation::Delete, _, true) => condition(
             "False",
             "Revoked",
-            format!("{n} statement(s) removed from {arn}"),
+            format!("it has no statements in {everywhere}"),
         ),
+        (Operation::Delete, true, false) => condition(
+            "False",
+            "RevokePending",
+            per_policy("would be removed from", "from"),
+        ),
+        (Operation::Delete, false, false) => {
+            condition("False", "Revoked", per_policy("removed from", "from"))
+        }
     }
+}
+
+/// `A`, `A and B`, `A, B and C`.
+fn and_list(mut items: Vec<String>) -> String {
+    match items.pop() {
+        None => String::new(),
+        Some(last) if items.is_empty() => last,
+        Some(last) => format!("{} and {last}", items.join(", ")),
+    }
+}
+
+/// The condition of a grant an account no longer consents to, whose statements this run removes
+/// (or would), and the policies that still hold them: those whose revocation failed.
+fn withdrawn_condition(
+    refusal: &GrantError,
+    targets: &[PlannedTarget],
+    plans: &[&TargetPlan],
+    changes: usize,
+    dry_run: bool,
+) -> (Vec<PlannedTarget>, ConditionReport) {
+    let failures: Vec<(&PlannedTarget, &GrantError)> = targets
+        .iter()
+        .filter_map(|planned| {
+            plans
+                .iter()
+                .find(|t| t.target.arn == planned.arn && t.target.kind == planned.location.kind)
+                .and_then(|t| t.error.as_ref())
+                .map(|e| (planned, e))
+        })
+        .collect();
+    let places = targets
+        .iter()
+        .map(|t| t.arn.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = if !dry_run && !failures.is_empty() {
+        let errors = failures
+            .iter()
+            .map(|(t, e)| format!("{}: {e}", t.arn))
+            .collect::<Vec<_>>()
+            .join("; ");
+        format!(
+            "{refusal}; its access is being revoked, but removing its statements failed ({errors}) and is retried"
+        )
+    } else if changes == 0 {
+        format!("{refusal}; it has no statements left in AWS")
+    } else if dry_run {
+        format!(
+            "{refusal}; its access would be revoked: {changes} statement(s) removed from {places}"
+        )
+    } else {
+        format!("{refusal}; its access was revoked: {changes} statement(s) removed from {places}")
+    };
+    let left = if dry_run {
+        Vec::new()
+    } else {
+        failures.iter().map(|(t, _)| (*t).clone()).collect()
+    };
+    (left, condition("False", refusal.reason(), message))
 }
 
 fn failed(e: &GrantError) -> ConditionReport {

@@ -302,9 +302,15 @@ pub fn resolve_grant(
     let manage = grantee_side == GranteeSide::Manage;
     let mut principals = Vec::new();
     let mut instance_profiles = Vec::new();
+    // A principal `*` the account does not consent to: refused once the spec is otherwise valid.
+    let mut public_refused = None;
     if let Some(grantee) = &grantee_account_id {
         for (i, p) in spec.grantee.principals.iter().enumerate() {
             let field = format!("spec.grantee.principals[{i}]");
+            if p == "*" && !allow_public {
+                public_refused.get_or_insert(field);
+                continue;
+            }
             if let Some(profile) = p.strip_prefix(INSTANCE_PROFILE) {
                 if spec.grantee.account.is_none() {
                     errors.push(FieldError::new(
@@ -325,7 +331,11 @@ pub fn resolve_grant(
                 Err(message) => errors.push(FieldError::new(field, message)),
             }
         }
-        if principals.is_empty() && instance_profiles.is_empty() && errors.is_empty() {
+        if principals.is_empty()
+            && instance_profiles.is_empty()
+            && errors.is_empty()
+            && public_refused.is_none()
+        {
             if manage {
                 errors.push(FieldError::new(
                     "spec.grantee.principals",
@@ -366,6 +376,12 @@ pub fn resolve_grant(
             field: "spec.grantee.account",
             account: grantee_name.clone(),
             namespace,
+        });
+    }
+    if let Some(field) = public_refused {
+        return Err(GrantError::PublicPrincipalNotAllowed {
+            field,
+            account: spec.resource.account.clone(),
         });
     }
     Ok(ResolvedGrant {
