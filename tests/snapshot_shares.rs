@@ -519,3 +519,59 @@ async fn key_access_is_revoked_even_for_an_account_someone_else_shared_the_snaps
         "the other party's share stays"
     );
 }
+
+#[tokio::test]
+async fn a_share_whose_namespace_is_no_longer_allowed_is_unshared_with_its_key_access() {
+    let mut r = rig().await;
+    let key = support::create_key(&r.kms).await;
+    let before = support::key_policy(&r.kms, key.key_id()).await;
+    r.instance("orders", Some(key.key_id())).await;
+    r.snapshot("orders", "orders-1").await;
+    let spec = share(
+        json!({"source": {"account": "data-prod", "dbSnapshotIdentifier": "orders-1"}, "targets": [{"accountId": "111111111111"}],
+               "deletionPolicy": "Retain"}),
+    );
+    let applied = r.run(spec.clone(), Operation::Apply, false).await;
+    assert_eq!(reason(&applied), ("True", "Shared"), "{applied:?}");
+    assert_eq!(r.shared_with("orders-1").await, vec!["111111111111"]);
+
+    // The source account stops allowing the namespace: even with Retain (which is about deleting
+    // the share), what it gave is taken back.
+    let (withdrawn, _) = support::manifests(&accounts_yaml().replacen(
+        "allowedNamespaces: [\"*\"]",
+        "allowedNamespaces: [\"web\"]",
+        1,
+    ));
+    r.accounts = withdrawn;
+    let plan = r.run(spec.clone(), Operation::Apply, true).await;
+    assert_eq!(reason(&plan), ("False", "NamespaceNotAllowed"), "{plan:?}");
+    let message = &plan.ready().unwrap().message;
+    assert!(message.contains("its access would be revoked"), "{message}");
+    assert_eq!(
+        r.shared_with("orders-1").await,
+        vec!["111111111111"],
+        "a plan writes nothing"
+    );
+
+    let revoked = r.run(spec.clone(), Operation::Apply, false).await;
+    assert_eq!(
+        reason(&revoked),
+        ("False", "NamespaceNotAllowed"),
+        "{revoked:?}"
+    );
+    let message = &revoked.ready().unwrap().message;
+    assert!(
+        message.contains("does not allow shares from namespace data")
+            && message.contains("its access was revoked"),
+        "{message}"
+    );
+    assert!(revoked.access_revoked && revoked.targets.is_empty());
+    assert!(r.shared_with("orders-1").await.is_empty());
+    let after = support::key_policy(&r.kms, key.key_id()).await;
+    assert!(
+        PolicyDocument::parse(&after)
+            .unwrap()
+            .same_meaning(&PolicyDocument::parse(&before).unwrap()),
+        "the key policy is back to its own statements: {after}"
+    );
+}

@@ -149,7 +149,7 @@ async fn apply(share: &SnapshotShare, ctx: &Context) -> Result<Action, Controlle
             .map_or(previous.copied_from.clone(), |r| r.copied_from.clone()),
         targets: report
             .as_ref()
-            .filter(|r| !r.targets.is_empty())
+            .filter(|r| !r.targets.is_empty() || r.access_revoked)
             .map_or(previous.targets.clone(), |r| r.targets.clone()),
     };
     ctx.write_status(

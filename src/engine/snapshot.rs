@@ -54,6 +54,10 @@ pub struct ShareReport {
     pub copied_from: Option<String>,
     /// Changes made (or, in a plan, that would be made), in order.
     pub steps: Vec<String>,
+    /// The source account withdrew its consent, and this run took back everything the share
+    /// gave (`targets` is then what it gives now: nothing).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub access_revoked: bool,
     /// Per target account.
     pub targets: Vec<ShareTargetStatus>,
     /// Key policies changed for the targets (KeyPolicy mode).
@@ -195,10 +199,30 @@ impl Engine {
                             report = run.report;
                             outcome
                         }
+                        // The account withdrew its consent: what the share gave is taken back
+                        // (whatever its deletionPolicy, which is about deleting the share).
+                        Err(refusal) if refusal.reason == "NamespaceNotAllowed" => {
+                            let revoke = Operation::Delete;
+                            match ShareRun::new(self, backend, accounts, input, revoke, dry_run) {
+                                Ok(mut run) => {
+                                    let unshared = run.unshare().await;
+                                    report = run.report;
+                                    report.access_revoked = unshared.is_ok() && !dry_run;
+                                    Err(withdrawn(refusal, unshared, &report, dry_run))
+                                }
+                                Err(_) => Err(refusal),
+                            }
+                        }
                         Err(e) => Err(e),
                     }
                 }
             };
+            if !dry_run {
+                // The AWS writes of the run (key policy writes are also logged by apply).
+                for step in &report.steps {
+                    tracing::info!(share = %report.name, "snapshot share: {step}");
+                }
+            }
             report.conditions = vec![condition(operation, dry_run, &report, outcome)];
             reports.push(report);
         }
@@ -258,6 +282,34 @@ fn condition(
             ),
         },
     }
+}
+
+/// The failure of a share whose account withdrew its consent, saying what revoking its access
+/// did (`unshared`: the unsharing run).
+fn withdrawn(
+    refusal: Failure,
+    unshared: Result<Done, Failure>,
+    report: &ShareReport,
+    dry_run: bool,
+) -> Failure {
+    let message = match (unshared, report.steps.is_empty(), dry_run) {
+        (Err(e), _, _) => format!(
+            "{}; its access is being revoked, but that failed ({}: {}) and is retried",
+            refusal.message, e.reason, e.message
+        ),
+        (Ok(_), true, _) => format!("{}; it has no access left to revoke", refusal.message),
+        (Ok(_), false, true) => format!(
+            "{}; its access would be revoked: {}",
+            refusal.message,
+            report.steps.join("; ")
+        ),
+        (Ok(_), false, false) => format!(
+            "{}; its access was revoked: {}",
+            refusal.message,
+            report.steps.join("; ")
+        ),
+    };
+    fail(refusal.reason, message)
 }
 
 /// What `latestOf` or an identifier selects.
@@ -898,6 +950,11 @@ impl<'a> ShareRun<'a> {
         if self.share().spec.deletion_policy == DeletionPolicy::Retain {
             return Ok(Done::Retained);
         }
+        self.unshare().await
+    }
+
+    /// Takes back everything this share gave: snapshot attributes and key access.
+    async fn unshare(&mut self) -> Result<Done, Failure> {
         // Every snapshot and copy this share may have shared, whether or not its source still
         // exists; key access is revoked for every account this share wanted or recorded, on every
         // key involved, whatever the tags say (someone else may have shared a snapshot too).
