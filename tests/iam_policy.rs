@@ -333,31 +333,38 @@ fn wildcard(pattern: &str, ignore_case: bool) -> Regex {
     Regex::new(&format!("{flags}^{body}$")).unwrap()
 }
 
-/// Whether an identity policy allows `action` on `resource`. Only what `xacct iam-policy` writes is
-/// understood (Allow statements with Action and Resource); anything else fails the test rather than
-/// being guessed at.
+/// Whether an identity policy allows `action` on `resource`, as IAM evaluates one policy: some
+/// Allow statement matches and no Deny statement does (an explicit Deny wins). Only what `xacct
+/// iam-policy` writes is understood (Allow and Deny statements with Action and Resource); anything
+/// else fails the test rather than being guessed at.
 fn allows(policy: &Value, action: &str, resource: &str) -> bool {
-    policy["Statement"].as_array().unwrap().iter().any(|s| {
-        let keys: BTreeSet<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
-        assert!(
-            keys.is_subset(&BTreeSet::from(["Sid", "Effect", "Action", "Resource"])),
-            "this check does not evaluate {keys:?}: {s}"
-        );
-        assert_eq!(s["Effect"], "Allow", "{s}");
-        as_list(&s["Action"])
-            .iter()
-            .any(|a| wildcard(a, true).is_match(action))
-            && as_list(&s["Resource"])
-                .iter()
-                .any(|r| wildcard(r, false).is_match(resource))
-    })
+    let matching = |effect: &str| {
+        policy["Statement"].as_array().unwrap().iter().any(|s| {
+            let keys: BTreeSet<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
+            assert!(
+                keys.is_subset(&BTreeSet::from(["Sid", "Effect", "Action", "Resource"])),
+                "this check does not evaluate {keys:?}: {s}"
+            );
+            assert!(s["Effect"] == "Allow" || s["Effect"] == "Deny", "{s}");
+            s["Effect"] == effect
+                && as_list(&s["Action"])
+                    .iter()
+                    .any(|a| wildcard(a, true).is_match(action))
+                && as_list(&s["Resource"])
+                    .iter()
+                    .any(|r| wildcard(r, false).is_match(resource))
+        })
+    };
+    matching("Allow") && !matching("Deny")
 }
 
+/// The actions the policy's Allow statements name.
 fn granted_actions(policy: &Value) -> BTreeSet<String> {
     policy["Statement"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|s| s["Effect"] == "Allow")
         .flat_map(|s| as_list(&s["Action"]))
         .map(str::to_string)
         .collect()
@@ -799,7 +806,9 @@ async fn gc_flow(moto: &Moto) -> Flow {
         kind: "s3,ecr,kms,iam,identity,sagemaker,gc",
         calls: connector.calls().snapshot(),
         resources: Box::new(|action| match action {
-            "s3:ListAllMyBuckets" | "kms:ListKeys" => vec!["*".to_string()],
+            "s3:ListAllMyBuckets" | "kms:ListKeys" | "iam:ListRoles" | "iam:ListUsers" => {
+                vec!["*".to_string()]
+            }
             a if a.starts_with("s3:") => vec!["arn:aws:s3:::iam-policy-gc".to_string()],
             a if a.starts_with("ecr:") => {
                 vec![format!(
@@ -1240,4 +1249,157 @@ fn the_text_output_labels_both_documents() {
             json["trustPolicy"].clone()
         ]
     );
+}
+
+/// The statement of `policy` that names `action` with `effect`.
+fn statement_with<'a>(policy: &'a Value, effect: &str, action: &str) -> Option<&'a Value> {
+    policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Effect"] == effect && as_list(&s["Action"]).contains(&action))
+}
+
+#[test]
+fn list_roles_and_users_are_allowed_on_star_as_aws_documents_them() {
+    let printed = iam_policy(&["--kinds", "gc", "--controller-role-arn", CONTROLLER]);
+    let policy = &printed["permissionsPolicy"];
+    for action in ["iam:ListRoles", "iam:ListUsers"] {
+        // The Service Authorization Reference lists no resource type for them: AWS authorizes
+        // them on `*`, so a role/* or user/* Resource would not allow them.
+        let statement = statement_with(policy, "Allow", action).unwrap();
+        assert_eq!(statement["Resource"], json!("*"), "{statement}");
+    }
+}
+
+#[test]
+fn the_managed_role_may_not_rewrite_itself_or_the_controller_role() {
+    // (kinds, an action the kind allows on other roles, such a role)
+    let other = format!("arn:aws:iam::{DATA_ACCOUNT}:role/SharedReadOnly");
+    let created = format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-default-0123456789abcdef");
+    let cases = [
+        ("iam", "iam:UpdateAssumeRolePolicy", other.as_str()),
+        ("identity", "iam:PutRolePolicy", other.as_str()),
+        ("identity", "iam:DeleteRolePolicy", other.as_str()),
+        ("sagemaker", "iam:UpdateAssumeRolePolicy", created.as_str()),
+        ("sagemaker", "iam:PutRolePolicy", created.as_str()),
+        ("sagemaker", "iam:DeleteRole", created.as_str()),
+        ("sagemaker", "iam:TagRole", created.as_str()),
+    ];
+    let own = [
+        format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager"),
+        format!("arn:aws:iam::{DEV_ACCOUNT}:role/ops/xacct-manager"),
+        CONTROLLER.to_string(),
+    ];
+    let default = iam_policy(&["--controller-role-arn", CONTROLLER]);
+    let mut printed_kinds = BTreeMap::new();
+    for (kinds, action, elsewhere) in cases {
+        let printed = printed_kinds.entry(kinds).or_insert_with(|| {
+            iam_policy(&["--kinds", kinds, "--controller-role-arn", CONTROLLER])
+        });
+        for printed in [&*printed, &default] {
+            let policy = &printed["permissionsPolicy"];
+            assert!(
+                allows(policy, action, elsewhere),
+                "{kinds}: {action} on {elsewhere}"
+            );
+            for role in &own {
+                // The Allow reaches the role (role/* or role/xacct-*); the Deny stops it.
+                let reached = policy["Statement"].as_array().unwrap().iter().any(|s| {
+                    s["Effect"] == "Allow"
+                        && as_list(&s["Action"]).contains(&action)
+                        && as_list(&s["Resource"])
+                            .iter()
+                            .any(|r| wildcard(r, false).is_match(role))
+                });
+                assert!(
+                    !allows(policy, action, role),
+                    "{kinds}: {action} allowed on its own role {role} (Allow reaches it: {reached}):\n{policy:#}"
+                );
+            }
+        }
+    }
+    let printed = iam_policy(&["--kinds", "identity", "--controller-role-arn", CONTROLLER]);
+    let deny = statement_with(
+        &printed["permissionsPolicy"],
+        "Deny",
+        "iam:AttachRolePolicy",
+    )
+    .expect("an explicit Deny");
+    for action in [
+        "iam:UpdateAssumeRolePolicy",
+        "iam:PutRolePolicy",
+        "iam:DeleteRolePolicy",
+        "iam:AttachRolePolicy",
+        "iam:DetachRolePolicy",
+        "iam:PutRolePermissionsBoundary",
+        "iam:DeleteRole",
+    ] {
+        assert!(
+            as_list(&deny["Action"]).contains(&action),
+            "{action}: {deny}"
+        );
+    }
+    assert!(
+        printed["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("--role-name")),
+        "the Deny is explained"
+    );
+
+    // Another role name: that role is protected instead.
+    let renamed = iam_policy(&[
+        "--kinds",
+        "identity",
+        "--role-name",
+        "data-xacct",
+        "--controller-role-arn",
+        CONTROLLER,
+    ]);
+    let policy = &renamed["permissionsPolicy"];
+    let arn = format!("arn:aws:iam::{DATA_ACCOUNT}:role/data-xacct");
+    assert!(!allows(policy, "iam:PutRolePolicy", &arn));
+    assert!(allows(
+        policy,
+        "iam:PutRolePolicy",
+        &format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager")
+    ));
+    let bad = xacct(&["iam-policy", "--role-name", "arn:aws:iam::1:role/x"]);
+    assert!(!bad.status.success());
+
+    // Kinds that write no role carry no Deny.
+    for kinds in ["s3", "ecr,kms,rds", "gc"] {
+        let printed = iam_policy(&["--kinds", kinds]);
+        assert!(
+            statement_with(&printed["permissionsPolicy"], "Deny", "iam:PutRolePolicy").is_none(),
+            "{kinds}"
+        );
+    }
+}
+
+#[test]
+fn the_help_says_what_the_default_kinds_are() {
+    let out = xacct(&["iam-policy", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    // The --kinds entry: its line and the description lines up to the next option.
+    let mut lines = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("--kinds"));
+    let first = lines.next().unwrap_or_else(|| panic!("--kinds in {help}"));
+    let kinds = std::iter::once(first)
+        .chain(lines.take_while(|l| !l.trim_start().starts_with('-')))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let kinds = kinds.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(kinds.contains("gc"), "{kinds}");
+    assert!(!kinds.contains("(default: all)"), "{kinds}");
+    assert!(kinds.contains("default: every kind but gc"), "{kinds}");
+    // And it is so.
+    let default = iam_policy(&[]);
+    assert!(!default["kinds"].as_array().unwrap().contains(&json!("gc")));
+    let gc = iam_policy(&["--kinds", "gc"]);
+    assert_eq!(gc["kinds"], json!(["gc"]));
 }

@@ -471,15 +471,37 @@ pub const PERMISSIONS: &[KindPermissions] = &[
                         "list the account's users (xacct's inline policy on them)",
                     ),
                 ],
-                resources: &[
-                    "arn:{partition}:iam::*:role/*",
-                    "arn:{partition}:iam::*:user/*",
-                ],
-                resource_note: "read only",
+                resources: &["*"],
+                resource_note: "ListRoles and ListUsers name no role or user: IAM authorizes them on `*` only (the Service Authorization Reference lists no resource type for them)",
             },
         ],
     },
 ];
+
+/// The role name `--role-name` defaults to: the name the documentation and examples give the role
+/// xacct assumes in each managed account.
+pub const DEFAULT_MANAGED_ROLE_NAME: &str = "xacct-manager";
+
+/// What the permissions policy explicitly denies on the role it is attached to (and on the
+/// controller's own role): rewriting who may assume it and what it may do. The Allow statements of
+/// `iam`, `sagemaker` and `identity` reach `role/*` or `role/xacct-*`, which match these roles too;
+/// an explicit Deny wins over any Allow, of this policy or of another one attached to the role.
+pub const SELF_PROTECTED_ACTIONS: &[&str] = &[
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:UpdateRole",
+    "iam:TagRole",
+    "iam:UntagRole",
+    "iam:DeleteRole",
+];
+
+/// Sid of the explicit Deny of [`SELF_PROTECTED_ACTIONS`].
+pub const SELF_PROTECTION_SID: &str = "XacctDenyChangesToItsOwnRoles";
 
 /// Kinds named on the command line that this command refuses, and why.
 const NOT_COVERED: &[(&str, &str)] = &[(
@@ -526,6 +548,19 @@ pub fn parse_controller_arn(value: &str) -> Result<String, String> {
     }
 }
 
+/// Parses `--role-name`: an IAM role name (1 to 64 letters, digits and `+=,.@_-`; no path).
+pub fn parse_role_name(value: &str) -> Result<String, String> {
+    let valid = (1..=64).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err("use the name of the role (not its ARN or path): 1 to 64 letters, digits and +=,.@_-, like xacct-manager".into())
+    }
+}
+
 /// Parses `--external-id` (the rule AWS and the AwsAccount CRD apply).
 pub fn parse_external_id(value: &str) -> Result<String, String> {
     if EXTERNAL_ID_RE.is_match(value) {
@@ -548,9 +583,11 @@ pub struct IamPolicies {
     pub notes: Vec<String>,
 }
 
-/// Builds both policies for `kinds` (every kind but `gc` when empty).
+/// Builds both policies for `kinds` (every kind but `gc` when empty), for the role named
+/// `role_name` in each managed account.
 pub fn build(
     kinds: &[PermissionKind],
+    role_name: &str,
     controller_role_arn: &str,
     external_id: Option<&str>,
 ) -> Result<IamPolicies, PolicyError> {
@@ -586,6 +623,29 @@ pub fn build(
             "Effect": "Allow",
             "Action": actions,
             "Resource": resource,
+        }))?);
+    }
+
+    // The Allow statements above may reach the role itself (`role/*`, `role/xacct-*`): deny it,
+    // and the controller's role, every change to who may assume them and what they may do.
+    let self_protected = selected
+        .iter()
+        .flat_map(|p| p.statements)
+        .flat_map(|s| s.actions)
+        .any(|(action, _)| SELF_PROTECTED_ACTIONS.contains(action));
+    let mut protected_roles = vec![
+        format!("arn:{partition}:iam::*:role/{role_name}"),
+        format!("arn:{partition}:iam::*:role/*/{role_name}"),
+    ];
+    if controller_role_arn.contains(":role/") {
+        protected_roles.push(controller_role_arn.to_string());
+    }
+    if self_protected {
+        permissions.statements.push(Statement::from_json(json!({
+            "Sid": SELF_PROTECTION_SID,
+            "Effect": "Deny",
+            "Action": SELF_PROTECTED_ACTIONS,
+            "Resource": protected_roles,
         }))?);
     }
 
@@ -626,6 +686,12 @@ pub fn build(
             s.sid,
             resources(s).join(", "),
             s.resource_note
+        ));
+    }
+    if self_protected {
+        notes.push(format!(
+            "{SELF_PROTECTION_SID} ({}): the role this policy is attached to ({role_name}, in any account and under any path: pass --role-name if yours is named otherwise) and the controller's role may not change their own trust policy, inline, managed or boundary policies, tags or settings, nor be deleted, whatever else allows it: the Allow statements on role/* and role/xacct-* would otherwise reach them.",
+            protected_roles.join(", ")
         ));
     }
     Ok(IamPolicies {
@@ -694,11 +760,12 @@ pub fn text(policies: &IamPolicies) -> String {
 /// Runs `xacct iam-policy` for `kinds`; returns the exit status.
 pub fn run(
     kinds: &[PermissionKind],
+    role_name: &str,
     controller_role_arn: &str,
     external_id: Option<&str>,
     output: Output,
 ) -> i32 {
-    match build(kinds, controller_role_arn, external_id) {
+    match build(kinds, role_name, controller_role_arn, external_id) {
         Ok(policies) => {
             match output {
                 Output::Json => super::emit(&format!(
@@ -830,6 +897,7 @@ mod tests {
     fn rds_has_its_own_key_statement() {
         let p = build(
             &[PermissionKind::Rds],
+            DEFAULT_MANAGED_ROLE_NAME,
             PLACEHOLDER_CONTROLLER_ROLE_ARN,
             None,
         )
@@ -848,6 +916,7 @@ mod tests {
         let both = json(
             &build(
                 &[PermissionKind::Kms, PermissionKind::Rds],
+                DEFAULT_MANAGED_ROLE_NAME,
                 PLACEHOLDER_CONTROLLER_ROLE_ARN,
                 None,
             )
@@ -864,6 +933,7 @@ mod tests {
     fn partition_follows_the_controller_role() {
         let p = build(
             &[PermissionKind::S3],
+            DEFAULT_MANAGED_ROLE_NAME,
             "arn:aws-cn:iam::111122223333:role/x",
             None,
         )

@@ -69,9 +69,14 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct IamPolicyArgs {
     /// Kinds in use, comma-separated: s3, ecr, kms, iam, rds, sagemaker, identity (the grantee
-    /// side) (default: all).
+    /// side), gc (garbage collection: listing, on Resource "*") (default: every kind but gc, which
+    /// is opt-in).
     #[arg(long, value_delimiter = ',', value_parser = iam_policy::parse_permission_kind)]
     pub kinds: Vec<iam_policy::PermissionKind>,
+    /// Name of the role this policy is attached to (the role each AwsAccount's
+    /// spec.assumeRole.roleArn names): explicitly denied rewriting its own trust and permissions.
+    #[arg(long, default_value = iam_policy::DEFAULT_MANAGED_ROLE_NAME, value_parser = iam_policy::parse_role_name)]
+    pub role_name: String,
     /// ARN of the role xacct itself runs as (IRSA, Pod Identity, instance profile): the principal
     /// the trust policy lets assume the managed role.
     #[arg(long, default_value = iam_policy::PLACEHOLDER_CONTROLLER_ROLE_ARN, value_parser = iam_policy::parse_controller_arn)]
@@ -203,6 +208,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Gc(args) => gc::run(args).await,
         Command::IamPolicy(args) => iam_policy::run(
             &args.kinds,
+            &args.role_name,
             &args.controller_role_arn,
             args.external_id.as_deref(),
             args.output,

@@ -55,47 +55,99 @@ pub fn text(report: &Report, shares: &[ShareReport], errors: &[ManifestError]) -
             grant.name, grant.origin
         );
     }
-    let changed = report
+    out.push_str(&summary(report, shares, errors));
+    out
+}
+
+/// How a listed policy ended: what its heading says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Failed,
+    UpToDate,
+    /// A change planned, not carried out (a plan, or an Observe grant's policy in an apply).
+    Planned,
+    Done,
+}
+
+fn outcome(t: &TargetReport) -> Outcome {
+    match (t.action, t.done, &t.error) {
+        (_, _, Some(_)) => Outcome::Failed,
+        ("none", _, None) => Outcome::UpToDate,
+        (_, false, None) => Outcome::Planned,
+        (_, true, None) => Outcome::Done,
+    }
+}
+
+/// The last line: every count is of things listed above it (the policies under the account
+/// headings and the key policies of snapshot shares, the grants, the shares, the manifest errors).
+fn summary(report: &Report, shares: &[ShareReport], errors: &[ManifestError]) -> String {
+    let policies: Vec<Outcome> = report
         .targets
         .iter()
-        .filter(|t| t.action != "none" && t.error.is_none())
-        .count();
-    let failed = report.targets.iter().filter(|t| t.error.is_some()).count();
-    let bad_grants = report
+        .chain(shares.iter().flat_map(|s| &s.key_policies))
+        .map(outcome)
+        .collect();
+    let count = |o: Outcome| policies.iter().filter(|p| **p == o).count();
+    let (planned, done) = (count(Outcome::Planned), count(Outcome::Done));
+    let plural = |n: usize| if n == 1 { "policy" } else { "policies" };
+    let mut parts = Vec::new();
+    if report.dry_run {
+        parts.push(format!("{planned} {} to change", plural(planned)));
+    } else {
+        parts.push(format!("{done} {} changed", plural(done)));
+        if planned > 0 {
+            parts.push(format!("{planned} planned only (not written)"));
+        }
+    }
+    parts.push(format!("{} up to date", count(Outcome::UpToDate)));
+    parts.push(format!("{} failed", count(Outcome::Failed)));
+    let mut line = parts.join(", ");
+    let failed_grants = report
         .grants
         .iter()
-        .filter(|g| g.targets.is_empty() && g.ready().is_some_and(|c| c.reason != "Retained"))
+        .filter(|g| {
+            g.ready().is_none_or(|c| {
+                c.status != "True"
+                    && !matches!(
+                        c.reason,
+                        "Pending" | "Revoked" | "Retained" | "RevokePending"
+                    )
+            })
+        })
         .count();
-    let verb = if report.dry_run {
-        "to change"
+    line.push_str(&format!(
+        "; {} grant(s), {failed_grants} failed",
+        report.grants.len()
+    ));
+    if !shares.is_empty() {
+        let failed = shares.iter().filter(|s| s.failed()).count();
+        let waiting = shares.iter().filter(|s| s.waiting()).count();
+        line.push_str(&format!(
+            "; {} snapshot share(s), {failed} failed",
+            shares.len()
+        ));
+        if waiting > 0 {
+            line.push_str(&format!(", {waiting} waiting for AWS"));
+        }
+    }
+    let name = if report.dry_run {
+        "Plan"
+    } else if report.operation == "delete" {
+        "Delete"
     } else {
-        "changed"
+        "Apply"
     };
-    let _ = writeln!(
-        out,
-        "\n{}: {changed} polic{} {verb}, {} unchanged, {failed} failed; {bad_grants} grant(s) not converged, {} manifest error(s).",
-        if report.dry_run {
-            "Plan"
-        } else if report.operation == "delete" {
-            "Delete"
-        } else {
-            "Apply"
-        },
-        if changed == 1 { "y" } else { "ies" },
-        report.targets.len() - changed - failed,
-        errors.len()
-    );
-    out
+    format!("\n{name}: {line}; {} manifest error(s).\n", errors.len())
 }
 
 fn target_text(out: &mut String, t: &TargetReport) {
     // Per target, not per run: an apply also plans grants in Observe mode, which never write.
-    let what = match (t.action, t.done, &t.error) {
-        (_, _, Some(_)) => "FAILED".to_string(),
-        ("none", _, None) => "up to date".to_string(),
-        (action, false, None) => format!("would {action}"),
-        ("put", true, None) => "written".to_string(),
-        (_, true, None) => "deleted".to_string(),
+    let what = match outcome(t) {
+        Outcome::Failed => "FAILED".to_string(),
+        Outcome::UpToDate => "up to date".to_string(),
+        Outcome::Planned => format!("would {}", t.action),
+        Outcome::Done if t.action == "put" => "written".to_string(),
+        Outcome::Done => "deleted".to_string(),
     };
     let _ = writeln!(
         out,
