@@ -232,8 +232,8 @@ async fn bad_grants_get_field_errors_and_no_writes_while_good_ones_converge() {
         ),
         (
             "batch/public",
-            "InvalidSpec",
-            "spec.grantee.principals[0]: the principal \"*\" (anyone) is refused",
+            "PublicPrincipalNotAllowed",
+            "spec.grantee.principals[0]: the principal \"*\" (anyone) is refused: AwsAccount data-prod does not set allowPublicPrincipals: true; it has no statements left in AWS",
         ),
         ("batch/no-bucket", "NotFound", "GetBucketPolicy"),
         (

@@ -287,7 +287,8 @@ async fn an_invalid_spec_makes_no_aws_call_warns_and_waits_for_the_resync() {
     let moto = Moto::start();
     let (ctx, mut handle) = context(&moto).await;
     let reconcile = tokio::spawn(grant::reconcile(
-        Arc::new(grant(true, json!(["*"]))),
+        // A principal in another account than the grantee's.
+        Arc::new(grant(true, json!(["arn:aws:iam::333333333333:role/X"]))),
         ctx.clone(),
     ));
 

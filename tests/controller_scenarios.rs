@@ -177,6 +177,16 @@ impl Harness {
             .collect()
     }
 
+    /// The notes of the events of `reason` in `namespace`.
+    async fn notes(&self, namespace: &str, reason: &str) -> Vec<String> {
+        self.events(namespace)
+            .await
+            .into_iter()
+            .filter(|(_, r, _)| r == reason)
+            .map(|(_, _, n)| n)
+            .collect()
+    }
+
     fn writes(&self) -> u64 {
         self.connector.calls().count_matching(&["Put", "Delete"])
     }
@@ -1342,5 +1352,54 @@ async fn an_invalid_spec_leaves_what_was_written_and_says_so() {
     assert_eq!(h.writes(), writes, "nothing written for an invalid spec");
     let status = h.grants("batch").get("typo").await.unwrap().status.unwrap();
     assert_eq!(status.targets.len(), 1, "{:?}", status.targets);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_name_each_written_policy_once_and_drift_names_only_what_was_restored() {
+    let h = Harness::start(&["lake"]).await;
+    grant_on_both_sides(&h).await;
+    let role = format!("arn:aws:iam::{DEV_ACCOUNT}:role/JobA");
+    let applied = h.notes("batch", "Applied").await;
+    assert_eq!(applied.len(), 1, "{applied:?}");
+    let note = &applied[0];
+    let owner = GrantOwner::new("default", "batch", "job");
+    let (bucket, objects) = (owner.sid("Bucket"), owner.sid("Objects"));
+    for policy in ["arn:aws:s3:::lake", role.as_str()] {
+        assert_eq!(note.matches(policy).count(), 1, "{policy} once: {note}");
+        let written = format!("{policy} (added {bucket}, {objects})");
+        assert!(note.contains(&written), "{written}: {note}");
+    }
+
+    // One bucket statement removed by hand: only the bucket policy is rewritten, and named.
+    let policy =
+        h.s3.get_bucket_policy()
+            .bucket("lake")
+            .send()
+            .await
+            .unwrap();
+    let mut doc: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    doc["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["Sid"] != objects.as_str());
+    h.s3.put_bucket_policy()
+        .bucket("lake")
+        .policy(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+    let corrected = eventually(20, "a DriftCorrected event", || async {
+        h.notes("batch", "DriftCorrected").await.into_iter().next()
+    })
+    .await;
+    assert!(
+        corrected.contains("arn:aws:s3:::lake") && corrected.contains(&objects),
+        "{corrected}"
+    );
+    assert!(
+        !corrected.contains(&role),
+        "the role's policy was not rewritten: {corrected}"
+    );
     h.finish().await;
 }

@@ -213,7 +213,7 @@ impl Report {
                             .count();
                         if let Some(refusal) = withdrawn {
                             let (left, ready) =
-                                withdrawn_condition(refusal, targets, &plans, changes, dry_run);
+                                withdrawn_condition(refusal, owner, targets, &plans, dry_run);
                             (left, None, changes, ready)
                         } else {
                         let ready = match plans.iter().find_map(|t| t.error.as_ref()) {
@@ -303,48 +303,57 @@ fn action_name(decision: WriteDecision) -> &'static str {
     }
 }
 
-/// The Ready condition of a grant planned or converged on `plans` (one per target, in order),
-/// with a count per policy: each number is the statements changed in the policy it names.
-fn grant_condition(
-    operation: Operation,
-    dry_run: bool,
-    plans: &[&TargetPlan],
-    owner: &GrantOwner,
-) -> ConditionReport {
-    let name = |t: &TargetPlan| {
-        // A role's trust and inline policy share its ARN: the kind tells them apart.
-        if plans
-            .iter()
-            .filter(|p| p.target.arn == t.target.arn)
-            .count()
-            > 1
-        {
-            format!("{} ({:?})", t.target.arn, t.target.kind)
-        } else {
-            t.target.arn.clone()
-        }
-    };
-    let everywhere = match plans {
-        [] => "no policy".to_string(),
-        _ => and_list(plans.iter().map(|t| name(t)).collect()),
-    };
-    // The policies where its statements change, with how many.
-    let changed: Vec<(usize, String)> = plans
-        .iter()
-        .filter_map(|t| {
-            let n = t
-                .merged
+/// The policies a grant is planned on, named for messages, and where its statements change.
+struct PolicyChanges {
+    /// Every policy, `A, B and C`.
+    everywhere: String,
+    /// The policies where its statements change, with how many.
+    changed: Vec<(usize, String)>,
+}
+
+impl PolicyChanges {
+    /// `owner`'s changes on `plans` (one per target, in order).
+    fn of(plans: &[&TargetPlan], owner: &GrantOwner) -> Self {
+        let name = |t: &TargetPlan| {
+            // A role's trust and inline policy share its ARN: the kind tells them apart.
+            if plans
                 .iter()
-                .flat_map(|m| &m.changes)
-                .filter(|c| &c.owner == owner)
-                .count();
-            (n > 0).then(|| (n, name(t)))
-        })
-        .collect();
-    // "3 statement(s) {verb} A and 2 {preposition} B".
-    let per_policy = |verb: &str, preposition: &str| {
+                .filter(|p| p.target.arn == t.target.arn)
+                .count()
+                > 1
+            {
+                format!("{} ({:?})", t.target.arn, t.target.kind)
+            } else {
+                t.target.arn.clone()
+            }
+        };
+        let everywhere = match plans {
+            [] => "no policy".to_string(),
+            _ => and_list(plans.iter().map(|t| name(t)).collect()),
+        };
+        let changed = plans
+            .iter()
+            .filter_map(|t| {
+                let n = t
+                    .merged
+                    .iter()
+                    .flat_map(|m| &m.changes)
+                    .filter(|c| &c.owner == owner)
+                    .count();
+                (n > 0).then(|| (n, name(t)))
+            })
+            .collect();
+        PolicyChanges {
+            everywhere,
+            changed,
+        }
+    }
+
+    /// "3 statement(s) {verb} A and 2 {preposition} B": each number is the statements changed in
+    /// the policy it names.
+    fn per_policy(&self, verb: &str, preposition: &str) -> String {
         and_list(
-            changed
+            self.changed
                 .iter()
                 .enumerate()
                 .map(|(i, (n, arn))| match i {
@@ -353,8 +362,20 @@ fn grant_condition(
                 })
                 .collect(),
         )
-    };
-    match (operation, dry_run, changed.is_empty()) {
+    }
+}
+
+/// The Ready condition of a grant planned or converged on `plans` (one per target, in order),
+/// with a count per policy.
+fn grant_condition(
+    operation: Operation,
+    dry_run: bool,
+    plans: &[&TargetPlan],
+    owner: &GrantOwner,
+) -> ConditionReport {
+    let changes = PolicyChanges::of(plans, owner);
+    let everywhere = &changes.everywhere;
+    match (operation, dry_run, changes.changed.is_empty()) {
         (Operation::Apply, _, true) => condition(
             "True",
             "Converged",
@@ -363,12 +384,12 @@ fn grant_condition(
         (Operation::Apply, true, false) => condition(
             "False",
             "Pending",
-            format!("{} would change", per_policy("in", "in")),
+            format!("{} would change", changes.per_policy("in", "in")),
         ),
         (Operation::Apply, false, false) => condition(
             "True",
             "Applied",
-            format!("{} written", per_policy("in", "in")),
+            format!("{} written", changes.per_policy("in", "in")),
         ),
         (Operation::Delete, _, true) => condition(
             "False",
@@ -378,11 +399,13 @@ fn grant_condition(
         (Operation::Delete, true, false) => condition(
             "False",
             "RevokePending",
-            per_policy("would be removed from", "from"),
+            changes.per_policy("would be removed from", "from"),
         ),
-        (Operation::Delete, false, false) => {
-            condition("False", "Revoked", per_policy("removed from", "from"))
-        }
+        (Operation::Delete, false, false) => condition(
+            "False",
+            "Revoked",
+            changes.per_policy("removed from", "from"),
+        ),
     }
 }
 
@@ -399,9 +422,9 @@ fn and_list(mut items: Vec<String>) -> String {
 /// (or would), and the policies that still hold them: those whose revocation failed.
 fn withdrawn_condition(
     refusal: &GrantError,
+    owner: &GrantOwner,
     targets: &[PlannedTarget],
     plans: &[&TargetPlan],
-    changes: usize,
     dry_run: bool,
 ) -> (Vec<PlannedTarget>, ConditionReport) {
     let failures: Vec<(&PlannedTarget, &GrantError)> = targets
@@ -414,11 +437,7 @@ fn withdrawn_condition(
                 .map(|e| (planned, e))
         })
         .collect();
-    let places = targets
-        .iter()
-        .map(|t| t.arn.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let changes = PolicyChanges::of(plans, owner);
     let message = if !dry_run && !failures.is_empty() {
         let errors = failures
             .iter()
@@ -428,14 +447,14 @@ fn withdrawn_condition(
         format!(
             "{refusal}; its access is being revoked, but removing its statements failed ({errors}) and is retried"
         )
-    } else if changes == 0 {
+    } else if changes.changed.is_empty() {
         format!("{refusal}; it has no statements left in AWS")
     } else if dry_run {
-        format!(
-            "{refusal}; its access would be revoked: {changes} statement(s) removed from {places}"
-        )
+        let removed = changes.per_policy("removed from", "from");
+        format!("{refusal}; its access would be revoked: {removed}")
     } else {
-        format!("{refusal}; its access was revoked: {changes} statement(s) removed from {places}")
+        let removed = changes.per_policy("removed from", "from");
+        format!("{refusal}; its access was revoked: {removed}")
     };
     let left = if dry_run {
         Vec::new()
