@@ -424,7 +424,7 @@ async fn converge(
         for target in &report.targets {
             if let Some(error) = &target.error {
                 assert!(
-                    error.transient && matches!(error.reason, "Throttled" | "AwsUnavailable"),
+                    error.transient && matches!(error.reason.as_str(), "Throttled" | "AwsUnavailable"),
                     "run {run}: only faults fail a target: {} {error:?}",
                     target.arn
                 );
@@ -434,7 +434,7 @@ async fn converge(
             .grants
             .iter()
             .filter(|g| g.ready().is_none_or(|c| c.status != "True"))
-            .map(|g| (g.name.clone(), g.ready().map(|c| c.reason)))
+            .map(|g| (g.name.clone(), g.ready().map(|c| c.reason.as_str())))
             .collect();
         eprintln!("run {run}: not Ready yet: {failed:?}");
         if failed.is_empty() && !report.has_errors() {
@@ -586,7 +586,7 @@ async fn retries_are_bounded_and_back_off_with_jitter() {
     for grant in &report.grants {
         let ready = grant.ready().expect("Ready");
         assert_eq!(
-            (ready.status, ready.reason),
+            (ready.status, ready.reason.as_str()),
             ("False", "Throttled"),
             "{}",
             grant.name
@@ -654,7 +654,7 @@ async fn retries_are_bounded_and_back_off_with_jitter() {
     for grant in &report.grants {
         let ready = grant.ready().expect("Ready");
         assert_eq!(
-            (ready.status, ready.reason),
+            (ready.status, ready.reason.as_str()),
             ("False", "AwsUnavailable"),
             "{}: {}",
             grant.name,
@@ -1187,7 +1187,7 @@ async fn a_call_that_never_answers_times_out_and_is_retried() {
     );
     let ready = report.grants[0].ready().expect("Ready");
     assert_eq!(
-        (ready.status, ready.reason),
+        (ready.status, ready.reason.as_str()),
         ("False", "AwsUnavailable"),
         "{}",
         ready.message

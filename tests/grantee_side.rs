@@ -385,7 +385,7 @@ async fn a_missing_grantee_role_fails_the_grant_and_writes_nothing_on_either_sid
         .find(|g| g.name == "batch/typo")
         .unwrap();
     let ready = typo.ready().unwrap();
-    assert_eq!((ready.status, ready.reason), ("False", "NotFound"));
+    assert_eq!((ready.status, ready.reason.as_str()), ("False", "NotFound"));
     assert!(
         ready.message.contains("\"Nope\" does not exist") && ready.message.contains(DEV_ACCOUNT),
         "{}",

@@ -132,7 +132,7 @@ async fn grants_converge_in_one_write_keep_foreign_statements_and_revoke_cleanly
     for grant in &report.grants {
         let ready = grant.ready().expect("Ready condition");
         assert_eq!(
-            (ready.status, ready.reason),
+            (ready.status, ready.reason.as_str()),
             ("True", "Applied"),
             "{}",
             grant.name
@@ -358,7 +358,7 @@ spec:
         .find(|g| g.name == "apps/ghost")
         .unwrap();
     let ready = ghost.ready().unwrap();
-    assert_eq!((ready.status, ready.reason), ("False", "NotFound"));
+    assert_eq!((ready.status, ready.reason.as_str()), ("False", "NotFound"));
     assert!(
         ready.message.contains("GetBucketPolicy"),
         "{}",
@@ -460,7 +460,7 @@ spec:
             .iter()
             .find(|g| g.name == name)
             .and_then(|g| g.ready())
-            .map(|c| c.reason)
+            .map(|c| c.reason.as_str())
             .unwrap()
     };
     assert_eq!(ready("apps/a-small-one"), "Applied");

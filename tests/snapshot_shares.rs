@@ -112,7 +112,7 @@ fn share(spec: Value) -> Value {
 
 fn reason(report: &ShareReport) -> (&str, &str) {
     let c = report.ready().expect("Ready");
-    (c.status, c.reason)
+    (c.status, c.reason.as_str())
 }
 
 #[tokio::test]

@@ -259,7 +259,7 @@ pub async fn left_out_by_engine(row: &Row, layout: Layout, n: usize) -> usize {
     let report = engine.run(&accounts, &grants, Operation::Apply, true).await;
     let mut left_out = 0;
     for grant in &report.grants {
-        match grant.ready().map(|c| c.reason) {
+        match grant.ready().map(|c| c.reason.as_str()) {
             Some("PolicyTooLarge") => left_out += 1,
             Some("Pending") => {}
             other => panic!("unexpected plan result for {}: {other:?}", grant.name),

@@ -47,7 +47,7 @@ pub fn text(report: &Report, shares: &[ShareReport], errors: &[ManifestError]) -
     let _ = writeln!(out, "Grants:");
     for grant in &report.grants {
         let (status, reason, message) = grant.ready().map_or(("Unknown", "", ""), |c| {
-            (c.status, c.reason, c.message.as_str())
+            (c.status, c.reason.as_str(), c.message.as_str())
         });
         let _ = writeln!(
             out,
@@ -106,13 +106,8 @@ fn summary(report: &Report, shares: &[ShareReport], errors: &[ManifestError]) ->
         .grants
         .iter()
         .filter(|g| {
-            g.ready().is_none_or(|c| {
-                c.status != "True"
-                    && !matches!(
-                        c.reason,
-                        "Pending" | "Revoked" | "Retained" | "RevokePending"
-                    )
-            })
+            g.ready()
+                .is_none_or(|c| c.status != "True" && c.reason.is_failure())
         })
         .count();
     line.push_str(&format!(
@@ -201,7 +196,7 @@ fn shares_text(out: &mut String, shares: &[ShareReport], dry_run: bool) {
     let _ = writeln!(out, "Snapshot shares:");
     for share in shares {
         let (status, reason, message) = share.ready().map_or(("Unknown", "", ""), |c| {
-            (c.status, c.reason, c.message.as_str())
+            (c.status, c.reason.as_str(), c.message.as_str())
         });
         let _ = writeln!(
             out,

@@ -41,7 +41,7 @@ use crate::api::{
     AwsAccount, CrossAccountGrant, GrantMode, GrantedTarget, GranteeSide, ResourceKind,
     ResourceSpec,
 };
-use crate::engine::{DEFAULT_REGION, GrantReport, Operation, Report};
+use crate::engine::{DEFAULT_REGION, GrantReport, Operation, Reason, Report};
 
 /// The oldest a result kept for a peer may be when its reconcile uses it. A kept result stands in
 /// for a read of AWS made when it was computed: drift made after that is seen at the next resync
@@ -588,19 +588,17 @@ pub fn refused(grant: &CrossAccountGrant) -> bool {
     grant.status.as_ref().is_some_and(|s| {
         s.observed_generation == grant.metadata.generation
             && find(&s.conditions, READY).is_some_and(|c| {
-                c.status == "False" && REFUSED_REASONS.contains(&c.reason.as_str())
+                c.status == "False"
+                    && Reason::parse(&c.reason).is_some_and(Reason::may_be_one_grants_fault)
             })
     })
 }
 
-/// Reasons of a failure AWS gave for a whole document, which one grant's statements may cause.
-const REFUSED_REASONS: &[&str] = &["PolicyRejected", "AwsError"];
-
 /// Whether a failed write (its reason, and whether it is transient) may be the fault of one
 /// grant's statements in the document (AWS refused the document), rather than of the policy or
 /// the account (access denied, throttling).
-pub fn may_be_one_grants_fault(reason: &str, transient: bool) -> bool {
-    !transient && REFUSED_REASONS.contains(&reason)
+pub fn may_be_one_grants_fault(reason: Reason, transient: bool) -> bool {
+    !transient && reason.may_be_one_grants_fault()
 }
 
 /// Grants (`namespace/name`) on a policy that AWS refused to write for a reason one of them may
@@ -977,9 +975,9 @@ mod tests {
                     type_: "Ready",
                     status: ready,
                     reason: if ready == "True" {
-                        "Applied"
+                        Reason::Applied
                     } else {
-                        "Throttled"
+                        Reason::Throttled
                     },
                     message: String::new(),
                 }],

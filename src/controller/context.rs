@@ -7,6 +7,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::Resource;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 
@@ -15,7 +16,7 @@ use super::coalesce::Coalescer;
 use super::metrics::Metrics;
 use crate::api::{AwsAccount, CrossAccountGrant, SnapshotShare};
 use crate::aws::Connector;
-use crate::engine::{AccountDirectory, Engine, FieldError};
+use crate::engine::{AccountDirectory, Class, Engine, FieldError, Reason};
 
 /// The field manager of every write xacct makes to Kubernetes objects.
 pub const FIELD_MANAGER: &str = "xacct";
@@ -47,6 +48,10 @@ pub fn error_policy<K: Resource<DynamicType = ()>>(
     tracing::warn!(object = %key, %error, "reconcile failed");
     kube::runtime::controller::Action::requeue(ctx.backoff.next_delay(&key))
 }
+
+/// How soon an object waiting for AWS (a snapshot copy, a snapshot becoming available) is looked
+/// at again.
+pub const WAITING: Duration = Duration::from_secs(30);
 
 /// The time source, replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -237,6 +242,27 @@ impl Context {
         )
         .await?;
         Ok(())
+    }
+
+    /// When to look at the object `key` again after a reconcile that left it with `reason`, at
+    /// the latest after `resync`: the one place a reason becomes a requeue.
+    pub fn next_look(&self, key: &str, reason: Reason, resync: Duration) -> Action {
+        match reason.class() {
+            Class::Settled => {
+                self.backoff.reset(key);
+                Action::requeue(resync)
+            }
+            Class::Waiting => Action::requeue(WAITING.min(resync)),
+            // Back on a change of the object or of its accounts; also at the resync, without AWS
+            // calls, since the account's trigger may arrive before the account cache has changed.
+            Class::NeedsChange => Action::requeue(resync),
+            Class::Retry => self.retry_soon(key),
+        }
+    }
+
+    /// A look again soon, with the object's backoff (at most the resync period).
+    pub fn retry_soon(&self, key: &str) -> Action {
+        Action::requeue(self.backoff.next_delay(key).min(self.settings.resync))
     }
 
     /// Now, from the clock.

@@ -20,7 +20,7 @@ use crate::api::{
     CrossAccountGrant, CrossAccountGrantStatus, DeletionPolicy, GrantMode, GrantedTarget,
     GranteeSide, PolicyKind, PolicyLocation, ResourceKind,
 };
-use crate::engine::{DEFAULT_REGION, GrantInput, GrantReport, Operation, Placement};
+use crate::engine::{DEFAULT_REGION, GrantInput, GrantReport, Operation, Placement, Reason};
 
 /// Held while a grant may have statements in AWS.
 pub const GRANT_FINALIZER: &str = "xacct.dev/revoke";
@@ -231,9 +231,10 @@ async fn converge(
             message: c.message.clone(),
         },
     );
+    let reason = result.ready().map_or(Reason::Unknown, |c| c.reason);
     let key = object_key(grant);
     let generation = grant.metadata.generation;
-    if consent_withdrawn(&ready.reason) && !observe {
+    if reason.withdraws_consent() && !observe {
         // The engine removed its statements from every place it wants and status records; what
         // remains in `result.targets` is where that failed, retried with backoff.
         let mut targets = granted_targets(grant, &result, &known, None);
@@ -253,10 +254,9 @@ async fn converge(
                 .await;
         }
         let action = if targets.is_empty() {
-            ctx.backoff.reset(&key);
-            Action::requeue(resync)
+            ctx.next_look(&key, reason, resync)
         } else {
-            Action::requeue(ctx.backoff.next_delay(&key).min(ctx.settings.resync))
+            ctx.retry_soon(&key)
         };
         return Ok(Outcome {
             ready,
@@ -267,10 +267,9 @@ async fn converge(
         });
     }
     if result.targets.is_empty() || (ready.status == "False" && !observe) {
-        if observe || ready.reason == "InvalidSpec" {
-            // A bad spec keeps what was written: deleting access on a typo would be worse. It is
-            // not retried with backoff: it comes back on a spec change, on its account's change,
-            // or at the resync (without AWS calls).
+        let action = ctx.next_look(&key, reason, resync);
+        if observe || reason == Reason::InvalidSpec {
+            // A bad spec keeps what was written: deleting access on a typo would be worse.
             let mut ready = ready;
             if !observe {
                 ready.message = format!("{}; {}", ready.message, left_in_place(&known));
@@ -280,7 +279,7 @@ async fn converge(
                 drifted: None,
                 targets: known,
                 role_arn: previous.role_arn.clone(),
-                action: Action::requeue(resync),
+                action,
             });
         }
         // Failed where its spec points now (a missing resource, a full policy, AWS refusing):
@@ -292,7 +291,7 @@ async fn converge(
             drifted: None,
             targets,
             role_arn: previous.role_arn.clone(),
-            action: Action::requeue(ctx.backoff.next_delay(&key).min(ctx.settings.resync)),
+            action,
         });
     }
     ctx.backoff.reset(&key);
@@ -377,11 +376,6 @@ async fn converge(
         // In step with the other grants the run checked.
         action: Action::requeue(resync),
     })
-}
-
-/// Whether `reason` says an account no longer consents to the grant.
-fn consent_withdrawn(reason: &str) -> bool {
-    matches!(reason, "NamespaceNotAllowed" | "PublicPrincipalNotAllowed")
 }
 
 /// What an invalid spec leaves in AWS, for its message.

@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use super::conditions::{READY, find};
 use crate::api::CrossAccountGrant;
 use crate::aws::CallLog;
+use crate::engine::Reason;
 
 /// Labels of the reconcile counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -29,13 +30,12 @@ pub struct ReconcileLabels {
 
 /// The outcome of a grant reconcile that went through, from the `Ready` condition it left:
 /// `success` when Ready (or, mode Observe, `Pending`: the differences are reported, which is its
-/// job), `waiting` for `AccountNotReady`, else `failed`.
+/// job), `waiting` for `AccountNotReady`, else `failed` (see [`Reason::metric_outcome`]).
 pub fn grant_outcome(status: &str, reason: &str) -> &'static str {
-    match (status, reason) {
-        ("True", _) | ("False", "Pending") => "success",
-        (_, "AccountNotReady") => "waiting",
-        _ => "failed",
+    if status == "True" {
+        return "success";
     }
+    Reason::parse(reason).map_or("failed", Reason::metric_outcome)
 }
 
 /// The outcome of an AwsAccount verification that went through: `success` when Ready, else

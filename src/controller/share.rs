@@ -13,13 +13,11 @@ use super::conditions::{ConditionUpdate, READY, find, merge_condition};
 use super::context::{Context, object_key};
 use super::error::ControllerError;
 use crate::api::{SnapshotShare, SnapshotShareStatus};
-use crate::engine::{Operation, ShareInput, ShareReport};
+use crate::engine::{Operation, Reason, ShareInput, ShareReport};
 
 /// Held while a share may have shared snapshots or given key access.
 pub const SHARE_FINALIZER: &str = "xacct.dev/unshare";
 const KIND: &str = "SnapshotShare";
-/// How soon a share waiting for a copy or a snapshot looks again.
-const WAIT: Duration = Duration::from_secs(30);
 
 /// Reconciles one share.
 pub async fn reconcile(
@@ -99,24 +97,8 @@ async fn apply(share: &SnapshotShare, ctx: &Context) -> Result<Action, Controlle
                     message: c.message.clone(),
                 },
             );
-            let action = if report.waiting() {
-                Action::requeue(WAIT)
-            } else if !report.failed() {
-                ctx.backoff.reset(&object_key(share));
-                Action::requeue(ctx.settings.resync)
-            } else if matches!(
-                update.reason.as_str(),
-                "InvalidSpec" | "NamespaceNotAllowed" | "CopyRequired"
-            ) {
-                // As for grants: back on a change, or at the resync (see grant.rs).
-                Action::requeue(ctx.settings.resync)
-            } else {
-                Action::requeue(
-                    ctx.backoff
-                        .next_delay(&object_key(share))
-                        .min(ctx.settings.resync),
-                )
-            };
+            let reason = c.as_ref().map_or(Reason::Unknown, |c| c.reason);
+            let action = ctx.next_look(&object_key(share), reason, ctx.settings.resync);
             (update, Some(report), action)
         };
     if let Some(report) = &report {
@@ -196,7 +178,12 @@ async fn cleanup(share: &SnapshotShare, ctx: &Context) -> Result<Action, Control
         .remove(0);
     publish_steps(ctx, share, &report).await;
     match report.ready() {
-        Some(c) if matches!(c.reason, "Unshared" | "Retained" | "InvalidSpec") => {
+        Some(c)
+            if matches!(
+                c.reason,
+                Reason::Unshared | Reason::Retained | Reason::InvalidSpec
+            ) =>
+        {
             Ok(Action::await_change())
         }
         Some(c) => {

@@ -4,6 +4,7 @@ use std::fmt;
 
 use thiserror::Error;
 
+use super::Reason;
 use crate::aws::{AwsError, AwsErrorKind};
 use crate::policy::SizeUnit;
 
@@ -90,21 +91,23 @@ pub enum GrantError {
 
 impl GrantError {
     /// The status/event reason for this error.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            GrantError::InvalidSpec(_) => "InvalidSpec",
-            GrantError::NamespaceNotAllowed { .. } => "NamespaceNotAllowed",
-            GrantError::PublicPrincipalNotAllowed { .. } => "PublicPrincipalNotAllowed",
-            GrantError::PolicyTooLarge { .. } => "PolicyTooLarge",
-            GrantError::UnreadablePolicy { .. } => "UnreadablePolicy",
+            GrantError::InvalidSpec(_) => Reason::InvalidSpec,
+            GrantError::NamespaceNotAllowed { .. } => Reason::NamespaceNotAllowed,
+            GrantError::PublicPrincipalNotAllowed { .. } => Reason::PublicPrincipalNotAllowed,
+            GrantError::PolicyTooLarge { .. } => Reason::PolicyTooLarge,
+            GrantError::UnreadablePolicy { .. } => Reason::UnreadablePolicy,
             GrantError::Aws(e) => match e.kind {
-                AwsErrorKind::NotFound => "NotFound",
-                AwsErrorKind::AccessDenied => "AccessDenied",
-                AwsErrorKind::Throttled => "Throttled",
-                AwsErrorKind::Unavailable => "AwsUnavailable",
-                AwsErrorKind::InvalidPolicy => "PolicyRejected",
-                AwsErrorKind::AssumeRoleFailed | AwsErrorKind::AccountMismatch => "AccountNotReady",
-                AwsErrorKind::Other => "AwsError",
+                AwsErrorKind::NotFound => Reason::NotFound,
+                AwsErrorKind::AccessDenied => Reason::AccessDenied,
+                AwsErrorKind::Throttled => Reason::Throttled,
+                AwsErrorKind::Unavailable => Reason::AwsUnavailable,
+                AwsErrorKind::InvalidPolicy => Reason::PolicyRejected,
+                AwsErrorKind::AssumeRoleFailed | AwsErrorKind::AccountMismatch => {
+                    Reason::AccountNotReady
+                }
+                AwsErrorKind::Other => Reason::AwsError,
             },
         }
     }
@@ -112,10 +115,7 @@ impl GrantError {
     /// Whether an account refused its consent to the grant (its namespace, a public principal):
     /// the statements the grant wrote are then taken away, not left in place as for a bad spec.
     pub fn withdraws_consent(&self) -> bool {
-        matches!(
-            self,
-            GrantError::NamespaceNotAllowed { .. } | GrantError::PublicPrincipalNotAllowed { .. }
-        )
+        self.reason().withdraws_consent()
     }
 
     /// Whether a retry later may succeed without a change to the spec.

@@ -9,6 +9,7 @@ mod gc;
 mod locks;
 mod placements;
 mod plan;
+mod reason;
 mod report;
 mod resolve;
 mod snapshot;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 pub use error::{FieldError, GrantError};
 pub use gc::{GcReport, OrphanReport, live_owners};
 pub use plan::{GrantState, Plan, PlannedGrant, PlannedTarget, TargetPlan};
+pub use reason::{Class, Reason};
 pub use report::{ChangeReport, ConditionReport, GrantReport, Report, TargetReport};
 pub use resolve::{
     AccountDirectory, DEFAULT_REGION, Purpose, ResolvedGrant, account_access, identity_holder,

@@ -4,9 +4,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Operation;
 use super::error::GrantError;
 use super::plan::{GrantState, Plan, PlannedTarget, TargetPlan};
+use super::{Operation, Reason};
 use crate::policy::{ChangeKind, GrantOwner, RELEASED_SID_PREFIX, WriteDecision};
 
 /// The result of a plan, apply or delete.
@@ -89,7 +89,7 @@ pub struct SizeReport {
 #[serde(rename_all = "camelCase")]
 pub struct ErrorReport {
     /// Status/event reason.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// What is wrong.
     pub message: String,
     /// Whether trying again later may succeed without changing anything.
@@ -136,7 +136,7 @@ pub struct ConditionReport {
     /// `True` or `False`.
     pub status: &'static str,
     /// CamelCase reason.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// For people.
     pub message: String,
 }
@@ -163,13 +163,8 @@ impl Report {
     pub fn has_errors(&self) -> bool {
         self.targets.iter().any(|t| t.error.is_some())
             || self.grants.iter().any(|g| {
-                g.ready().is_some_and(|c| {
-                    c.status == "False"
-                        && !matches!(
-                            c.reason,
-                            "Pending" | "Revoked" | "Retained" | "RevokePending"
-                        )
-                })
+                g.ready()
+                    .is_some_and(|c| c.status != "True" && c.reason.is_failure())
             })
     }
 
@@ -219,13 +214,13 @@ impl Report {
                         let ready = match plans.iter().find_map(|t| t.error.as_ref()) {
                             Some(e) => failed(e),
                             None if plans.len() < targets.len() => condition(
-                                "Unknown",
-                                "Unknown",
+"Unknown",
+Reason::Unknown,
                                 "no plan for one of its targets".into(),
                             ),
                             None if *retained => condition(
-                                "False",
-                                "Retained",
+"False",
+Reason::Retained,
                                 format!(
                                     "deletionPolicy is Retain: its {changes} statement(s) {} left in place and handed over (their Sids now start with {RELEASED_SID_PREFIX}, so xacct no longer changes them)",
                                     if dry_run { "would be" } else { "were" }
@@ -378,32 +373,32 @@ fn grant_condition(
     match (operation, dry_run, changes.changed.is_empty()) {
         (Operation::Apply, _, true) => condition(
             "True",
-            "Converged",
+            Reason::Converged,
             format!("its statements in {everywhere} are as declared"),
         ),
         (Operation::Apply, true, false) => condition(
             "False",
-            "Pending",
+            Reason::Pending,
             format!("{} would change", changes.per_policy("in", "in")),
         ),
         (Operation::Apply, false, false) => condition(
             "True",
-            "Applied",
+            Reason::Applied,
             format!("{} written", changes.per_policy("in", "in")),
         ),
         (Operation::Delete, _, true) => condition(
             "False",
-            "Revoked",
+            Reason::Revoked,
             format!("it has no statements in {everywhere}"),
         ),
         (Operation::Delete, true, false) => condition(
             "False",
-            "RevokePending",
+            Reason::RevokePending,
             changes.per_policy("would be removed from", "from"),
         ),
         (Operation::Delete, false, false) => condition(
             "False",
-            "Revoked",
+            Reason::Revoked,
             changes.per_policy("removed from", "from"),
         ),
     }
@@ -468,7 +463,7 @@ fn failed(e: &GrantError) -> ConditionReport {
     condition("False", e.reason(), e.to_string())
 }
 
-fn condition(status: &'static str, reason: &'static str, message: String) -> ConditionReport {
+fn condition(status: &'static str, reason: Reason, message: String) -> ConditionReport {
     ConditionReport {
         type_: "Ready",
         status,

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::error::GrantError;
 use super::report::{ConditionReport, TargetReport};
 use super::resolve::{AccountDirectory, account_access, namespace_allowed};
-use super::{Engine, GrantInput, Operation};
+use super::{Class, Engine, GrantInput, Operation, Reason};
 use crate::api::{
     AccessPreset, CrossAccountGrant, CrossAccountGrantSpec, DeletionPolicy, GranteeSpec, KmsMode,
     ResourceKind, ResourceSpec, ShareTargetStatus, SnapshotShare, SnapshotType,
@@ -75,31 +75,21 @@ impl ShareReport {
 
     /// Whether the share failed (waiting for a copy or a snapshot is not a failure).
     pub fn failed(&self) -> bool {
-        self.ready().is_some_and(|c| {
-            c.status == "False"
-                && !matches!(
-                    c.reason,
-                    "Pending"
-                        | "Unshared"
-                        | "UnsharePending"
-                        | "Retained"
-                        | "CopyInProgress"
-                        | "SnapshotNotAvailable"
-                )
-        })
+        self.ready()
+            .is_some_and(|c| c.status != "True" && c.reason.is_failure())
     }
 
     /// Whether it waits for AWS (a copy or a snapshot becoming available).
     pub fn waiting(&self) -> bool {
         self.ready()
-            .is_some_and(|c| matches!(c.reason, "CopyInProgress" | "SnapshotNotAvailable"))
+            .is_some_and(|c| c.reason.class() == Class::Waiting)
     }
 }
 
 /// Why a share did not converge.
 #[derive(Debug)]
 struct Failure {
-    reason: &'static str,
+    reason: Reason,
     message: String,
 }
 
@@ -121,7 +111,7 @@ impl From<GrantError> for Failure {
     }
 }
 
-fn fail(reason: &'static str, message: impl Into<String>) -> Failure {
+fn fail(reason: Reason, message: impl Into<String>) -> Failure {
     Failure {
         reason,
         message: message.into(),
@@ -188,7 +178,7 @@ impl Engine {
                 ..ShareReport::default()
             };
             let outcome = match self.snapshots.as_deref() {
-                None => Err(fail("NotSupported", "this engine has no RDS access")),
+                None => Err(fail(Reason::NotSupported, "this engine has no RDS access")),
                 Some(backend) => {
                     match ShareRun::new(self, backend, accounts, input, operation, dry_run) {
                         Ok(mut run) => {
@@ -201,7 +191,7 @@ impl Engine {
                         }
                         // The account withdrew its consent: what the share gave is taken back
                         // (whatever its deletionPolicy, which is about deleting the share).
-                        Err(refusal) if refusal.reason == "NamespaceNotAllowed" => {
+                        Err(refusal) if refusal.reason.withdraws_consent() => {
                             let revoke = Operation::Delete;
                             match ShareRun::new(self, backend, accounts, input, revoke, dry_run) {
                                 Ok(mut run) => {
@@ -236,7 +226,7 @@ fn condition(
     report: &ShareReport,
     outcome: Result<Done, Failure>,
 ) -> ConditionReport {
-    let c = |status: &'static str, reason: &'static str, message: String| ConditionReport {
+    let c = |status: &'static str, reason: Reason, message: String| ConditionReport {
         type_: "Ready",
         status,
         reason,
@@ -250,30 +240,32 @@ fn condition(
         Err(f) => c("False", f.reason, f.message),
         Ok(Done::Retained) => c(
             "False",
-            "Retained",
+            Reason::Retained,
             "deletionPolicy is Retain: the snapshot stays shared".into(),
         ),
         Ok(Done::Waiting(reason, message)) => c("False", reason, message),
         Ok(Done::Finished) => match (operation, dry_run, report.steps.is_empty()) {
-            (Operation::Apply, _, true) => {
-                c("True", "Converged", format!("{what} is shared as declared"))
-            }
+            (Operation::Apply, _, true) => c(
+                "True",
+                Reason::Converged,
+                format!("{what} is shared as declared"),
+            ),
             (Operation::Apply, true, false) => c(
                 "False",
-                "Pending",
+                Reason::Pending,
                 format!(
                     "{} change(s) pending: {}",
                     report.steps.len(),
                     report.steps.join("; ")
                 ),
             ),
-            (Operation::Apply, false, false) => c("True", "Shared", report.steps.join("; ")),
+            (Operation::Apply, false, false) => c("True", Reason::Shared, report.steps.join("; ")),
             (Operation::Delete, true, false) => {
-                c("False", "UnsharePending", report.steps.join("; "))
+                c("False", Reason::UnsharePending, report.steps.join("; "))
             }
             (Operation::Delete, _, _) => c(
                 "False",
-                "Unshared",
+                Reason::Unshared,
                 if report.steps.is_empty() {
                     "nothing was shared by this share".into()
                 } else {
@@ -328,7 +320,7 @@ struct Sources {
 enum Done {
     Finished,
     Retained,
-    Waiting(&'static str, String),
+    Waiting(Reason, String),
 }
 
 impl<'a> ShareRun<'a> {
@@ -352,7 +344,7 @@ impl<'a> ShareRun<'a> {
                 .iter()
                 .map(|e| format!("{}: {}", e.field_path, e.message))
                 .collect();
-            return Err(fail("InvalidSpec", text.join("; ")));
+            return Err(fail(Reason::InvalidSpec, text.join("; ")));
         }
         if let Some(keep) = share
             .spec
@@ -363,13 +355,13 @@ impl<'a> ShareRun<'a> {
             .filter(|k| !(1..=20).contains(k))
         {
             return Err(fail(
-                "InvalidSpec",
+                Reason::InvalidSpec,
                 format!("spec.source.latestOf.keep: must be 1 to 20, found {keep}"),
             ));
         }
         let Some(account) = accounts.get(&share.spec.source.account) else {
             return Err(fail(
-                "InvalidSpec",
+                Reason::InvalidSpec,
                 format!(
                     "spec.source.account: there is no AwsAccount named {:?}",
                     share.spec.source.account
@@ -378,7 +370,7 @@ impl<'a> ShareRun<'a> {
         };
         if operation == Operation::Apply && !namespace_allowed(account, &namespace) {
             return Err(fail(
-                "NamespaceNotAllowed",
+                Reason::NamespaceNotAllowed,
                 format!(
                     "spec.source.account: AwsAccount {} does not allow shares from namespace {namespace}",
                     share.spec.source.account
@@ -466,7 +458,7 @@ impl<'a> ShareRun<'a> {
         let latest = src
             .latest_of
             .as_ref()
-            .ok_or_else(|| fail("InvalidSpec", "spec.source: no snapshot selector"))?;
+            .ok_or_else(|| fail(Reason::InvalidSpec, "spec.source: no snapshot selector"))?;
         let source_id = latest
             .db_instance_identifier
             .as_ref()
@@ -546,7 +538,7 @@ impl<'a> ShareRun<'a> {
         };
         let Some(copy) = self.share().spec.copy_for_sharing.clone() else {
             return Err(fail(
-                "CopyRequired",
+                Reason::CopyRequired,
                 format!(
                     "snapshot {} cannot be shared as it is: {why}; set spec.copyForSharing.kmsKeyId to share a copy",
                     snap.id
@@ -559,7 +551,7 @@ impl<'a> ShareRun<'a> {
             .await?;
         if key.aws_managed {
             return Err(fail(
-                "InvalidSpec",
+                Reason::InvalidSpec,
                 format!(
                     "spec.copyForSharing.kmsKeyId: {} is an AWS managed key; use a customer managed key",
                     copy.kms_key_id
@@ -568,7 +560,7 @@ impl<'a> ShareRun<'a> {
         }
         if let Some(state) = key.unusable {
             return Err(fail(
-                "KeyUnusable",
+                Reason::KeyUnusable,
                 format!("spec.copyForSharing.kmsKeyId: key {} is {state}", key.arn),
             ));
         }
@@ -606,7 +598,7 @@ impl<'a> ShareRun<'a> {
         self.report.snapshot_arn = Some(copied.arn.clone());
         if copied.status != "available" {
             return Ok(Err(Done::Waiting(
-                "CopyInProgress",
+                Reason::CopyInProgress,
                 format!(
                     "copy {} is {}; sharing waits for it",
                     copied.id, copied.status
@@ -620,14 +612,14 @@ impl<'a> ShareRun<'a> {
         let sources = self.sources().await?;
         let Some(snap) = sources.newest.clone() else {
             return Err(fail(
-                "NotFound",
+                Reason::NotFound,
                 format!("no {} in account {}", sources.what, self.account.account_id),
             ));
         };
         self.report.snapshot_arn = Some(snap.arn.clone());
         if snap.status != "available" {
             return Ok(Done::Waiting(
-                "SnapshotNotAvailable",
+                Reason::SnapshotNotAvailable,
                 format!(
                     "snapshot {} is {}; sharing waits for it",
                     snap.id, snap.status
@@ -661,7 +653,7 @@ impl<'a> ShareRun<'a> {
         if shared.len() + to_add.len() - ours_removed.len().min(shared.len()) > MAX_SHARED_ACCOUNTS
         {
             return Err(fail(
-                "ShareQuotaExceeded",
+                Reason::ShareQuotaExceeded,
                 format!(
                     "sharing {} with {} more account(s) would exceed AWS's limit of {MAX_SHARED_ACCOUNTS} (it is shared with {} already); nothing was changed",
                     shareable.id,
@@ -683,7 +675,7 @@ impl<'a> ShareRun<'a> {
         if let Some(key) = &key {
             if let Some(state) = &key.unusable {
                 return Err(fail(
-                    "KeyUnusable",
+                    Reason::KeyUnusable,
                     format!("the snapshot's key {} is {state}", key.arn),
                 ));
             }
@@ -846,10 +838,12 @@ impl<'a> ShareRun<'a> {
                         .engine
                         .run(self.accounts, &inputs, operation, self.dry_run)
                         .await;
-                    if let Some(failed) = report.grants.iter().filter_map(|g| g.ready()).find(|c| {
-                        c.status == "False"
-                            && !matches!(c.reason, "Pending" | "Revoked" | "RevokePending")
-                    }) {
+                    if let Some(failed) = report
+                        .grants
+                        .iter()
+                        .filter_map(|g| g.ready())
+                        .find(|c| c.status == "False" && c.reason.is_failure())
+                    {
                         return Err(Failure {
                             reason: failed.reason,
                             message: format!("key policy of {key_arn}: {}", failed.message),
