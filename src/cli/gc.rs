@@ -27,10 +27,10 @@ pub async fn run(args: GcArgs) -> i32 {
     // statements. Refuse.
     if !prepared.errors.is_empty() {
         for error in &prepared.errors {
-            eprintln!("error: {error}");
+            super::logging::eprint(&format!("error: {error}\n"));
         }
-        eprintln!(
-            "xacct gc: nothing was looked at: every manifest must be readable, or the grants in it would count as gone"
+        super::logging::eprint(
+            "xacct gc: nothing was looked at: every manifest must be readable, or the grants in it would count as gone\n",
         );
         return 1;
     }

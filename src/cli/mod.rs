@@ -2,6 +2,7 @@
 
 mod gc;
 mod iam_policy;
+pub mod logging;
 mod manifests;
 mod render;
 
@@ -28,9 +29,21 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// Log format on stderr (levels: XACCT_LOG, e.g. `info` or `xacct=debug`).
+    /// Log format on stderr (levels: XACCT_LOG, e.g. `info` or `xacct=debug`; default `info` for
+    /// `run`, `warn` for the other commands).
     #[arg(long, global = true, env = "XACCT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+impl Cli {
+    /// The log filter when `XACCT_LOG` is unset: the controller says what it does (`info`); the
+    /// other commands print their result on stdout and only warn on stderr.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Run(_) => "info",
+            _ => "warn",
+        }
+    }
 }
 
 /// Log formats.
@@ -214,10 +227,17 @@ pub async fn run(cli: Cli) -> i32 {
             args.output,
         ),
         Command::Run(args) => match crate::controller::run(controller_config(args)).await {
-            Ok(()) => 0,
+            Ok(()) => {
+                tracing::info!("stopped");
+                0
+            }
             Err(e) => {
                 tracing::error!(error = %e, "controller stopped");
-                eprintln!("xacct run: {e}");
+                // Also said plainly when the logs are for people (whatever XACCT_LOG filters out);
+                // JSON logs stay one object per line.
+                if cli.log_format == LogFormat::Text {
+                    logging::eprint(&format!("xacct run: {e}\n"));
+                }
                 1
             }
         },
@@ -424,12 +444,12 @@ async fn run_shares(
         }
         for report in reports.iter().filter(|r| r.waiting()) {
             if let Some(c) = report.ready() {
-                eprintln!(
-                    "{}: {}; checking again in {}s",
+                logging::eprint(&format!(
+                    "{}: {}; checking again in {}s\n",
                     report.name,
                     c.message,
                     SHARE_POLL.as_secs()
-                );
+                ));
             }
         }
         tokio::time::sleep(SHARE_POLL).await;

@@ -83,7 +83,7 @@ pub async fn acquire(
         }
     }
     ready.store(false, Ordering::SeqCst);
-    tracing::info!(lease = %config.name, "acquired the leader lease");
+    tracing::info!(lease = %config.name, identity = %config.identity, "acquired the leader lease: acting");
     Ok(Leadership { receiver, task })
 }
 

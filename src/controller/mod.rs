@@ -72,11 +72,35 @@ pub use leader::LeaseConfig;
 
 /// Runs until SIGTERM / Ctrl-C, or until leadership is lost (an error, so the Pod restarts clean).
 pub async fn run(config: RunConfig) -> Result<(), ControllerError> {
+    log_start(&config);
     let client = Client::try_default().await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(stop_on_signal(stop_tx.clone()));
     let connector = Arc::new(Connector::new(ConnectorOptions::default()).await);
     run_with(client, connector, config, stop_tx, stop_rx).await
+}
+
+/// The start-up line: the version, the settings (none is a secret) and what is watched.
+fn log_start(config: &RunConfig) {
+    let lease = config.leader_election.as_ref();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        instance_id = %config.engine.instance_id,
+        namespace = config.namespace.as_deref().unwrap_or("(all)"),
+        selector = config.selector.as_deref().unwrap_or("(none)"),
+        concurrency = config.concurrency,
+        resync = %humantime::format_duration(config.resync),
+        trust_policy_limit = config.engine.trust_policy_limit,
+        compaction = config.engine.compaction,
+        metrics_addr = %config.metrics_addr,
+        leader_elect = lease.is_some(),
+        lease = lease.map(|l| format!("{}/{}", l.namespace, l.name)).unwrap_or_default(),
+        identity = lease.map(|l| l.identity.as_str()).unwrap_or_default(),
+        lease_duration_seconds = lease.map(|l| l.duration_seconds).unwrap_or_default(),
+        secrets_namespace = %config.secrets_namespace,
+        gc_period = %config.gc_period.map(|p| humantime::format_duration(p).to_string()).unwrap_or_else(|| "off".into()),
+        "starting xacct run"
+    );
 }
 
 /// [`run`] with a given client and connector, stopping when `stop` says so (tests run the
@@ -415,7 +439,7 @@ async fn stop_on_signal(stop: watch::Sender<bool>) {
         _ = ctrl_c => {}
         _ = term => {}
     }
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: signal received");
     let _ = stop.send(true);
 }
 

@@ -7,7 +7,7 @@ use super::Engine;
 use super::error::GrantError;
 use super::plan::{Plan, TargetPlan};
 use crate::api::PolicyKind;
-use crate::policy::WriteDecision;
+use crate::policy::{ChangeKind, Merged, WriteDecision};
 
 /// When a target is written: creating a role comes first, deleting one last.
 fn wave_of(t: &TargetPlan) -> usize {
@@ -54,7 +54,16 @@ impl Engine {
         let _only_writer = self.locks.lock(&plan.target.arn).await;
         match self.write_converged(&mut plan).await {
             Ok(decision) => plan.applied = Some(decision),
-            Err(e) => plan.error = Some(e),
+            Err(e) => {
+                tracing::warn!(
+                    policy = %plan.target.arn,
+                    account = %plan.target.account.account_id,
+                    grants = %grants(&plan, None),
+                    error = %e,
+                    "policy write failed"
+                );
+                plan.error = Some(e);
+            }
         }
         plan
     }
@@ -71,7 +80,7 @@ impl Engine {
             _ => false,
         };
         if !unchanged {
-            tracing::info!(target = %plan.target.arn, "policy changed since it was read; merging again");
+            tracing::info!(policy = %plan.target.arn, "policy changed since it was read; merging again");
             let (merged, size) =
                 self.merge_target(plan, now.as_ref(), &plan.owners, &plan.desired)?;
             plan.current = now;
@@ -81,16 +90,81 @@ impl Engine {
         let Some(merged) = &plan.merged else {
             return Ok(WriteDecision::Unchanged);
         };
-        match merged.decision {
-            WriteDecision::Unchanged => {}
+        let written = match merged.decision {
+            WriteDecision::Unchanged => None,
             WriteDecision::Put => {
                 self.backend
                     .write(&plan.target, &merged.document.to_compact_string())
-                    .await?
+                    .await?;
+                Some("wrote policy")
             }
-            WriteDecision::Delete => self.backend.delete(&plan.target).await?,
+            WriteDecision::Delete => {
+                self.backend.delete(&plan.target).await?;
+                Some("deleted policy")
+            }
+        };
+        match written {
+            // Every AWS write of a policy, in one line: which policy, for which grants, what changed.
+            Some(what) => tracing::info!(
+                policy = %plan.target.arn,
+                policy_kind = ?plan.target.kind,
+                account = %plan.target.account.account_id,
+                region = %plan.target.region,
+                grants = %grants(plan, Some(merged)),
+                changes = %changes(merged),
+                "{what}"
+            ),
+            None => tracing::debug!(policy = %plan.target.arn, "already converged"),
         }
-        tracing::info!(target = %plan.target.arn, decision = ?merged.decision, changes = merged.changes.len(), "converged");
         Ok(merged.decision)
+    }
+}
+
+/// The grants a write is for, `namespace/name`, comma-separated: those whose statements change,
+/// else (a write for another reason, or before the merge) every grant in scope.
+fn grants(plan: &TargetPlan, merged: Option<&Merged>) -> String {
+    let mut names: Vec<String> = merged
+        .map(|m| {
+            m.changes
+                .iter()
+                .map(|c| format!("{}/{}", c.owner.namespace, c.owner.name))
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        names = plan
+            .owners
+            .iter()
+            .chain(&plan.released)
+            .map(|o| format!("{}/{}", o.namespace, o.name))
+            .collect();
+    }
+    names.sort();
+    names.dedup();
+    names.join(", ")
+}
+
+/// What a write changes, e.g. `added XacctAb12Read, XacctAb12List; removed XacctCd34Read`.
+fn changes(merged: &Merged) -> String {
+    let mut parts = Vec::new();
+    for (kind, word) in [
+        (ChangeKind::Added, "added"),
+        (ChangeKind::Changed, "changed"),
+        (ChangeKind::Removed, "removed"),
+    ] {
+        let sids: Vec<&str> = merged
+            .changes
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(|c| c.sid.as_str())
+            .collect();
+        if !sids.is_empty() {
+            parts.push(format!("{word} {}", sids.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        "no statement of a grant changed".into()
+    } else {
+        parts.join("; ")
     }
 }

@@ -213,6 +213,12 @@ impl Engine {
                     tracing::info!(share = %report.name, "snapshot share: {step}");
                 }
             }
+            if !dry_run {
+                // The AWS writes of the run (key policy writes are also logged by apply).
+                for step in &report.steps {
+                    tracing::info!(share = %report.name, "snapshot share: {step}");
+                }
+            }
             report.conditions = vec![condition(operation, dry_run, &report, outcome)];
             reports.push(report);
         }
