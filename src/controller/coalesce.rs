@@ -41,7 +41,7 @@ use crate::api::{
     AwsAccount, CrossAccountGrant, GrantMode, GrantedTarget, GranteeSide, ResourceKind,
     ResourceSpec,
 };
-use crate::engine::{DEFAULT_REGION, GrantReport, Operation, Reason, Report};
+use crate::engine::{GrantReport, Operation, Reason, Report, resource_region};
 
 /// The oldest a result kept for a peer may be when its reconcile uses it. A kept result stands in
 /// for a read of AWS made when it was computed: drift made after that is seen at the next resync
@@ -158,12 +158,7 @@ impl ResourceKey {
             account: resource.account.clone(),
             kind: resource.kind,
             name: resource.name.clone(),
-            region: resource
-                .region
-                .as_deref()
-                .or(account_region)
-                .unwrap_or(DEFAULT_REGION)
-                .to_string(),
+            region: resource_region(resource, account_region),
         }
     }
 }
@@ -808,7 +803,9 @@ pub async fn converge(grant: &CrossAccountGrant, ctx: &Context) -> Converged {
 mod tests {
     use super::*;
     use crate::aws::{AwsError, AwsErrorKind};
-    use crate::engine::{ChangeReport, ConditionReport, GrantError, PlannedTarget, TargetReport};
+    use crate::engine::{
+        ChangeReport, ConditionReport, DEFAULT_REGION, GrantError, PlannedTarget, TargetReport,
+    };
     use serde_json::json;
 
     fn grant(name: &str, bucket: &str, extra: serde_json::Value) -> CrossAccountGrant {
@@ -866,6 +863,16 @@ mod tests {
         assert_eq!(
             ResourceKey::new(&g.spec.resource, Some("eu-west-1")).region,
             "ap-south-1"
+        );
+        // A key named by ARN is in the ARN's region, whatever the account's.
+        let g = grant(
+            "a",
+            "arn:aws:kms:us-west-2:222222222222:key/1234abcd",
+            json!({"spec": {"resource": {"kind": "KmsKey"}}}),
+        );
+        assert_eq!(
+            ResourceKey::new(&g.spec.resource, Some("eu-west-1")).region,
+            "us-west-2"
         );
     }
 

@@ -20,7 +20,7 @@ use crate::api::{
     CrossAccountGrant, CrossAccountGrantStatus, DeletionPolicy, GrantMode, GrantedTarget,
     GranteeSide, PolicyKind, PolicyLocation, ResourceKind,
 };
-use crate::engine::{DEFAULT_REGION, GrantInput, GrantReport, Operation, Placement, Reason};
+use crate::engine::{GrantInput, GrantReport, Operation, Placement, Reason};
 
 /// Held while a grant may have statements in AWS.
 pub const GRANT_FINALIZER: &str = "xacct.dev/revoke";
@@ -508,13 +508,7 @@ fn placement(target: &GrantedTarget, ctx: &Context) -> Placement {
     let region = target
         .region
         .clone()
-        .or_else(|| resource.region.clone())
-        .or_else(|| {
-            ctx.account_directory()
-                .get(&resource.account)
-                .and_then(|a| a.spec.region.clone())
-        })
-        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+        .unwrap_or_else(|| resource_key(resource, ctx).region);
     Placement { location, region }
 }
 

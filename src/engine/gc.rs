@@ -7,7 +7,7 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::plan::{Plan, TargetPlan};
-use super::resolve::{AccountDirectory, DEFAULT_REGION, account_access};
+use super::resolve::{AccountDirectory, account_access, home_region};
 use super::{Engine, Operation};
 use crate::api::{CrossAccountGrant, PolicyKind, SnapshotShare};
 use crate::aws::TargetRef;
@@ -106,11 +106,7 @@ impl Engine {
         let mut found: Vec<TargetRef> = Vec::new();
         for account in accounts.iter() {
             let access = account_access(account);
-            let home = account
-                .spec
-                .region
-                .clone()
-                .unwrap_or_else(|| DEFAULT_REGION.to_string());
+            let home = home_region(account.spec.region.as_deref());
             let mut all: BTreeSet<String> = regions.clone();
             all.insert(home.clone());
             for region in all {

@@ -23,8 +23,8 @@ pub use plan::{GrantState, Plan, PlannedGrant, PlannedTarget, TargetPlan};
 pub use reason::{Class, Reason};
 pub use report::{ChangeReport, ConditionReport, GrantReport, Report, TargetReport};
 pub use resolve::{
-    AccountDirectory, DEFAULT_REGION, Purpose, ResolvedGrant, account_access, identity_holder,
-    invoke_role_name, namespace_allowed, resolve_grant,
+    AccountDirectory, DEFAULT_REGION, KeyArn, Purpose, ResolvedGrant, account_access, home_region,
+    identity_holder, invoke_role_name, namespace_allowed, resolve_grant, resource_region,
 };
 pub use snapshot::{ShareInput, ShareReport, copy_identifier};
 pub use statements::{

@@ -12,6 +12,7 @@ use super::error::{FieldError, GrantError};
 use crate::api::patterns;
 use crate::api::{
     AccessPreset, AwsAccount, CrossAccountGrant, DeletionPolicy, GranteeSide, ResourceKind,
+    ResourceSpec,
 };
 use crate::aws::{AccountAccess, AssumeRole};
 use crate::policy::{GrantOwner, account_root_arn, partition_for_region};
@@ -203,48 +204,35 @@ pub fn resolve_grant(
         _ => None, // reported by the schema rule
     };
     // An ARN names its own region and account; they must agree with the rest of the spec.
-    let arn_parts: Option<(String, String)> = match spec.resource.kind {
-        ResourceKind::KmsKey if spec.resource.name.starts_with("arn:") => {
-            let parts: Vec<&str> = spec.resource.name.splitn(6, ':').collect();
-            match parts.as_slice() {
-                [_, _, "kms", region, account_id, _] => {
-                    Some((region.to_string(), account_id.to_string()))
-                }
-                _ => {
-                    errors.push(FieldError::new(
-                        "spec.resource.name",
-                        "a key ARN looks like arn:aws:kms:REGION:ACCOUNT:key/ID",
-                    ));
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
-    let region = arn_parts
-        .as_ref()
-        .map(|(region, _)| region.clone())
-        .or_else(|| spec.resource.region.clone())
-        .or_else(|| account.and_then(|a| a.spec.region.clone()))
-        .unwrap_or_else(|| DEFAULT_REGION.to_string());
-    if let Some((arn_region, arn_account)) = &arn_parts {
+    let key_arn = KeyArn::of(&spec.resource);
+    if key_arn.as_ref().is_some_and(Option::is_none) {
+        errors.push(FieldError::new(
+            "spec.resource.name",
+            "a key ARN looks like arn:aws:kms:REGION:ACCOUNT:key/ID",
+        ));
+    }
+    let region = resource_region(
+        &spec.resource,
+        account.and_then(|a| a.spec.region.as_deref()),
+    );
+    if let Some(Some(arn)) = &key_arn {
         if spec
             .resource
             .region
             .as_ref()
-            .is_some_and(|r| r != arn_region)
+            .is_some_and(|r| *r != arn.region)
         {
             errors.push(FieldError::new(
                 "spec.resource.region",
-                format!("the key ARN is in {arn_region}"),
+                format!("the key ARN is in {}", arn.region),
             ));
         }
-        if let Some(a) = account.filter(|a| &a.spec.account_id != arn_account) {
+        if let Some(a) = account.filter(|a| a.spec.account_id != arn.account_id) {
             errors.push(FieldError::new(
                 "spec.resource.name",
                 format!(
-                    "the key ARN is in account {arn_account}, but AwsAccount {} is {}",
-                    spec.resource.account, a.spec.account_id
+                    "the key ARN is in account {}, but AwsAccount {} is {}",
+                    arn.account_id, spec.resource.account, a.spec.account_id
                 ),
             ));
         }
@@ -423,10 +411,7 @@ fn resolve_for_revoke(
             message,
         )]));
     };
-    let region = key_arn_region(spec.resource.kind, &spec.resource.name)
-        .or_else(|| spec.resource.region.clone())
-        .or_else(|| account.spec.region.clone())
-        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    let region = resource_region(&spec.resource, account.spec.region.as_deref());
     // The grantee side is revoked from the principals the spec names now; what it named before is
     // revoked from the places recorded in status. Principals that do not read are skipped.
     let grantee_account = spec.grantee.account.as_ref().and_then(|n| accounts.get(n));
@@ -466,15 +451,49 @@ fn resolve_for_revoke(
     })
 }
 
-/// The region of a KMS key ARN.
-fn key_arn_region(kind: ResourceKind, name: &str) -> Option<String> {
-    if kind != ResourceKind::KmsKey || !name.starts_with("arn:") {
-        return None;
+/// The region and account a KMS key ARN names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyArn {
+    /// Its region.
+    pub region: String,
+    /// Its account id.
+    pub account_id: String,
+}
+
+impl KeyArn {
+    /// Reads `arn:PARTITION:kms:REGION:ACCOUNT:key/ID` (or `alias/NAME`).
+    pub fn parse(arn: &str) -> Option<KeyArn> {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        match parts.as_slice() {
+            ["arn", _, "kms", region, account_id, _] if !region.is_empty() => Some(KeyArn {
+                region: region.to_string(),
+                account_id: account_id.to_string(),
+            }),
+            _ => None,
+        }
     }
-    name.split(':')
-        .nth(3)
-        .filter(|r| !r.is_empty())
-        .map(str::to_string)
+
+    /// For a KmsKey resource named by ARN, `Some` of what the ARN says (`Some(None)`: it does not
+    /// read as a key ARN); `None` for any other resource or a key named by id or alias.
+    pub fn of(resource: &ResourceSpec) -> Option<Option<KeyArn>> {
+        (resource.kind == ResourceKind::KmsKey && resource.name.starts_with("arn:"))
+            .then(|| KeyArn::parse(&resource.name))
+    }
+}
+
+/// The region of the resource a grant names: a key ARN's own, else the resource's `region`, else
+/// its account's (`account_region`), else the default.
+pub fn resource_region(resource: &ResourceSpec, account_region: Option<&str>) -> String {
+    KeyArn::of(resource)
+        .flatten()
+        .map(|arn| arn.region)
+        .or_else(|| resource.region.clone())
+        .unwrap_or_else(|| home_region(account_region))
+}
+
+/// An account's default region (`spec.region`), else the default.
+pub fn home_region(account_region: Option<&str>) -> String {
+    account_region.unwrap_or(DEFAULT_REGION).to_string()
 }
 
 /// Whether `account` lets grants of `namespace` expose its resources.

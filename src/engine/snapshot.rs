@@ -213,12 +213,6 @@ impl Engine {
                     tracing::info!(share = %report.name, "snapshot share: {step}");
                 }
             }
-            if !dry_run {
-                // The AWS writes of the run (key policy writes are also logged by apply).
-                for step in &report.steps {
-                    tracing::info!(share = %report.name, "snapshot share: {step}");
-                }
-            }
             report.conditions = vec![condition(operation, dry_run, &report, outcome)];
             reports.push(report);
         }
@@ -388,8 +382,7 @@ impl<'a> ShareRun<'a> {
             .source
             .region
             .clone()
-            .or_else(|| account.spec.region.clone())
-            .unwrap_or_else(|| super::DEFAULT_REGION.to_string());
+            .unwrap_or_else(|| super::home_region(account.spec.region.as_deref()));
         let owner = GrantOwner::new(
             &engine.settings.instance_id,
             &namespace,
