@@ -230,18 +230,21 @@ async fn run_controllers(
     } = caches;
     let grant_stream = watcher(grants_api, grant_watch)
         .default_backoff()
+        .modify(trim)
         .reflect(grant_writer)
         .applied_objects()
         .predicate_filter(lifecycle, Default::default());
     let (account_store, account_writer) = reflector::store();
     let account_stream = watcher(accounts_api.clone(), watcher::Config::default())
         .default_backoff()
+        .modify(trim)
         .reflect(account_writer)
         .applied_objects()
         .predicate_filter(lifecycle, Default::default());
     let (share_store, share_writer) = reflector::store();
     let share_stream = watcher(shares_api, share_watch)
         .default_backoff()
+        .modify(trim)
         .reflect(share_writer)
         .applied_objects()
         .predicate_filter(lifecycle, Default::default());
@@ -376,6 +379,19 @@ fn log_result<K: Resource, E: std::fmt::Display>(
     }
 }
 
+/// Drops what no reconcile reads before an object is cached: its `managedFields` (on a real API
+/// server, one entry per field manager, often larger than the spec) and kubectl's copy of the
+/// last applied manifest.
+fn trim<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// The annotation `kubectl apply` (client-side) keeps the whole manifest in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// Spec (generation), finalizers and deletion: the changes a reconcile must react to.
 fn lifecycle<K: Resource>(obj: &K) -> Option<u64> {
     let meta = obj.meta();
@@ -449,5 +465,29 @@ pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
         if stop.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_objects_keep_no_managed_fields_nor_last_applied_manifest() {
+        let value = serde_json::json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
+            "metadata": {"name": "reads", "namespace": "batch",
+                "annotations": {LAST_APPLIED: "{\"kind\":\"CrossAccountGrant\"}", "team": "data"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "lake"},
+                     "grantee": {"accountId": "111111111111"}, "access": ["read"]}});
+        let mut grant: CrossAccountGrant = serde_json::from_value(value).expect("a grant");
+        let spec = grant.spec.clone();
+        trim(&mut grant);
+        assert_eq!(grant.metadata.managed_fields, None);
+        assert_eq!(
+            grant.metadata.annotations,
+            Some([("team".to_string(), "data".to_string())].into())
+        );
+        assert_eq!(grant.spec, spec, "the spec is what reconciles read");
     }
 }
