@@ -6,257 +6,28 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event as K8sEvent;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::Api;
+use kube::api::DeleteParams;
 use serde_json::{Value, json};
-use support::kube_api::{KubeEmulator, counter_sum, eventually, run_config};
+use support::controller::{Harness, create, foreign, gone, merge_spec};
+use support::fixtures::{AccountFixture, GrantFixture, ShareFixture, manager_role};
+use support::kube_api::{counter_sum, eventually};
 use support::process::http_get;
-use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, held_by, sids};
-use tokio::sync::watch;
-use xacct::api::{AwsAccount, CrossAccountGrant, PolicyKind};
-use xacct::aws::{Connector, INLINE_POLICY_NAME};
-use xacct::controller::{RunConfig, run_with};
+use support::{DATA_ACCOUNT, DEV_ACCOUNT, clients, held_by};
+use xacct::api::PolicyKind;
+use xacct::aws::INLINE_POLICY_NAME;
 use xacct::policy::GrantOwner;
-
-struct Harness {
-    _moto: Moto,
-    _kube: KubeEmulator,
-    client: Client,
-    connector: Arc<Connector>,
-    s3: aws_sdk_s3::Client,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), xacct::controller::ControllerError>>,
-}
-
-impl Harness {
-    async fn start(buckets: &[&str]) -> Harness {
-        Self::start_with(buckets, None, None).await
-    }
-
-    async fn start_with(
-        buckets: &[&str],
-        namespace: Option<&str>,
-        selector: Option<&str>,
-    ) -> Harness {
-        let config = RunConfig {
-            namespace: namespace.map(str::to_string),
-            selector: selector.map(str::to_string),
-            ..run_config(Duration::from_secs(2))
-        };
-        Self::start_config(buckets, config).await
-    }
-
-    async fn start_config(buckets: &[&str], config: RunConfig) -> Harness {
-        let moto = Moto::start();
-        let kube = KubeEmulator::start();
-        let connector = moto.connector().await;
-        let s3 = clients(&connector, DATA_ACCOUNT).await.s3;
-        for bucket in buckets {
-            s3.create_bucket().bucket(*bucket).send().await.unwrap();
-            let foreign = json!({"Version": "2012-10-17", "Statement": [foreign(bucket)]});
-            s3.put_bucket_policy()
-                .bucket(*bucket)
-                .policy(foreign.to_string())
-                .send()
-                .await
-                .unwrap();
-        }
-        let client = kube.client();
-        let (stop, stop_rx) = watch::channel(false);
-        connector.calls().reset(); // count only what the controller does
-        let task = tokio::spawn(run_with(
-            client.clone(),
-            connector.clone(),
-            config,
-            stop.clone(),
-            stop_rx,
-        ));
-        Harness {
-            _moto: moto,
-            _kube: kube,
-            client,
-            connector,
-            s3,
-            stop,
-            task,
-        }
-    }
-
-    async fn finish(self) {
-        let _ = self.stop.send(true);
-        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("controller stops")
-            .expect("task");
-        assert!(result.is_ok(), "{result:?}");
-    }
-
-    fn grants(&self, namespace: &str) -> Api<CrossAccountGrant> {
-        Api::namespaced(self.client.clone(), namespace)
-    }
-
-    fn accounts(&self) -> Api<AwsAccount> {
-        Api::all(self.client.clone())
-    }
-
-    async fn policy(&self, bucket: &str) -> Vec<Option<String>> {
-        match self.s3.get_bucket_policy().bucket(bucket).send().await {
-            Ok(out) => sids(out.policy().unwrap()),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    async fn ready(&self, namespace: &str, name: &str) -> Option<(String, String, String)> {
-        let g = self.grants(namespace).get(name).await.ok()?;
-        let c = g
-            .status?
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Ready")?;
-        Some((c.status, c.reason, c.message))
-    }
-
-    /// Waits until the AwsAccount data-prod has been verified.
-    async fn wait_account_verified(&self) {
-        eventually(20, "the account to be Verified", || async {
-            let a = self.accounts().get("data-prod").await.ok()?;
-            a.status?
-                .conditions
-                .into_iter()
-                .find(|c| c.reason == "Verified")
-        })
-        .await;
-    }
-
-    async fn wait_ready(&self, namespace: &str, name: &str, status: &str, reason: &str) -> String {
-        let last = std::sync::Mutex::new(None);
-        let found = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                let seen = self.ready(namespace, name).await;
-                if let Some((s, r, m)) = &seen {
-                    // "Applied" turns into "Converged" at the next resync (2 s here); a loaded
-                    // machine may poll only after that.
-                    let later = reason == "Applied" && r == "Converged";
-                    if s == status && (r == reason || later) {
-                        return m.clone();
-                    }
-                }
-                *last.lock().unwrap() = seen;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-        .await;
-        found.unwrap_or_else(|_| {
-            panic!(
-                "{namespace}/{name}: wanted Ready={status} {reason}, last saw {:?}",
-                last.lock().unwrap()
-            )
-        })
-    }
-
-    async fn events(&self, namespace: &str) -> Vec<(String, String, String)> {
-        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
-        let list = api
-            .list(&Default::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default();
-        list.into_iter()
-            .map(|e| {
-                (
-                    e.type_.unwrap_or_default(),
-                    e.reason.unwrap_or_default(),
-                    e.note.unwrap_or_default(),
-                )
-            })
-            .collect()
-    }
-
-    /// The notes of the events of `reason` in `namespace`.
-    async fn notes(&self, namespace: &str, reason: &str) -> Vec<String> {
-        self.events(namespace)
-            .await
-            .into_iter()
-            .filter(|(_, r, _)| r == reason)
-            .map(|(_, _, n)| n)
-            .collect()
-    }
-
-    fn writes(&self) -> u64 {
-        self.connector.calls().count_matching(&["Put", "Delete"])
-    }
-}
-
-fn foreign(bucket: &str) -> Value {
-    json!({"Sid": "Foreign", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket", "Resource": format!("arn:aws:s3:::{bucket}")})
-}
-
-fn account(allowed: &[&str], assume_role: Value) -> AwsAccount {
-    let mut spec =
-        json!({"accountId": DATA_ACCOUNT, "region": "us-east-1", "allowedNamespaces": allowed});
-    if !assume_role.is_null() {
-        spec["assumeRole"] = assume_role;
-    }
-    serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount", "metadata": {"name": "data-prod"}, "spec": spec}))
-        .unwrap()
-}
-
-fn manager_role() -> Value {
-    json!({"roleArn": format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager")})
-}
-
-fn grant(namespace: &str, name: &str, bucket: &str, extra: Value) -> CrossAccountGrant {
-    let mut spec = json!({"resource": {"account": "data-prod", "kind": "S3Bucket", "name": bucket},
-                          "grantee": {"accountId": DEV_ACCOUNT, "principals": [format!("role/{name}")]}, "access": ["read"]});
-    if let (Value::Object(spec), Value::Object(extra)) = (&mut spec, extra) {
-        spec.extend(extra);
-    }
-    serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
-                                  "metadata": {"name": name, "namespace": namespace}, "spec": spec}))
-    .unwrap()
-}
-
-async fn create<
-    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
->(
-    api: &Api<K>,
-    obj: &K,
-) {
-    api.create(&PostParams::default(), obj)
-        .await
-        .expect("create");
-}
-
-async fn merge_spec<K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug>(
-    api: &Api<K>,
-    name: &str,
-    spec: Value,
-) {
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": spec})),
-    )
-    .await
-    .expect("patch spec");
-}
-
-fn gone<K>(result: Result<K, kube::Error>) -> bool {
-    matches!(result, Err(kube::Error::Api(e)) if e.code == 404)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observe_mode_reports_drift_and_never_writes() {
     let h = Harness::start(&["lake"]).await;
-    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
     create(
         &h.grants("batch"),
-        &grant("batch", "reader", "lake", json!({"mode": "Observe"})),
+        &GrantFixture::new("batch", "reader").observe().build(),
     )
     .await;
     let message = h.wait_ready("batch", "reader", "False", "Pending").await;
@@ -304,15 +75,10 @@ async fn observe_mode_reports_drift_and_never_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retain_releases_the_grant_and_keeps_its_statements() {
     let h = Harness::start(&["lake"]).await;
-    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
     create(
         &h.grants("batch"),
-        &grant(
-            "batch",
-            "keeper",
-            "lake",
-            json!({"deletionPolicy": "Retain"}),
-        ),
+        &GrantFixture::new("batch", "keeper").retain().build(),
     )
     .await;
     h.wait_ready("batch", "keeper", "True", "Applied").await;
@@ -349,10 +115,14 @@ async fn retain_releases_the_grant_and_keeps_its_statements() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidden_namespace_writes_nothing_until_the_account_allows_it() {
     let h = Harness::start(&["lake"]).await;
-    create(&h.accounts(), &account(&["batch"], manager_role())).await;
+    create(
+        &h.accounts(),
+        &AccountFixture::data_prod().allowed(&["batch"]).build(),
+    )
+    .await;
     create(
         &h.grants("web"),
-        &grant("web", "intruder", "lake", json!({})),
+        &GrantFixture::new("web", "intruder").bucket("lake").build(),
     )
     .await;
     let message = h
@@ -386,10 +156,14 @@ async fn a_forbidden_namespace_writes_nothing_until_the_account_allows_it() {
 async fn grants_wait_for_their_account_to_be_ready() {
     let h = Harness::start(&["lake"]).await;
     // No assumeRole: the tool's own credentials act in 123456789012, not in the data account.
-    create(&h.accounts(), &account(&["*"], Value::Null)).await;
+    create(
+        &h.accounts(),
+        &AccountFixture::data_prod().no_assume_role().build(),
+    )
+    .await;
     create(
         &h.grants("batch"),
-        &grant("batch", "waiter", "lake", json!({})),
+        &GrantFixture::new("batch", "waiter").bucket("lake").build(),
     )
     .await;
     let account_ready = eventually(20, "the account to fail verification", || async {
@@ -417,7 +191,7 @@ async fn grants_wait_for_their_account_to_be_ready() {
     merge_spec(
         &h.accounts(),
         "data-prod",
-        json!({"assumeRole": manager_role()}),
+        json!({"assumeRole": manager_role(DATA_ACCOUNT)}),
     )
     .await;
     h.wait_ready("batch", "waiter", "True", "Applied").await;
@@ -427,9 +201,9 @@ async fn grants_wait_for_their_account_to_be_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_external_id_comes_from_a_secret_and_never_shows() {
     let h = Harness::start(&["lake"]).await;
-    let role = json!({"roleArn": format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager"),
-                      "externalIdSecretRef": {"name": "data-prod-external-id", "key": "externalId"}});
-    create(&h.accounts(), &account(&["*"], role)).await;
+    let account =
+        AccountFixture::data_prod().external_id_secret("data-prod-external-id", "externalId");
+    create(&h.accounts(), &account.build()).await;
     let missing = eventually(20, "AssumeRoleFailed for the missing Secret", || async {
         let a = h.accounts().get("data-prod").await.ok()?;
         a.status?
@@ -442,7 +216,9 @@ async fn the_external_id_comes_from_a_secret_and_never_shows() {
     let said = "external id Secret xacct-system/data-prod-external-id, key externalId: \
                 the Secret does not exist";
     assert_eq!(missing.message, said);
-    let waiting = grant("batch", "before-the-secret", "lake", json!({}));
+    let waiting = GrantFixture::new("batch", "before-the-secret")
+        .bucket("lake")
+        .build();
     create(&h.grants("batch"), &waiting).await;
     let grant_message = h
         .wait_ready("batch", "before-the-secret", "False", "AccountNotReady")
@@ -474,7 +250,9 @@ async fn the_external_id_comes_from_a_secret_and_never_shows() {
     h.wait_account_verified().await;
     create(
         &h.grants("batch"),
-        &grant("batch", "with-external-id", "lake", json!({})),
+        &GrantFixture::new("batch", "with-external-id")
+            .bucket("lake")
+            .build(),
     )
     .await;
     h.wait_ready("batch", "with-external-id", "True", "Applied")
@@ -495,10 +273,10 @@ async fn the_external_id_comes_from_a_secret_and_never_shows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_in_use_is_kept_until_its_grants_are_gone() {
     let h = Harness::start(&["lake"]).await;
-    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
     create(
         &h.grants("batch"),
-        &grant("batch", "user", "lake", json!({})),
+        &GrantFixture::new("batch", "user").bucket("lake").build(),
     )
     .await;
     h.wait_ready("batch", "user", "True", "Applied").await;
@@ -535,10 +313,14 @@ async fn an_account_in_use_is_kept_until_its_grants_are_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_grants_on_one_bucket_keep_each_others_statements() {
     let h = Harness::start(&["lake"]).await;
-    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
     let names: Vec<String> = (0..8).map(|i| format!("team-{i}")).collect();
     for name in &names {
-        create(&h.grants("batch"), &grant("batch", name, "lake", json!({}))).await;
+        create(
+            &h.grants("batch"),
+            &GrantFixture::new("batch", name).bucket("lake").build(),
+        )
+        .await;
     }
     for name in &names {
         // Applied, or already Converged on a later resync.
@@ -585,25 +367,40 @@ async fn concurrent_grants_on_one_bucket_keep_each_others_statements() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read() {
     let resync = Duration::from_secs(4);
-    let config = run_config(resync);
-    let metrics = format!("http://{}/metrics", config.metrics_addr);
-    let h = Harness::start_config(&["lake", "pond"], config).await;
-    create(&h.accounts(), &account(&["batch"], manager_role())).await;
+    let h = Harness::builder()
+        .buckets(&["lake", "pond"])
+        .resync(resync)
+        .start()
+        .await;
+    let metrics = h.metrics_url.clone();
+    create(
+        &h.accounts(),
+        &AccountFixture::data_prod().allowed(&["batch"]).build(),
+    )
+    .await;
     h.wait_account_verified().await;
     let lake: Vec<String> = (0..12).map(|i| format!("lake-{i:02}")).collect();
     let pond: Vec<String> = (0..3).map(|i| format!("pond-{i}")).collect();
     // One after the other, as `kubectl apply` creates them.
     for name in &lake {
-        create(&h.grants("batch"), &grant("batch", name, "lake", json!({}))).await;
+        create(
+            &h.grants("batch"),
+            &GrantFixture::new("batch", name).bucket("lake").build(),
+        )
+        .await;
     }
     for name in &pond {
-        create(&h.grants("batch"), &grant("batch", name, "pond", json!({}))).await;
+        create(
+            &h.grants("batch"),
+            &GrantFixture::new("batch", name).bucket("pond").build(),
+        )
+        .await;
     }
     // A grant on the same bucket that fails (a namespace the account does not allow): it fails
     // alone, in the same runs as the others.
     create(
         &h.grants("web"),
-        &grant("web", "outsider", "lake", json!({})),
+        &GrantFixture::new("web", "outsider").bucket("lake").build(),
     )
     .await;
     for name in lake.iter().chain(&pond) {
@@ -751,10 +548,12 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_moved_to_another_bucket_leaves_nothing_behind() {
     let h = Harness::start(&["old-lake", "new-lake"]).await;
-    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
     create(
         &h.grants("batch"),
-        &grant("batch", "mover", "old-lake", json!({})),
+        &GrantFixture::new("batch", "mover")
+            .bucket("old-lake")
+            .build(),
     )
     .await;
     h.wait_ready("batch", "mover", "True", "Applied").await;
@@ -788,12 +587,16 @@ async fn a_grant_moved_to_another_bucket_leaves_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespaced_controller_leaves_other_namespaces_alone() {
     // The emulator ignores label selectors: the selector's request is checked in controller_contract.rs.
-    let h = Harness::start_with(&["lake"], Some("batch"), None).await;
-    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    let h = Harness::builder()
+        .bucket("lake")
+        .namespace("batch")
+        .start()
+        .await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
     let labelled = |namespace: &str, name: &str, shard: &str| {
-        let mut g = grant(namespace, name, "lake", json!({}));
-        g.metadata.labels = Some([("shard".to_string(), shard.to_string())].into());
-        g
+        GrantFixture::new(namespace, name)
+            .label("shard", shard)
+            .build()
     };
     create(&h.grants("batch"), &labelled("batch", "mine", "a")).await;
     create(&h.grants("web"), &labelled("web", "other-namespace", "a")).await;
@@ -819,11 +622,8 @@ async fn a_snapshot_share_is_shared_reported_and_unshared_on_delete() {
         .unwrap();
     let rds = h.connector.rds_client(&config, "us-east-1");
     support::db_instance(&rds, "orders", None, Some("orders-1")).await;
-    create(&h.accounts(), &account(&["*"], manager_role())).await;
-    let share: SnapshotShare = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "SnapshotShare",
-        "metadata": {"name": "orders", "namespace": "data"},
-        "spec": {"source": {"account": "data-prod", "dbSnapshotIdentifier": "orders-1"}, "targets": [{"accountId": DEV_ACCOUNT}]}}))
-    .unwrap();
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
+    let share = ShareFixture::new("data", "orders").build();
     let shares: Api<SnapshotShare> = Api::namespaced(h.client.clone(), "data");
     create(&shares, &share).await;
     let status = eventually(20, "the share to be Ready", || async {
@@ -882,19 +682,15 @@ async fn the_grantee_side_follows_the_principals_and_goes_with_the_grant() {
     for role in ["JobA", "JobB"] {
         support::create_role(&dev, role, "ecs-tasks.amazonaws.com").await;
     }
-    create(&h.accounts(), &account(&["*"], manager_role())).await;
-    let grantee: AwsAccount = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount",
-        "metadata": {"name": "dev"},
-        "spec": {"accountId": DEV_ACCOUNT, "region": "us-east-1", "allowedNamespaces": ["batch"],
-                 "assumeRole": {"roleArn": format!("arn:aws:iam::{DEV_ACCOUNT}:role/xacct-manager")}}}))
-    .unwrap();
-    create(&h.accounts(), &grantee).await;
-    let both = grant(
-        "batch",
-        "job",
-        "lake",
-        json!({"grantee": {"account": "dev", "principals": ["role/JobA"]}}),
-    );
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
+    create(
+        &h.accounts(),
+        &AccountFixture::dev().allowed(&["batch"]).build(),
+    )
+    .await;
+    let both = GrantFixture::new("batch", "job")
+        .manage("dev", &["role/JobA"])
+        .build();
     create(&h.grants("batch"), &both).await;
     h.wait_ready("batch", "job", "True", "Applied").await;
     let status = h.grants("batch").get("job").await.unwrap().status.unwrap();
@@ -971,13 +767,11 @@ async fn the_grantee_side_follows_the_principals_and_goes_with_the_grant() {
 async fn a_sagemaker_grant_reports_the_role_to_assume() {
     let h = Harness::start(&[]).await;
     support::create_endpoint(&h.connector, DATA_ACCOUNT, "churn").await;
-    create(&h.accounts(), &account(&["*"], manager_role())).await;
-    let invoke = grant(
-        "ml",
-        "app",
-        "unused",
-        json!({"resource": {"account": "data-prod", "kind": "SageMakerEndpoint", "name": "churn"}, "access": ["invoke"]}),
-    );
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
+    let invoke = GrantFixture::new("ml", "app")
+        .resource("SageMakerEndpoint", "churn")
+        .access(&["invoke"])
+        .build();
     create(&h.grants("ml"), &invoke).await;
     h.wait_ready("ml", "app", "True", "Applied").await;
     let status = h.grants("ml").get("app").await.unwrap().status.unwrap();
@@ -1003,15 +797,15 @@ async fn a_sagemaker_grant_reports_the_role_to_assume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_periodic_garbage_collection_removes_statements_of_grants_that_are_gone() {
-    let config = RunConfig {
-        gc_period: Some(Duration::from_millis(500)),
-        ..run_config(Duration::from_secs(2))
-    };
-    let h = Harness::start_config(&["lake"], config).await;
-    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    let h = Harness::builder()
+        .bucket("lake")
+        .gc_period(Duration::from_millis(500))
+        .start()
+        .await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
     create(
         &h.grants("batch"),
-        &grant("batch", "live", "lake", json!({})),
+        &GrantFixture::new("batch", "live").bucket("lake").build(),
     )
     .await;
     h.wait_ready("batch", "live", "True", "Applied").await;
@@ -1052,19 +846,21 @@ async fn grant_on_both_sides(h: &Harness) -> aws_sdk_iam::Client {
     for role in ["JobA", "JobB"] {
         support::create_role(&dev, role, "ecs-tasks.amazonaws.com").await;
     }
-    create(&h.accounts(), &account(&["batch", "web"], manager_role())).await;
-    let grantee: AwsAccount = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount",
-        "metadata": {"name": "dev"},
-        "spec": {"accountId": DEV_ACCOUNT, "region": "us-east-1", "allowedNamespaces": ["batch"],
-                 "assumeRole": {"roleArn": format!("arn:aws:iam::{DEV_ACCOUNT}:role/xacct-manager")}}}))
-    .unwrap();
-    create(&h.accounts(), &grantee).await;
-    let job = grant(
-        "batch",
-        "job",
-        "lake",
-        json!({"grantee": {"account": "dev", "principals": ["role/JobA"]}}),
-    );
+    create(
+        &h.accounts(),
+        &AccountFixture::data_prod()
+            .allowed(&["batch", "web"])
+            .build(),
+    )
+    .await;
+    create(
+        &h.accounts(),
+        &AccountFixture::dev().allowed(&["batch"]).build(),
+    )
+    .await;
+    let job = GrantFixture::new("batch", "job")
+        .manage("dev", &["role/JobA"])
+        .build();
     create(&h.grants("batch"), &job).await;
     h.wait_ready("batch", "job", "True", "Applied").await;
     assert_eq!(h.policy("lake").await.len(), 3);
@@ -1101,7 +897,11 @@ async fn consent_withdrawn_by_the_resource_account_revokes_the_grant_on_both_sid
     let h = Harness::start(&["lake"]).await;
     let dev = grant_on_both_sides(&h).await;
     // A grant of another namespace on the same bucket, which keeps its consent.
-    create(&h.grants("web"), &grant("web", "site", "lake", json!({}))).await;
+    create(
+        &h.grants("web"),
+        &GrantFixture::new("web", "site").bucket("lake").build(),
+    )
+    .await;
     h.wait_ready("web", "site", "True", "Applied").await;
 
     merge_spec(
@@ -1198,17 +998,13 @@ async fn consent_withdrawn_by_the_grantee_account_revokes_the_grant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turning_public_principals_off_revokes_a_grant_to_anyone() {
     let h = Harness::start(&["lake"]).await;
-    let mut open = account(&["*"], manager_role());
-    open.spec.allow_public_principals = true;
-    create(&h.accounts(), &open).await;
+    let open = AccountFixture::data_prod().allow_public_principals();
+    create(&h.accounts(), &open.build()).await;
     create(
         &h.grants("batch"),
-        &grant(
-            "batch",
-            "public",
-            "lake",
-            json!({"grantee": {"accountId": DEV_ACCOUNT, "principals": ["*"]}}),
-        ),
+        &GrantFixture::new("batch", "public")
+            .principals(&["*"])
+            .build(),
     )
     .await;
     h.wait_ready("batch", "public", "True", "Applied").await;
@@ -1249,10 +1045,12 @@ async fn turning_public_principals_off_revokes_a_grant_to_anyone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_moved_to_a_missing_bucket_or_an_account_not_ready_leaves_nothing_behind() {
     let h = Harness::start(&["old-lake", "lake"]).await;
-    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
     create(
         &h.grants("batch"),
-        &grant("batch", "mover", "old-lake", json!({})),
+        &GrantFixture::new("batch", "mover")
+            .bucket("old-lake")
+            .build(),
     )
     .await;
     h.wait_ready("batch", "mover", "True", "Applied").await;
@@ -1292,13 +1090,8 @@ async fn a_grant_moved_to_a_missing_bucket_or_an_account_not_ready_leaves_nothin
     h.wait_ready("batch", "mover", "True", "Applied").await;
     assert_eq!(h.policy("lake").await.len(), 3);
     // No assumeRole: the tool's own credentials act in another account, so it never verifies.
-    let unverified: AwsAccount = serde_json::from_value(
-        json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount",
-        "metadata": {"name": "elsewhere"},
-        "spec": {"accountId": "333333333333", "region": "us-east-1", "allowedNamespaces": ["*"]}}),
-    )
-    .unwrap();
-    create(&h.accounts(), &unverified).await;
+    let unverified = AccountFixture::new("elsewhere", "333333333333").no_assume_role();
+    create(&h.accounts(), &unverified.build()).await;
     merge_spec(
         &h.grants("batch"),
         "mover",
@@ -1322,10 +1115,10 @@ async fn a_grant_moved_to_a_missing_bucket_or_an_account_not_ready_leaves_nothin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_spec_leaves_what_was_written_and_says_so() {
     let h = Harness::start(&["lake"]).await;
-    create(&h.accounts(), &account(&["*"], manager_role())).await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
     create(
         &h.grants("batch"),
-        &grant("batch", "typo", "lake", json!({})),
+        &GrantFixture::new("batch", "typo").bucket("lake").build(),
     )
     .await;
     h.wait_ready("batch", "typo", "True", "Applied").await;

@@ -2,7 +2,9 @@
 //! accounts. Every test that uses it talks to a real moto server over HTTP; nothing is mocked.
 #![allow(dead_code)]
 
+pub mod controller;
 pub mod fault_proxy;
+pub mod fixtures;
 pub mod kube_api;
 pub mod process;
 
