@@ -1,7 +1,7 @@
 //! Reconciling an AwsAccount: read the external id Secret if any, verify the account can be reached
 //! with the expected identity, and hold deletion while grants still use the account.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -30,21 +30,23 @@ pub async fn reconcile(
 ) -> Result<Action, ControllerError> {
     let started = Instant::now();
     let api: Api<AwsAccount> = Api::all(ctx.client.clone());
-    // How the verification ended, when the reconcile itself went through (set by `verify`).
-    let ended = OnceLock::new();
+    // A reconcile that went through records how the verification ended (`verify`, after its
+    // status is written; `release`); one that failed is recorded here.
     let result = finalizer(&api, ACCOUNT_FINALIZER, account, |event| async {
         match event {
-            FinalizerEvent::Apply(a) => verify(&a, &ctx, &ended).await,
-            FinalizerEvent::Cleanup(a) => release(&a, &ctx).await,
+            FinalizerEvent::Apply(a) => verify(&a, &ctx, started).await,
+            FinalizerEvent::Cleanup(a) => {
+                let action = release(&a, &ctx).await?;
+                ctx.metrics.reconciled(KIND, "success", started);
+                Ok(action)
+            }
         }
     })
     .await
     .map_err(|e| ControllerError::Finalizer(e.to_string()));
-    let outcome = match &result {
-        Ok(_) => ended.get().copied().unwrap_or("success"),
-        Err(_) => "error",
-    };
-    ctx.metrics.reconciled(KIND, outcome, started);
+    if result.is_err() {
+        ctx.metrics.reconciled(KIND, "error", started);
+    }
     result
 }
 
@@ -52,7 +54,7 @@ pub async fn reconcile(
 async fn verify(
     account: &AwsAccount,
     ctx: &Context,
-    ended: &OnceLock<&'static str>,
+    started: Instant,
 ) -> Result<Action, ControllerError> {
     let name = account.name_any();
     let key = object_key(account);
@@ -118,7 +120,7 @@ async fn verify(
             }
         },
     };
-    let _ = ended.set(account_outcome(update.status));
+    let ended = account_outcome(update.status);
     if update.status == "False"
         && find(&previous.conditions, READY).is_none_or(|c| c.reason != update.reason)
     {
@@ -147,6 +149,7 @@ async fn verify(
         status,
     )
     .await?;
+    ctx.metrics.reconciled(KIND, ended, started);
     Ok(action)
 }
 

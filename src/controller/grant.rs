@@ -3,7 +3,7 @@
 //! the next check.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use kube::runtime::controller::Action;
@@ -34,21 +34,23 @@ pub async fn reconcile(
     let started = Instant::now();
     let namespace = grant.namespace().unwrap_or_else(|| "default".into());
     let api: Api<CrossAccountGrant> = Api::namespaced(ctx.client.clone(), &namespace);
-    // How the grant ended up, when the reconcile itself went through (set by `apply`).
-    let ended = OnceLock::new();
+    // A reconcile that went through records how the grant ended up where that is known (`apply`,
+    // after its status is written; `cleanup`); one that failed is recorded here.
     let result = finalizer(&api, GRANT_FINALIZER, grant, |event| async {
         match event {
-            FinalizerEvent::Apply(g) => apply(&g, &ctx, &ended).await,
-            FinalizerEvent::Cleanup(g) => cleanup(&g, &ctx).await,
+            FinalizerEvent::Apply(g) => apply(&g, &ctx, started).await,
+            FinalizerEvent::Cleanup(g) => {
+                let action = cleanup(&g, &ctx).await?;
+                ctx.metrics.reconciled(KIND, "success", started);
+                Ok(action)
+            }
         }
     })
     .await
     .map_err(|e| ControllerError::Finalizer(e.to_string()));
-    let outcome = match &result {
-        Ok(_) => ended.get().copied().unwrap_or("success"),
-        Err(_) => "error",
-    };
-    ctx.metrics.reconciled(KIND, outcome, started);
+    if result.is_err() {
+        ctx.metrics.reconciled(KIND, "error", started);
+    }
     result
 }
 
@@ -90,10 +92,10 @@ struct Outcome {
 async fn apply(
     grant: &CrossAccountGrant,
     ctx: &Context,
-    ended: &OnceLock<&'static str>,
+    started: Instant,
 ) -> Result<Action, ControllerError> {
     if !ctx.accounts_synced() {
-        let _ = ended.set("waiting");
+        ctx.metrics.reconciled(KIND, "waiting", started);
         return Ok(Action::requeue(std::time::Duration::from_millis(500)));
     }
     let previous = grant.status.clone().unwrap_or_default();
@@ -134,12 +136,12 @@ async fn apply(
             Err(wait) => {
                 // Waiting for grants on its resource to get their finalizer, to be converged with
                 // them; its status is left as it is.
-                let _ = ended.set("waiting");
+                ctx.metrics.reconciled(KIND, "waiting", started);
                 return Ok(Action::requeue(wait));
             }
         },
     };
-    let _ = ended.set(grant_outcome(outcome.ready.status, &outcome.ready.reason));
+    let ended = grant_outcome(outcome.ready.status, &outcome.ready.reason);
     if outcome.ready.status == "False"
         && find(&previous.conditions, READY).is_none_or(|c| c.reason != outcome.ready.reason)
     {
@@ -170,6 +172,7 @@ async fn apply(
         status,
     )
     .await?;
+    ctx.metrics.reconciled(KIND, ended, started);
     Ok(outcome.action)
 }
 
