@@ -38,13 +38,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::Api;
-use kube::api::PostParams;
 use serde_json::{Value, json};
+use support::controller::{Harness, create};
 use support::fault_proxy::{Fault, FaultPlan, FaultProxy, Seen};
-use support::kube_api::{KubeEmulator, eventually, run_config};
+use support::fixtures::{AccountFixture, GrantFixture};
+use support::kube_api::eventually;
 use support::{Clients, DATA_ACCOUNT, DEV_ACCOUNT, Moto, accounts_yaml, clients, manifests};
-use tokio::sync::watch;
-use xacct::api::{AwsAccount, CrossAccountGrant, PolicyKind};
+use xacct::api::{CrossAccountGrant, PolicyKind};
 use xacct::aws::{AwsPolicies, CallOutcome, Connector, INLINE_POLICY_NAME};
 use xacct::engine::{AccountDirectory, Engine, EngineSettings, GrantInput, Operation, Report};
 use xacct::policy::{GrantOwner, PolicyDocument, Statement};
@@ -325,10 +325,11 @@ fn is_xacct(sid: Option<&str>) -> bool {
     sid.is_some_and(|s| s.starts_with("Xacct"))
 }
 
-fn grant(namespace: &str, name: &str, spec: &str) -> String {
-    format!(
-        "---\napiVersion: xacct.dev/v1alpha1\nkind: CrossAccountGrant\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n{spec}\n"
-    )
+/// `apps/reads-<bucket>`: read access to `bucket` for role/AppRole of the dev account.
+fn reads(bucket: &str) -> GrantFixture {
+    GrantFixture::new("apps", &format!("reads-{bucket}"))
+        .bucket(bucket)
+        .principals(&["role/AppRole"])
 }
 
 /// Three buckets, two repositories, two keys (one by alias) and a grantee role, each policy with a
@@ -344,64 +345,37 @@ async fn estate(world: &mut World) -> (AccountDirectory, Vec<GrantInput>) {
     let key = world.key(None).await;
     world.key(Some("alias/orders")).await;
     world.grantee_role("JobRole").await;
-    let dev = format!("{{accountId: \"{DEV_ACCOUNT}\", principals: [role/AppRole]}}");
-    let specs = [
-        (
-            "batch",
-            "job-reads-lake-a",
-            "  resource: {account: data-prod, kind: S3Bucket, name: lake-a}\n  grantee: {account: dev, principals: [role/JobRole]}\n  access: [read]".to_string(),
-        ),
-        (
-            "apps",
-            "app-writes-lake-a",
-            format!(
-                "  resource: {{account: data-prod, kind: S3Bucket, name: lake-a}}\n  grantee: {dev}\n  access: [readWrite]"
-            ),
-        ),
-        (
-            "apps",
-            "app-reads-lake-b",
-            format!(
-                "  resource: {{account: data-prod, kind: S3Bucket, name: lake-b, prefix: shared/}}\n  grantee: {dev}\n  access: [read]"
-            ),
-        ),
-        (
-            "apps",
-            "analyst-reads-lake-c",
-            format!(
-                "  resource: {{account: data-prod, kind: S3Bucket, name: lake-c}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [user/analyst]}}\n  access: [read]"
-            ),
-        ),
-        (
-            "ci",
-            "build-pushes-trainer",
-            format!(
-                "  resource: {{account: data-prod, kind: EcrRepository, name: ml/trainer}}\n  grantee: {dev}\n  access: [push]"
-            ),
-        ),
-        (
-            "batch",
-            "job-pulls-scorer",
-            "  resource: {account: data-prod, kind: EcrRepository, name: ml/scorer}\n  grantee: {account: dev, principals: [role/JobRole]}\n  access: [pull]".to_string(),
-        ),
-        (
-            "apps",
-            "app-decrypts",
-            format!(
-                "  resource: {{account: data-prod, kind: KmsKey, name: {key}}}\n  grantee: {dev}\n  access: [decrypt]"
-            ),
-        ),
-        (
-            "apps",
-            "app-encrypts-orders",
-            format!(
-                "  resource: {{account: data-prod, kind: KmsKey, name: alias/orders}}\n  grantee: {dev}\n  access: [encrypt]"
-            ),
-        ),
+    let app = |namespace: &str, name: &str| {
+        GrantFixture::new(namespace, name).principals(&["role/AppRole"])
+    };
+    let job = |name: &str| GrantFixture::new("batch", name).manage("dev", &["role/JobRole"]);
+    let grants = [
+        job("job-reads-lake-a").bucket("lake-a"),
+        app("apps", "app-writes-lake-a")
+            .bucket("lake-a")
+            .access(&["readWrite"]),
+        app("apps", "app-reads-lake-b")
+            .bucket("lake-b")
+            .prefix("shared/"),
+        GrantFixture::new("apps", "analyst-reads-lake-c")
+            .bucket("lake-c")
+            .principals(&["user/analyst"]),
+        app("ci", "build-pushes-trainer")
+            .resource("EcrRepository", "ml/trainer")
+            .access(&["push"]),
+        job("job-pulls-scorer")
+            .resource("EcrRepository", "ml/scorer")
+            .access(&["pull"]),
+        app("apps", "app-decrypts")
+            .resource("KmsKey", &key)
+            .access(&["decrypt"]),
+        app("apps", "app-encrypts-orders")
+            .resource("KmsKey", "alias/orders")
+            .access(&["encrypt"]),
     ];
     let mut yaml = accounts_yaml();
-    for (namespace, name, spec) in &specs {
-        yaml.push_str(&grant(namespace, name, spec));
+    for grant in &grants {
+        yaml.push_str(&grant.yaml());
     }
     manifests(&yaml)
 }
@@ -424,7 +398,8 @@ async fn converge(
         for target in &report.targets {
             if let Some(error) = &target.error {
                 assert!(
-                    error.transient && matches!(error.reason.as_str(), "Throttled" | "AwsUnavailable"),
+                    error.transient
+                        && matches!(error.reason.as_str(), "Throttled" | "AwsUnavailable"),
                     "run {run}: only faults fail a target: {} {error:?}",
                     target.arn
                 );
@@ -549,22 +524,14 @@ async fn retries_are_bounded_and_back_off_with_jitter() {
     let key_ids = [world.key(None).await, world.key(None).await];
     let mut yaml = accounts_yaml();
     for bucket in buckets {
-        yaml.push_str(&grant(
-            "apps",
-            &format!("reads-{bucket}"),
-            &format!(
-                "  resource: {{account: data-prod, kind: S3Bucket, name: {bucket}}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/AppRole]}}\n  access: [read]"
-            ),
-        ));
+        yaml.push_str(&reads(bucket).yaml());
     }
     for (i, key) in key_ids.iter().enumerate() {
-        yaml.push_str(&grant(
-            "apps",
-            &format!("decrypts-{i}"),
-            &format!(
-                "  resource: {{account: data-prod, kind: KmsKey, name: {key}}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/AppRole]}}\n  access: [decrypt]"
-            ),
-        ));
+        let decrypts = GrantFixture::new("apps", &format!("decrypts-{i}"))
+            .resource("KmsKey", key)
+            .principals(&["role/AppRole"])
+            .access(&["decrypt"]);
+        yaml.push_str(&decrypts.yaml());
     }
     let (accounts, grants) = manifests(&yaml);
     let engine = world.engine();
@@ -833,10 +800,6 @@ async fn the_controller_converges_under_faults_and_keeps_foreign_statements() {
     for bucket in buckets {
         world.bucket(bucket).await;
     }
-    let kube = KubeEmulator::start();
-    let client = kube.client();
-    let config = run_config(Duration::from_secs(2));
-    let metrics_url = format!("http://{}/metrics", config.metrics_addr);
     world.proxy.set_plan(FaultPlan::new(
         seed(31),
         0.3,
@@ -848,27 +811,15 @@ async fn the_controller_converges_under_faults_and_keeps_foreign_statements() {
             Fault::DropAfterForward,
         ],
     ));
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(xacct::controller::run_with(
-        client.clone(),
-        world.tool.clone(),
-        config,
-        stop.clone(),
-        stop_rx,
-    ));
-    create_account(&client).await;
-    let grants: Api<CrossAccountGrant> = Api::namespaced(client.clone(), "apps");
+    let h = Harness::builder()
+        .through(world.moto.options(), world.tool.clone())
+        .start()
+        .await;
+    let metrics_url = h.metrics_url.clone();
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
+    let grants = h.grants("apps");
     for bucket in buckets {
-        let grant: CrossAccountGrant = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1",
-            "kind": "CrossAccountGrant", "metadata": {"name": format!("reads-{bucket}"), "namespace": "apps"},
-            "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": bucket},
-                     "grantee": {"accountId": DEV_ACCOUNT, "principals": ["role/AppRole"]},
-                     "access": ["read"]}}))
-        .expect("a grant");
-        grants
-            .create(&PostParams::default(), &grant)
-            .await
-            .expect("create grant");
+        create(&grants, &reads(bucket).build()).await;
     }
 
     // Phase 1, 30% of the S3 requests failing in every way: until both grants are Ready, the
@@ -906,12 +857,7 @@ async fn the_controller_converges_under_faults_and_keeps_foreign_statements() {
     let recovered = Instant::now();
     all_ready(&world, &grants, &buckets, &failures).await;
     let recovered_after = recovered.elapsed();
-    let _ = stop.send(true);
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("controller stops")
-        .expect("task")
-        .expect("controller ran");
+    h.finish().await;
 
     for status in &ready {
         for target in &status.targets {
@@ -1047,38 +993,25 @@ async fn a_policy_refused_for_one_grant_fails_that_grant_and_not_the_others_in_i
     let mut world = World::start().await;
     world.bucket("lake").await;
     world.proxy.refuse_policies_naming("role/Ghost");
-    let kube = KubeEmulator::start();
-    let client = kube.client();
-    create_account(&client).await;
+    let mut h = Harness::builder()
+        .through(world.moto.options(), world.tool.clone())
+        .resync(Duration::from_secs(30))
+        .prepare()
+        .await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
     // Created before the controller starts, so that its first run on the bucket has them all.
-    let grants: Api<CrossAccountGrant> = Api::namespaced(client.clone(), "apps");
+    let grants = h.grants("apps");
     let names = ["reader-a", "ghost", "reader-b", "reader-c"];
     for name in names {
-        let principal = if name == "ghost" {
-            "role/Ghost".to_string()
+        let grant = GrantFixture::new("apps", name).bucket("lake");
+        let grant = if name == "ghost" {
+            grant.principals(&["role/Ghost"])
         } else {
-            format!("role/{name}")
+            grant
         };
-        let grant: CrossAccountGrant =
-            serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1",
-            "kind": "CrossAccountGrant", "metadata": {"name": name, "namespace": "apps"},
-            "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "lake"},
-                     "grantee": {"accountId": DEV_ACCOUNT, "principals": [principal]},
-                     "access": ["read"]}}))
-            .expect("a grant");
-        grants
-            .create(&PostParams::default(), &grant)
-            .await
-            .expect("create grant");
+        create(&grants, &grant.build()).await;
     }
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(xacct::controller::run_with(
-        client.clone(),
-        world.tool.clone(),
-        run_config(Duration::from_secs(30)),
-        stop.clone(),
-        stop_rx,
-    ));
+    h.run();
     let ready = |name: &'static str| {
         let grants = grants.clone();
         async move {
@@ -1112,7 +1045,8 @@ async fn a_policy_refused_for_one_grant_fails_that_grant_and_not_the_others_in_i
         "a document with the ghost and the readers was refused"
     );
     // The readers were never reported refused: only the ghost was.
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "apps");
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(h.client.clone(), "apps");
     let refused: BTreeSet<String> = events
         .list(&Default::default())
         .await
@@ -1138,12 +1072,7 @@ async fn a_policy_refused_for_one_grant_fails_that_grant_and_not_the_others_in_i
         assert_eq!(held, want, "{name}: {policy}");
     }
     world.assert_foreign_intact("at the end").await;
-    let _ = stop.send(true);
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("controller stops")
-        .expect("task")
-        .expect("controller ran");
+    h.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1158,13 +1087,7 @@ async fn a_call_that_never_answers_times_out_and_is_retried() {
     );
     world.bucket("lake-a").await;
     let mut yaml = accounts_yaml();
-    yaml.push_str(&grant(
-        "apps",
-        "reads-lake-a",
-        &format!(
-            "  resource: {{account: data-prod, kind: S3Bucket, name: lake-a}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/AppRole]}}\n  access: [read]"
-        ),
-    ));
+    yaml.push_str(&reads("lake-a").yaml());
     let (accounts, grants) = manifests(&yaml);
     world
         .proxy
@@ -1210,17 +1133,4 @@ async fn a_call_that_never_answers_times_out_and_is_retried() {
     assert_eq!(runs, 1);
     assert!(report.grants[0].ready().is_some_and(|c| c.status == "True"));
     world.assert_foreign_intact("after the stall").await;
-}
-
-/// Creates the AwsAccount data-prod (every namespace allowed) in the kube emulator.
-async fn create_account(client: &kube::Client) {
-    let account: AwsAccount = serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1",
-        "kind": "AwsAccount", "metadata": {"name": "data-prod"},
-        "spec": {"accountId": DATA_ACCOUNT, "region": "us-east-1", "allowedNamespaces": ["*"],
-                 "assumeRole": {"roleArn": format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager")}}}))
-    .expect("an AwsAccount");
-    Api::<AwsAccount>::all(client.clone())
-        .create(&PostParams::default(), &account)
-        .await
-        .expect("create account");
 }
