@@ -8,17 +8,15 @@ mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use kube::api::{Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::Api;
 use serde_json::{Value, json};
-use support::kube_api::{KubeEmulator, eventually, run_config};
+use support::controller::{Harness, create, merge_spec};
+use support::fixtures::{AccountFixture, GrantFixture, ShareFixture};
+use support::kube_api::eventually;
 use support::process::{python, root};
-use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients};
-use tokio::sync::watch;
-use xacct::api::{AwsAccount, CrossAccountGrant, SnapshotShare};
-use xacct::controller::run_with;
+use support::{DATA_ACCOUNT, DEV_ACCOUNT};
+use xacct::api::SnapshotShare;
 
 const GRANT: &str = "deploy/argocd/health-crossaccountgrant.lua";
 const ACCOUNT: &str = "deploy/argocd/health-awsaccount.lua";
@@ -123,29 +121,6 @@ fn ready_reason(object: &Value) -> Option<(String, String)> {
         })
 }
 
-async fn create<K>(api: &Api<K>, value: Value)
-where
-    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let obj: K = serde_json::from_value(value).unwrap();
-    api.create(&PostParams::default(), &obj)
-        .await
-        .expect("create");
-}
-
-async fn merge_spec<K>(api: &Api<K>, name: &str, spec: Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": spec})),
-    )
-    .await
-    .expect("patch spec");
-}
-
 /// Waits until `name`'s object, as JSON, satisfies `done`; returns it.
 async fn wait<K>(api: &Api<K>, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value
 where
@@ -165,94 +140,59 @@ fn ready_is(status: &'static str, reasons: &'static [&'static str]) -> impl Fn(&
     }
 }
 
-fn grant(name: &str, account: &str, bucket: &str, extra: Value) -> Value {
-    let mut spec = json!({"resource": {"account": account, "kind": "S3Bucket", "name": bucket},
-                          "grantee": {"accountId": DEV_ACCOUNT, "principals": [format!("role/{name}")]},
-                          "access": ["read"]});
-    if let (Value::Object(spec), Value::Object(extra)) = (&mut spec, extra) {
-        spec.extend(extra);
-    }
-    let namespace = if name == "forbidden" {
-        "other"
-    } else {
-        "batch"
-    };
-    json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
-           "metadata": {"name": name, "namespace": namespace}, "spec": spec})
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_of_what_the_controller_writes() {
-    let moto = Moto::start();
-    let kube = KubeEmulator::start();
-    let connector = moto.connector().await;
-    let s3 = clients(&connector, DATA_ACCOUNT).await.s3;
-    for bucket in ["lake", "observed", "drifting"] {
-        s3.create_bucket().bucket(bucket).send().await.unwrap();
-    }
-    let config = connector
+    let mut h = Harness::builder()
+        .bare_bucket("lake")
+        .bare_bucket("observed")
+        .bare_bucket("drifting")
+        .prepare()
+        .await;
+    let config = h
+        .connector
         .session(&support::access("setup", DATA_ACCOUNT))
         .await
         .unwrap();
-    let rds = connector.rds_client(&config, "us-east-1");
+    let rds = h.connector.rds_client(&config, "us-east-1");
     support::db_instance(&rds, "orders", None, Some("orders-1")).await;
+    h.run();
 
-    let client: Client = kube.client();
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(run_with(
-        client.clone(),
-        connector.clone(),
-        run_config(Duration::from_secs(2)),
-        stop.clone(),
-        stop_rx,
-    ));
-    let accounts: Api<AwsAccount> = Api::all(client.clone());
-    let grants: Api<CrossAccountGrant> = Api::namespaced(client.clone(), "batch");
-    let forbidden: Api<CrossAccountGrant> = Api::namespaced(client.clone(), "other");
-    let shares: Api<SnapshotShare> = Api::namespaced(client.clone(), "batch");
-    let role = |id: &str| json!({"roleArn": format!("arn:aws:iam::{id}:role/xacct-manager")});
+    let accounts = h.accounts();
+    let grants = h.grants("batch");
+    let forbidden = h.grants("other");
+    let shares: Api<SnapshotShare> = Api::namespaced(h.client.clone(), "batch");
 
-    create(&accounts, json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount", "metadata": {"name": "data-prod"},
-        "spec": {"accountId": DATA_ACCOUNT, "region": "us-east-1", "allowedNamespaces": ["batch"], "assumeRole": role(DATA_ACCOUNT)}})).await;
+    create(
+        &accounts,
+        &AccountFixture::data_prod().allowed(&["batch"]).build(),
+    )
+    .await;
     // Its external id Secret does not exist: AssumeRoleFailed.
-    let mut locked_role = role(DEV_ACCOUNT);
-    locked_role["externalIdSecretRef"] = json!({"name": "absent", "key": "externalId"});
-    create(&accounts, json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount", "metadata": {"name": "locked"},
-        "spec": {"accountId": DEV_ACCOUNT, "region": "us-east-1", "allowedNamespaces": ["batch"], "assumeRole": locked_role}})).await;
+    let locked = AccountFixture::new("locked", DEV_ACCOUNT)
+        .allowed(&["batch"])
+        .external_id_secret("absent", "externalId");
+    create(&accounts, &locked.build()).await;
 
-    create(&grants, grant("converged", "data-prod", "lake", json!({}))).await;
+    let grant = |name: &str| GrantFixture::new("batch", name);
+    create(&grants, &grant("converged").bucket("lake").build()).await;
+    create(&grants, &grant("missing").bucket("no-such-bucket").build()).await;
+    create(&grants, &grant("waiting").account("locked").build()).await;
     create(
         &grants,
-        grant("missing", "data-prod", "no-such-bucket", json!({})),
+        &grant("observing").bucket("observed").observe().build(),
     )
     .await;
-    create(&grants, grant("waiting", "locked", "lake", json!({}))).await;
-    create(
-        &grants,
-        grant(
-            "observing",
-            "data-prod",
-            "observed",
-            json!({"mode": "Observe"}),
-        ),
-    )
-    .await;
-    create(
-        &grants,
-        grant("drifting", "data-prod", "drifting", json!({})),
-    )
-    .await;
+    create(&grants, &grant("drifting").bucket("drifting").build()).await;
     create(
         &forbidden,
-        grant("forbidden", "data-prod", "lake", json!({})),
+        &GrantFixture::new("other", "forbidden")
+            .bucket("lake")
+            .build(),
     )
     .await;
-    create(&shares, json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "SnapshotShare",
-        "metadata": {"name": "orders", "namespace": "batch"},
-        "spec": {"source": {"account": "data-prod", "dbSnapshotIdentifier": "orders-1"}, "targets": [{"accountId": DEV_ACCOUNT}]}})).await;
-    create(&shares, json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "SnapshotShare",
-        "metadata": {"name": "no-snapshot", "namespace": "batch"},
-        "spec": {"source": {"account": "data-prod", "dbSnapshotIdentifier": "no-such-snapshot"}, "targets": [{"accountId": DEV_ACCOUNT}]}})).await;
+    create(&shares, &ShareFixture::new("batch", "orders").build()).await;
+    let absent = ShareFixture::new("batch", "no-snapshot").snapshot("no-such-snapshot");
+    create(&shares, &absent.build()).await;
 
     // Observe after Enforce: converged, then someone takes the statements out (drift).
     wait(
@@ -270,7 +210,7 @@ async fn the_health_of_what_the_controller_writes() {
         ready_is("True", &["Converged"]),
     )
     .await;
-    s3.delete_bucket_policy()
+    h.s3.delete_bucket_policy()
         .bucket("drifting")
         .send()
         .await
@@ -352,12 +292,7 @@ async fn the_health_of_what_the_controller_writes() {
     .await;
 
     // Edits the controller has not seen yet: stop it, then change the specs.
-    let _ = stop.send(true);
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("controller stops")
-        .expect("task")
-        .expect("controller ran");
+    h.stop().await;
     merge_spec(&grants, "converged", json!({"access": ["readWrite"]})).await;
     merge_spec(
         &accounts,
