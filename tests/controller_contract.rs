@@ -15,7 +15,8 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
-use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients};
+use support::fixtures::{AccountFixture, GrantFixture};
+use support::{DATA_ACCOUNT, Moto, clients};
 use tower_test::mock::{self, Handle};
 use xacct::api::{AwsAccount, CrossAccountGrant};
 use xacct::aws::AwsPolicies;
@@ -27,28 +28,28 @@ type ApiHandle = Handle<Request<Body>, Response<Body>>;
 
 const NOW: i64 = 1_800_000_000;
 
+/// data-prod as the controller's cache holds it once verified: grants from `batch` only.
 fn account() -> AwsAccount {
-    serde_json::from_value(json!({
-        "apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount", "metadata": {"name": "data-prod", "generation": 1},
-        "spec": {"accountId": DATA_ACCOUNT, "assumeRole": {"roleArn": format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager")}, "allowedNamespaces": ["batch"]},
-        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Verified", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
-    }))
-    .unwrap()
+    AccountFixture::data_prod()
+        .no_region()
+        .allowed(&["batch"])
+        .verified()
+        .build()
 }
 
-fn grant(finalized: bool, principals: Value) -> CrossAccountGrant {
-    let finalizers = if finalized {
-        json!(["xacct.dev/revoke"])
+/// The grant `batch/reads` on the bucket `lake` as the API server serves it, with xacct's
+/// finalizer when `finalized`.
+fn grant(finalized: bool, principals: &[&str]) -> CrossAccountGrant {
+    let finalizers: &[&str] = if finalized {
+        &["xacct.dev/revoke"]
     } else {
-        json!([])
+        &[]
     };
-    serde_json::from_value(json!({
-        "apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
-        "metadata": {"name": "reads", "namespace": "batch", "uid": "u-1", "generation": 1, "resourceVersion": "10", "finalizers": finalizers},
-        "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "lake"},
-                 "grantee": {"accountId": DEV_ACCOUNT, "principals": principals}, "access": ["read"]}
-    }))
-    .unwrap()
+    GrantFixture::new("batch", "reads")
+        .bucket("lake")
+        .principals(principals)
+        .metadata(json!({"uid": "u-1", "generation": 1, "resourceVersion": "10", "finalizers": finalizers}))
+        .build()
 }
 
 async fn context(moto: &Moto) -> (Arc<Context>, ApiHandle) {
@@ -157,7 +158,7 @@ async fn the_finalizer_is_added_before_any_aws_call() {
     let moto = Moto::start();
     let (ctx, mut handle) = context(&moto).await;
     let reconcile = tokio::spawn(grant::reconcile(
-        Arc::new(grant(false, json!(["role/JobRole"]))),
+        Arc::new(grant(false, &["role/JobRole"])),
         ctx.clone(),
     ));
 
@@ -179,7 +180,7 @@ async fn the_finalizer_is_added_before_any_aws_call() {
     );
     respond(
         send,
-        &serde_json::to_value(grant(true, json!(["role/JobRole"]))).unwrap(),
+        &serde_json::to_value(grant(true, &["role/JobRole"])).unwrap(),
     );
 
     let action = reconcile.await.unwrap().expect("reconcile succeeds");
@@ -206,7 +207,7 @@ async fn a_converged_grant_publishes_applied_and_writes_its_status_by_server_sid
         .unwrap();
     let (ctx, mut handle) = context(&moto).await;
     let reconcile = tokio::spawn(grant::reconcile(
-        Arc::new(grant(true, json!(["role/JobRole"]))),
+        Arc::new(grant(true, &["role/JobRole"])),
         ctx.clone(),
     ));
 
@@ -268,7 +269,7 @@ async fn a_converged_grant_publishes_applied_and_writes_its_status_by_server_sid
     assert_eq!(status["targets"][0]["lastApplied"], "2027-01-15T08:00:00Z");
     respond(
         send,
-        &json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant", "metadata": {"name": "reads", "namespace": "batch"}, "spec": grant(true, json!([])).spec, "status": status}),
+        &json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant", "metadata": {"name": "reads", "namespace": "batch"}, "spec": grant(true, &[]).spec, "status": status}),
     );
 
     let action = reconcile.await.unwrap().expect("reconcile succeeds");
@@ -288,7 +289,7 @@ async fn an_invalid_spec_makes_no_aws_call_warns_and_waits_for_the_resync() {
     let (ctx, mut handle) = context(&moto).await;
     let reconcile = tokio::spawn(grant::reconcile(
         // A principal in another account than the grantee's.
-        Arc::new(grant(true, json!(["arn:aws:iam::333333333333:role/X"]))),
+        Arc::new(grant(true, &["arn:aws:iam::333333333333:role/X"])),
         ctx.clone(),
     ));
 
@@ -317,7 +318,7 @@ async fn an_invalid_spec_makes_no_aws_call_warns_and_waits_for_the_resync() {
     assert_eq!(patch["status"]["conditions"][0]["status"], "False");
     respond(
         send,
-        &json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant", "metadata": {"name": "reads", "namespace": "batch"}, "spec": grant(true, json!([])).spec}),
+        &json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant", "metadata": {"name": "reads", "namespace": "batch"}, "spec": grant(true, &[]).spec}),
     );
 
     let action = reconcile.await.unwrap().expect("reconcile succeeds");
@@ -436,7 +437,7 @@ async fn a_grant_whose_account_is_not_ready_looks_again_soon_with_backoff() {
     let mut delays = Vec::new();
     for _ in 0..2 {
         let reconcile = tokio::spawn(grant::reconcile(
-            Arc::new(grant(true, json!(["role/JobRole"]))),
+            Arc::new(grant(true, &["role/JobRole"])),
             ctx.clone(),
         ));
         // Answer whatever it asks (its event, its status) with the grant, until it is done.
@@ -447,7 +448,7 @@ async fn a_grant_whose_account_is_not_ready_looks_again_soon_with_backoff() {
                 if let Some(reason) = value["status"]["conditions"][0]["reason"].as_str() {
                     assert_eq!(reason, "AccountNotReady");
                 }
-                respond(send, &serde_json::to_value(grant(true, json!([]))).unwrap());
+                respond(send, &serde_json::to_value(grant(true, &[])).unwrap());
             }
         };
         let action = tokio::select! {
