@@ -1196,3 +1196,49 @@ async fn events_name_each_written_policy_once_and_drift_names_only_what_was_rest
     );
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_resync_writes_neither_aws_nor_status() {
+    let resync = Duration::from_secs(2);
+    let h = Harness::builder()
+        .bucket("lake")
+        .resync(resync)
+        .start()
+        .await;
+    create(
+        &h.accounts(),
+        &AccountFixture::data_prod().allowed(&["batch"]).build(),
+    )
+    .await;
+    let names: Vec<String> = (0..6).map(|i| format!("steady-{i}")).collect();
+    for name in &names {
+        create(
+            &h.grants("batch"),
+            &GrantFixture::new("batch", name).bucket("lake").build(),
+        )
+        .await;
+    }
+    for name in &names {
+        h.wait_ready("batch", name, "True", "Converged").await;
+    }
+    // Every grant has seen a resync since it converged: what follows is the steady state.
+    tokio::time::sleep(resync * 2).await;
+    let versions = || async {
+        let mut versions = Vec::new();
+        for name in &names {
+            let grant = h.grants("batch").get(name).await.expect("grant");
+            versions.push(grant.metadata.resource_version.unwrap_or_default());
+        }
+        versions
+    };
+    let before = versions().await;
+    let writes = h.writes();
+    tokio::time::sleep(resync * 3).await; // three resync periods
+    assert_eq!(h.writes(), writes, "no AWS write while nothing changes");
+    assert_eq!(
+        versions().await,
+        before,
+        "no status write (a status write bumps the resourceVersion) while nothing changes"
+    );
+    h.finish().await;
+}
