@@ -9,9 +9,10 @@ use std::time::Duration;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
+use support::fixtures::{AccountFixture, GrantFixture};
 use support::kube_api::{KubeEmulator, eventually, free_port};
 use support::process::http_get;
-use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, sids};
+use support::{DATA_ACCOUNT, Moto, clients, sids};
 use xacct::api::{AwsAccount, CrossAccountGrant};
 
 const BUCKET: &str = "e2e-lake";
@@ -65,21 +66,14 @@ impl Drop for Controller {
 }
 
 fn account() -> AwsAccount {
-    serde_json::from_value(json!({
-        "apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount", "metadata": {"name": "data-prod"},
-        "spec": {"accountId": DATA_ACCOUNT, "assumeRole": {"roleArn": format!("arn:aws:iam::{DATA_ACCOUNT}:role/xacct-manager")},
-                 "region": "us-east-1", "allowedNamespaces": ["batch"]}
-    }))
-    .unwrap()
+    AccountFixture::data_prod().allowed(&["batch"]).build()
 }
 
 fn grant() -> CrossAccountGrant {
-    serde_json::from_value(json!({
-        "apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant", "metadata": {"name": "reads-lake", "namespace": "batch"},
-        "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": BUCKET},
-                 "grantee": {"accountId": DEV_ACCOUNT, "principals": ["role/BatchJobRole"]}, "access": ["read"]}
-    }))
-    .unwrap()
+    GrantFixture::new("batch", "reads-lake")
+        .bucket(BUCKET)
+        .principals(&["role/BatchJobRole"])
+        .build()
 }
 
 fn foreign() -> Value {
