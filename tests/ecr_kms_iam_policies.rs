@@ -7,6 +7,7 @@ mod support;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use support::fixtures::grant_yaml;
 use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, accounts_yaml, clients, manifests, sids};
 use xacct::aws::AwsPolicies;
 use xacct::engine::{Engine, EngineSettings, Operation};
@@ -14,12 +15,6 @@ use xacct::policy::{PolicyDocument, Statement};
 
 fn engine(connector: &Arc<xacct::aws::Connector>, settings: EngineSettings) -> Engine {
     Engine::new(Arc::new(AwsPolicies::new(connector.clone())), settings)
-}
-
-fn grant(namespace: &str, name: &str, spec: &str) -> String {
-    format!(
-        "---\napiVersion: xacct.dev/v1alpha1\nkind: CrossAccountGrant\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n{spec}\n"
-    )
 }
 
 fn contains(policy: &str, wanted: &Value) -> bool {
@@ -67,14 +62,14 @@ async fn ecr_repository_pushed_by_another_accounts_build_and_pulled_by_a_user() 
     let yaml = format!(
         "{}{}{}",
         accounts_yaml(),
-        grant(
+        grant_yaml(
             "ci",
             "build-pushes-trainer",
             &format!(
                 "  resource: {{account: data-prod, kind: EcrRepository, name: ml/trainer}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/CodeBuildRole]}}\n  access: [push]"
             )
         ),
-        grant(
+        grant_yaml(
             "ml",
             "analyst-pulls-trainer",
             &format!(
@@ -187,12 +182,12 @@ async fn kms_key_used_across_accounts_by_alias_and_by_id_in_one_policy() {
     let yaml = format!(
         "{}{}{}",
         accounts_yaml(),
-        grant(
+        grant_yaml(
             "batch",
             "job-decrypts-lake",
             "  resource: {account: data-prod, kind: KmsKey, name: alias/lake}\n  grantee: {account: dev, principals: [role/BatchJobRole]}\n  granteeSide: None\n  access: [decrypt]"
         ),
-        grant(
+        grant_yaml(
             "data",
             "rds-copies",
             &format!(
@@ -272,7 +267,7 @@ async fn switch_role_trust_policy_with_external_id_keeps_the_service_trust() {
     let yaml = format!(
         "{}{}",
         accounts_yaml(),
-        grant(
+        grant_yaml(
             "ops",
             "oncall-switches-role",
             &format!(
@@ -345,7 +340,7 @@ async fn a_trust_policy_over_its_quota_is_refused_before_any_write() {
     let yaml = format!(
         "{}{}",
         accounts_yaml(),
-        grant(
+        grant_yaml(
             "ops",
             "many",
             &format!(

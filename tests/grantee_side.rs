@@ -16,6 +16,7 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionRule,
 };
 use serde_json::{Value, json};
+use support::fixtures::grant_yaml;
 use support::{
     DATA_ACCOUNT, DEV_ACCOUNT, Moto, accounts_yaml, clients, create_endpoint, create_role,
     manifests, role_policy,
@@ -29,12 +30,6 @@ fn engine(connector: &Arc<Connector>) -> Engine {
     Engine::new(
         Arc::new(AwsPolicies::new(connector.clone())),
         EngineSettings::default(),
-    )
-}
-
-fn grant(namespace: &str, name: &str, spec: &str) -> String {
-    format!(
-        "---\napiVersion: xacct.dev/v1alpha1\nkind: CrossAccountGrant\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n{spec}\n"
     )
 }
 
@@ -172,12 +167,12 @@ async fn batch_job_roles_read_s3_and_pull_ecr_across_accounts_on_both_sides() {
     let yaml = format!(
         "{}{}{}",
         accounts_yaml(),
-        grant(
+        grant_yaml(
             "batch",
             "job-reads-lake",
             "  resource: {account: data-prod, kind: S3Bucket, name: lake}\n  grantee: {account: dev, principals: [role/BatchJobRole]}\n  access: [read]"
         ),
-        grant(
+        grant_yaml(
             "batch",
             "pulls-trainer",
             "  resource: {account: data-prod, kind: EcrRepository, name: ml/trainer}\n  grantee: {account: dev, principals: [role/BatchExecutionRole, instanceProfile/ecsInstanceProfile, user/analyst]}\n  access: [pull]"
@@ -364,12 +359,12 @@ async fn a_missing_grantee_role_fails_the_grant_and_writes_nothing_on_either_sid
         "{}{}{}",
         accounts_yaml(),
         // One principal exists, the other does not: nothing is written for this grant anywhere.
-        grant(
+        grant_yaml(
             "batch",
             "typo",
             "  resource: {account: data-prod, kind: S3Bucket, name: lake}\n  grantee: {account: dev, principals: [role/Reader, role/Nope]}\n  access: [read]"
         ),
-        grant(
+        grant_yaml(
             "batch",
             "fine",
             "  resource: {account: data-prod, kind: S3Bucket, name: lake, prefix: fine/}\n  grantee: {account: dev, principals: [role/Reader]}\n  access: [read]"
@@ -447,12 +442,12 @@ async fn switch_role_with_both_sides_and_the_inline_quota() {
     let yaml = format!(
         "{}{}{}",
         accounts_yaml(),
-        grant(
+        grant_yaml(
             "ops",
             "oncall",
             "  resource: {account: data-prod, kind: IamRole, name: SharedReadOnly}\n  grantee: {account: dev, principals: [role/OnCall]}\n  access: [assume]\n  externalId: ops-2026"
         ),
-        grant(
+        grant_yaml(
             "ops",
             "crowded",
             "  resource: {account: data-prod, kind: IamRole, name: SharedReadOnly}\n  grantee: {account: dev, principals: [role/Crowded]}\n  access: [assume]"
@@ -515,19 +510,19 @@ async fn sagemaker_endpoint_invoked_through_a_role_xacct_creates_and_deletes() {
     assert!(endpoint.ends_with(":endpoint/churn"), "{endpoint}");
     let app = create_role(&dev.iam, "AppRole", "lambda.amazonaws.com").await;
 
-    let app_grant = grant(
+    let app_grant = grant_yaml(
         "ml",
         "app-invokes-churn",
         "  resource: {account: data-prod, kind: SageMakerEndpoint, name: churn}\n  grantee: {account: dev, principals: [role/AppRole]}\n  access: [invoke]\n  externalId: churn-2026",
     );
-    let batch_grant = grant(
+    let batch_grant = grant_yaml(
         "ml",
         "scoring-invokes-churn",
         &format!(
             "  resource: {{account: data-prod, kind: SageMakerEndpoint, name: churn}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/Scoring]}}\n  actions: [\"sagemaker:InvokeEndpoint\"]"
         ),
     );
-    let missing = grant(
+    let missing = grant_yaml(
         "ml",
         "no-such-endpoint",
         "  resource: {account: data-prod, kind: SageMakerEndpoint, name: gone}\n  grantee: {account: dev, principals: [role/AppRole]}\n  access: [invoke]",
@@ -679,7 +674,7 @@ async fn a_role_xacct_created_is_handed_over_when_someone_attached_a_policy_to_i
     let yaml = format!(
         "{}{}",
         accounts_yaml(),
-        grant(
+        grant_yaml(
             "ml",
             "fraud",
             &format!(

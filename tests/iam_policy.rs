@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use regex::Regex;
 use serde_json::{Value, json};
+use support::fixtures::grant_yaml;
 use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, access, accounts_yaml, clients, manifests};
 use xacct::aws::{ApiCall, AwsPolicies, AwsSnapshots};
 use xacct::engine::{Engine, EngineSettings, Operation, ShareInput, ShareReport};
@@ -390,12 +391,6 @@ fn trust_allows(policy: &Value, principal: &str, external_id: Option<&str>) -> b
     })
 }
 
-fn grant(namespace: &str, name: &str, spec: &str) -> String {
-    format!(
-        "---\napiVersion: xacct.dev/v1alpha1\nkind: CrossAccountGrant\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n{spec}\n"
-    )
-}
-
 /// Runs a grant through everything the controller and the CLI do with it: the account check,
 /// plan, apply, a second apply (converged: reads only), plan of a delete, and delete. Returns
 /// every AWS call made, on a connector of its own so that nothing else is counted.
@@ -469,7 +464,7 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
     let kinds = [
         (
             "s3",
-            grant(
+            grant_yaml(
                 "batch",
                 "job-reads-lake",
                 &format!(
@@ -480,7 +475,7 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
         ),
         (
             "ecr",
-            grant(
+            grant_yaml(
                 "ci",
                 "execution-role-pulls-app",
                 &format!(
@@ -491,7 +486,7 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
         ),
         (
             "kms",
-            grant(
+            grant_yaml(
                 "batch",
                 "job-decrypts-lake",
                 "  resource: {account: data-prod, kind: KmsKey, name: alias/iam-policy-lake}\n  grantee: {account: dev, principals: [role/BatchJobRole]}\n  granteeSide: None\n  access: [decrypt]",
@@ -500,7 +495,7 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
         ),
         (
             "iam",
-            grant(
+            grant_yaml(
                 "ops",
                 "oncall-switches-role",
                 &format!(
@@ -617,7 +612,7 @@ async fn sagemaker_flow(moto: &Moto) -> Flow {
     );
     let calls = exercise(
         moto,
-        &grant(
+        &grant_yaml(
             "ml",
             "app-invokes-churn",
             &format!(
@@ -702,7 +697,7 @@ async fn grantee_side_flow(moto: &Moto) -> Flow {
         .unwrap();
     let calls = exercise(
         moto,
-        &grant(
+        &grant_yaml(
             "batch",
             "secure-lake-readers",
             "  resource: {account: data-prod, kind: S3Bucket, name: iam-policy-secure}\n  grantee: {account: dev, principals: [role/IamPolicyJobRole, user/iam-policy-analyst, instanceProfile/IamPolicyProfile]}\n  access: [read]",
@@ -749,19 +744,19 @@ async fn gc_flow(moto: &Moto) -> Flow {
     support::create_endpoint(&setup, DATA_ACCOUNT, "iam-policy-gc").await;
     let grants = format!(
         "{}{}{}{}",
-        grant(
+        grant_yaml(
             "gc",
             "bucket",
             "  resource: {account: data-prod, kind: S3Bucket, name: iam-policy-gc}\n  grantee: {account: dev, principals: [role/IamPolicyGcRole]}\n  access: [read]"
         ),
-        grant(
+        grant_yaml(
             "gc",
             "repository",
             &format!(
                 "  resource: {{account: data-prod, kind: EcrRepository, name: gc/app}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\"}}\n  access: [pull]"
             )
         ),
-        grant(
+        grant_yaml(
             "gc",
             "key",
             &format!(
@@ -769,7 +764,7 @@ async fn gc_flow(moto: &Moto) -> Flow {
                 key.key_id()
             )
         ),
-        grant(
+        grant_yaml(
             "gc",
             "endpoint",
             &format!(
