@@ -12,6 +12,8 @@ use std::path::Path;
 use std::process::Command;
 
 use regex::Regex;
+use serde_json::json;
+use support::fixtures::GrantFixture;
 use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, accounts_yaml, clients};
 
 fn xacct(moto: &Moto, args: &[&str]) -> (Option<i32>, String) {
@@ -264,10 +266,11 @@ fn check_counts(text: &str, dry_run: bool) -> Printed {
     printed
 }
 
-fn grant(name: &str, spec: &str) -> String {
-    format!(
-        "---\napiVersion: xacct.dev/v1alpha1\nkind: CrossAccountGrant\nmetadata: {{name: {name}, namespace: batch}}\nspec:\n{spec}\n"
-    )
+/// A grant of batch for principals of the dev account (its side managed too).
+fn grant(name: &str, bucket: &str, principals: &[&str]) -> GrantFixture {
+    GrantFixture::new("batch", name)
+        .bucket(bucket)
+        .manage("dev", principals)
 }
 
 #[tokio::test]
@@ -308,16 +311,18 @@ spec:
         // Both sides: statements in the bucket policy and in the role's and the user's policies.
         grant(
             "both-sides",
-            "  resource: {account: data-prod, kind: S3Bucket, name: count-lake}\n  grantee: {account: dev, principals: [role/CountJobRole, user/count-analyst]}\n  access: [read, write]",
-        ),
-        grant(
-            "observed",
-            "  resource: {account: data-prod, kind: S3Bucket, name: count-observed}\n  grantee: {account: dev, principals: [role/CountJobRole]}\n  granteeSide: None\n  access: [read]\n  mode: Observe",
-        ),
-        grant(
-            "missing-bucket",
-            "  resource: {account: data-prod, kind: S3Bucket, name: count-missing}\n  grantee: {account: dev, principals: [role/CountJobRole]}\n  granteeSide: None\n  access: [read]",
-        ),
+            "count-lake",
+            &["role/CountJobRole", "user/count-analyst"]
+        )
+        .access(&["read", "write"])
+        .yaml(),
+        grant("observed", "count-observed", &["role/CountJobRole"])
+            .extra(json!({"granteeSide": "None"}))
+            .observe()
+            .yaml(),
+        grant("missing-bucket", "count-missing", &["role/CountJobRole"])
+            .extra(json!({"granteeSide": "None"}))
+            .yaml(),
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("all.yaml"), manifests).unwrap();

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
+use support::fixtures::GrantFixture;
 use support::{
     DATA_ACCOUNT, DEV_ACCOUNT, Moto, accounts_yaml, clients, create_role, held_by, trust_policy,
 };
@@ -44,9 +45,11 @@ fn ok(output: Output) -> Output {
 /// A grant of `kind` on `resource` for `principals` (short forms in the dev account).
 fn grant(name: &str, kind: &str, resource: &str, principals: &[&str]) -> String {
     let access = if kind == "IamRole" { "assume" } else { "read" };
-    format!(
-        "---\napiVersion: xacct.dev/v1alpha1\nkind: CrossAccountGrant\nmetadata: {{name: {name}, namespace: batch}}\nspec:\n  resource: {{account: data-prod, kind: {kind}, name: {resource}}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: {principals:?}}}\n  access: [{access}]\n"
-    )
+    GrantFixture::new("batch", name)
+        .resource(kind, resource)
+        .principals(principals)
+        .access(&[access])
+        .yaml()
 }
 
 fn file(dir: &Path, name: &str, grants: &[String]) -> String {

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
+use support::fixtures::GrantFixture;
 use support::{
     DATA_ACCOUNT, DEV_ACCOUNT, Moto, accounts_yaml, clients, create_role, held_by, role_policy,
     sids,
@@ -28,10 +29,13 @@ fn xacct(moto: &Moto, args: &[&str]) -> Output {
     command.output().expect("xacct runs")
 }
 
+/// Read access to `prefix` of the bucket lake for role/JobRole of the dev account (both sides).
 fn grant(name: &str, prefix: &str) -> String {
-    format!(
-        "---\napiVersion: xacct.dev/v1alpha1\nkind: CrossAccountGrant\nmetadata: {{name: {name}, namespace: batch}}\nspec:\n  resource: {{account: data-prod, kind: S3Bucket, name: lake, prefix: {prefix}}}\n  grantee: {{account: dev, principals: [role/JobRole]}}\n  access: [read]\n"
-    )
+    GrantFixture::new("batch", name)
+        .bucket("lake")
+        .prefix(prefix)
+        .manage("dev", &["role/JobRole"])
+        .yaml()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
