@@ -547,17 +547,7 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_moved_to_another_bucket_leaves_nothing_behind() {
-    let h = Harness::start(&["old-lake", "new-lake"]).await;
-    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
-    create(
-        &h.grants("batch"),
-        &GrantFixture::new("batch", "mover")
-            .bucket("old-lake")
-            .build(),
-    )
-    .await;
-    h.wait_ready("batch", "mover", "True", "Applied").await;
-    assert_eq!(h.policy("old-lake").await.len(), 3);
+    let h = mover_on_old_lake(&["old-lake", "new-lake"]).await;
     merge_spec(
         &h.grants("batch"),
         "mover",
@@ -872,6 +862,31 @@ async fn grant_on_both_sides(h: &Harness) -> aws_sdk_iam::Client {
     dev
 }
 
+/// Waits until the status of `namespace/name` lists no place holding its statements.
+async fn wait_no_targets(h: &Harness, namespace: &str, name: &str) {
+    eventually(20, "status.targets to be empty", || async {
+        let s = h.grants(namespace).get(name).await.ok()?.status?;
+        s.targets.is_empty().then_some(())
+    })
+    .await;
+}
+
+/// The harness with `buckets`, and the grant `batch/mover` Ready on old-lake.
+async fn mover_on_old_lake(buckets: &[&str]) -> Harness {
+    let h = Harness::start(buckets).await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
+    create(
+        &h.grants("batch"),
+        &GrantFixture::new("batch", "mover")
+            .bucket("old-lake")
+            .build(),
+    )
+    .await;
+    h.wait_ready("batch", "mover", "True", "Applied").await;
+    assert_eq!(h.policy("old-lake").await.len(), 3);
+    h
+}
+
 /// Waits until `batch/job`'s statements are gone from both sides and its status lists no place;
 /// returns its Ready message.
 async fn wait_revoked_everywhere(h: &Harness, dev: &aws_sdk_iam::Client, reason: &str) -> String {
@@ -884,11 +899,7 @@ async fn wait_revoked_everywhere(h: &Harness, dev: &aws_sdk_iam::Client, reason:
         .then_some(())
     })
     .await;
-    eventually(20, "status.targets to be empty", || async {
-        let s = h.grants("batch").get("job").await.ok()?.status?;
-        s.targets.is_empty().then_some(())
-    })
-    .await;
+    wait_no_targets(h, "batch", "job").await;
     message
 }
 
@@ -938,11 +949,7 @@ async fn consent_withdrawn_by_the_resource_account_revokes_the_grant_on_both_sid
             .then_some(())
     })
     .await;
-    eventually(20, "status.targets to be empty", || async {
-        let s = h.grants("batch").get("job").await.ok()?.status?;
-        s.targets.is_empty().then_some(())
-    })
-    .await;
+    wait_no_targets(&h, "batch", "job").await;
     assert!(
         h.events("batch")
             .await
@@ -1044,17 +1051,7 @@ async fn turning_public_principals_off_revokes_a_grant_to_anyone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_moved_to_a_missing_bucket_or_an_account_not_ready_leaves_nothing_behind() {
-    let h = Harness::start(&["old-lake", "lake"]).await;
-    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
-    create(
-        &h.grants("batch"),
-        &GrantFixture::new("batch", "mover")
-            .bucket("old-lake")
-            .build(),
-    )
-    .await;
-    h.wait_ready("batch", "mover", "True", "Applied").await;
-    assert_eq!(h.policy("old-lake").await.len(), 3);
+    let h = mover_on_old_lake(&["old-lake", "lake"]).await;
 
     // To a bucket that does not exist: the old one is cleaned all the same.
     merge_spec(
@@ -1068,11 +1065,7 @@ async fn a_grant_moved_to_a_missing_bucket_or_an_account_not_ready_leaves_nothin
         (h.policy("old-lake").await == [Some("Foreign".to_string())]).then_some(())
     })
     .await;
-    eventually(20, "status.targets to be empty", || async {
-        let s = h.grants("batch").get("mover").await.ok()?.status?;
-        s.targets.is_empty().then_some(())
-    })
-    .await;
+    wait_no_targets(&h, "batch", "mover").await;
     assert!(
         h.events("batch")
             .await
@@ -1104,11 +1097,7 @@ async fn a_grant_moved_to_a_missing_bucket_or_an_account_not_ready_leaves_nothin
         (h.policy("lake").await == [Some("Foreign".to_string())]).then_some(())
     })
     .await;
-    eventually(20, "status.targets to be empty", || async {
-        let s = h.grants("batch").get("mover").await.ok()?.status?;
-        s.targets.is_empty().then_some(())
-    })
-    .await;
+    wait_no_targets(&h, "batch", "mover").await;
     h.finish().await;
 }
 
