@@ -233,7 +233,7 @@ async fn bad_grants_get_field_errors_and_no_writes_while_good_ones_converge() {
         (
             "batch/public",
             "PublicPrincipalNotAllowed",
-            "spec.grantee.principals[0]: the principal \"*\" (anyone) is refused: AwsAccount data-prod does not set allowPublicPrincipals: true; it has no statements left in AWS",
+            "spec.grantee.principals[0]: the principal \"*\" (anyone) is refused: AwsAccount data-prod does not set allowPublicPrincipals: true; it has no access: no statement of it is left in AWS",
         ),
         ("batch/no-bucket", "NotFound", "GetBucketPolicy"),
         (
@@ -485,7 +485,7 @@ async fn apply_of_a_grant_whose_namespace_is_no_longer_allowed_removes_its_state
     assert!(
         ready["message"]
             .as_str()
-            .is_some_and(|m| m.contains("it has no statements left in AWS")),
+            .is_some_and(|m| m.contains("it has no access: no statement of it is left in AWS")),
         "{ready}"
     );
 }

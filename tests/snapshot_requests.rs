@@ -313,7 +313,10 @@ async fn a_snapshot_on_the_aws_managed_key_is_refused_without_copy_for_sharing()
         .await
         .remove(0);
     let ready = report.ready().unwrap();
-    assert_eq!((ready.status, ready.reason.as_str()), ("False", "CopyRequired"));
+    assert_eq!(
+        (ready.status, ready.reason.as_str()),
+        ("False", "CopyRequired")
+    );
     assert!(
         ready.message.contains("AWS managed key")
             && ready.message.contains("spec.copyForSharing.kmsKeyId"),

@@ -443,7 +443,7 @@ fn withdrawn_condition(
             "{refusal}; its access is being revoked, but removing its statements failed ({errors}) and is retried"
         )
     } else if changes.changed.is_empty() {
-        format!("{refusal}; it has no statements left in AWS")
+        format!("{refusal}; it has no access: no statement of it is left in AWS")
     } else if dry_run {
         let removed = changes.per_policy("removed from", "from");
         format!("{refusal}; its access would be revoked: {removed}")

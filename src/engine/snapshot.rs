@@ -289,7 +289,10 @@ fn withdrawn(
             "{}; its access is being revoked, but that failed ({}: {}) and is retried",
             refusal.message, e.reason, e.message
         ),
-        (Ok(_), true, _) => format!("{}; it has no access left to revoke", refusal.message),
+        (Ok(_), true, _) => format!(
+            "{}; it has no access: nothing of it is shared",
+            refusal.message
+        ),
         (Ok(_), false, true) => format!(
             "{}; its access would be revoked: {}",
             refusal.message,
