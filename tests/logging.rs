@@ -147,6 +147,17 @@ async fn run_logs_json_lines_at_info_with_start_up_leadership_span_fields_writes
     let kube = KubeEmulator::start();
     let s3 = bucket(&moto, "json-lake").await;
     objects(&kube, "json-lake").await;
+    // A grant from a namespace the account does not allow: a failure, which the logs show.
+    let refused: CrossAccountGrant = serde_json::from_value(json!({
+        "apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant", "metadata": {"name": "intruder", "namespace": "web"},
+        "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "json-lake"},
+                 "grantee": {"accountId": DEV_ACCOUNT}, "access": ["read"]}
+    }))
+    .expect("grant");
+    Api::<CrossAccountGrant>::namespaced(kube.client(), "web")
+        .create(&PostParams::default(), &refused)
+        .await
+        .expect("create grant");
 
     let port = free_port();
     let mut command = xacct_run(
@@ -177,12 +188,11 @@ async fn run_logs_json_lines_at_info_with_start_up_leadership_span_fields_writes
         },
     )
     .await;
-    eventually(10, "the write's log line", || async {
-        lines
-            .all()
-            .iter()
-            .any(|l| l.contains("wrote policy"))
-            .then_some(())
+    eventually(10, "the write's and the failure's log lines", || async {
+        let all = lines.all();
+        (all.iter().any(|l| l.contains("wrote policy"))
+            && all.iter().any(|l| l.contains("NamespaceNotAllowed")))
+        .then_some(())
     })
     .await;
     let status = running.terminate(20).expect("xacct run stops on SIGTERM");
@@ -263,6 +273,21 @@ async fn run_logs_json_lines_at_info_with_start_up_leadership_span_fields_writes
     assert_eq!(write["span"]["kind"], "CrossAccountGrant", "{write}");
     assert_eq!(write["span"]["namespace"], "batch", "{write}");
     assert_eq!(write["span"]["name"], "reads-lake", "{write}");
+
+    // A failure: a warning in the grant's span, with its reason and what is wrong.
+    let failure = json
+        .iter()
+        .find(|l| l["fields"]["reason"] == "NamespaceNotAllowed")
+        .unwrap_or_else(|| panic!("no failure line: {text:#?}"));
+    assert_eq!(failure["level"], "WARN", "{failure}");
+    assert_eq!(failure["span"]["namespace"], "web", "{failure}");
+    assert_eq!(failure["span"]["name"], "intruder", "{failure}");
+    assert!(
+        failure["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not allow grants from namespace web")),
+        "{failure}"
+    );
 
     // Shutdown, last.
     assert_eq!(

@@ -204,6 +204,10 @@ impl Context {
         reason: &str,
         note: &str,
     ) {
+        // Failures reach the logs too, with the object's span (kind, namespace, name).
+        if type_ == EventType::Warning {
+            tracing::warn!(reason, "{note}");
+        }
         let event = Event {
             type_,
             reason: reason.to_string(),
