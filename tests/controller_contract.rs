@@ -88,6 +88,7 @@ async fn context_with(moto: &Moto, account: AwsAccount) -> (Arc<Context>, ApiHan
         },
         accounts,
         grants,
+        index: Arc::default(),
         shares,
         external_ids: RwLock::default(),
         backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),

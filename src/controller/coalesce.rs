@@ -37,11 +37,11 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use super::conditions::{READY, find, is_ready};
 use super::context::Context;
 use super::grant::{GRANT_FINALIZER, input};
+pub use super::index::ResourceKey;
 use crate::api::{
-    AwsAccount, CrossAccountGrant, GrantMode, GrantedTarget, GranteeSide, ResourceKind,
-    ResourceSpec,
+    AwsAccount, CrossAccountGrant, GrantMode, GrantedTarget, GranteeSide, ResourceSpec,
 };
-use crate::engine::{GrantReport, Operation, Reason, Report, resource_region};
+use crate::engine::{GrantReport, Operation, Reason, Report};
 
 /// The oldest a result kept for a peer may be when its reconcile uses it. A kept result stands in
 /// for a read of AWS made when it was computed: drift made after that is seen at the next resync
@@ -136,32 +136,6 @@ struct Gathering {
 
 /// Where woken grants are sent: the grant controller reconciles them (`reconcile_on`).
 pub type Wake = futures::channel::mpsc::UnboundedSender<ObjectRef<CrossAccountGrant>>;
-
-/// The resource a grant is on: its account, kind, name and region (the account's, or us-east-1,
-/// when the grant names none). Grants with the same key share the resource's policy.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ResourceKey {
-    /// The AwsAccount's name.
-    pub account: String,
-    /// The kind of resource.
-    pub kind: ResourceKind,
-    /// Its name as the grant gives it.
-    pub name: String,
-    /// Its region.
-    pub region: String,
-}
-
-impl ResourceKey {
-    /// The key of `resource`, whose account's default region is `account_region`.
-    pub fn new(resource: &ResourceSpec, account_region: Option<&str>) -> Self {
-        ResourceKey {
-            account: resource.account.clone(),
-            kind: resource.kind,
-            name: resource.name.clone(),
-            region: resource_region(resource, account_region),
-        }
-    }
-}
 
 /// The key of `resource`, with its account's region from the cache.
 pub fn resource_key(resource: &ResourceSpec, ctx: &Context) -> ResourceKey {
@@ -717,7 +691,8 @@ pub async fn converge(grant: &CrossAccountGrant, ctx: &Context) -> Converged {
         Taken::Nothing => Vec::new(),
     };
 
-    let all = ctx.grants.state();
+    // The grants on the resource, from the index (not a scan of every grant).
+    let on_resource = ctx.grants_on(&key);
     let (peers, arriving) = if refused(grant) || ctx.coalescer.is_isolated(&key, Instant::now()) {
         (Vec::new(), 0)
     } else {
@@ -725,10 +700,11 @@ pub async fn converge(grant: &CrossAccountGrant, ctx: &Context) -> Converged {
             .account(&key.account)
             .and_then(|a| a.spec.region.clone());
         let ready = |name: &str| ctx.account_not_ready(name).is_none();
-        peers(grant, &key, region.as_deref(), &all, ready)
+        peers(grant, &key, region.as_deref(), &on_resource, ready)
     };
     // (A grant with a stale result was in a run before: it does not wait, nor lose those places.)
     if arriving > 0 && written.is_empty() {
+        let all = ctx.grants.state();
         let everywhere = all.iter().filter(|g| getting_finalizer(g)).count();
         let object = ObjectRef::from_obj(grant);
         if let Some(wait) =
@@ -781,7 +757,7 @@ pub async fn converge(grant: &CrossAccountGrant, ctx: &Context) -> Converged {
     }
     ctx.coalescer.wake(waiting);
     if !peers.is_empty() {
-        let live: HashSet<String> = all.iter().map(|g| result_id(g)).collect();
+        let live: HashSet<String> = ctx.grants.state().iter().map(|g| result_id(g)).collect();
         ctx.coalescer.retain(&live);
     }
     if mine
@@ -802,6 +778,7 @@ pub async fn converge(grant: &CrossAccountGrant, ctx: &Context) -> Converged {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ResourceKind;
     use crate::aws::{AwsError, AwsErrorKind};
     use crate::engine::{
         ChangeReport, ConditionReport, DEFAULT_REGION, GrantError, PlannedTarget, TargetReport,

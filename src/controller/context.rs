@@ -9,10 +9,11 @@ use kube::Client;
 use kube::Resource;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::backoff::Backoff;
 use super::coalesce::Coalescer;
+use super::index::{GrantIndex, ResourceKey};
 use super::metrics::Metrics;
 use crate::api::{AwsAccount, CrossAccountGrant, SnapshotShare};
 use crate::aws::Connector;
@@ -83,6 +84,8 @@ pub struct Context {
     pub accounts: Store<AwsAccount>,
     /// Cached CrossAccountGrants.
     pub grants: Store<CrossAccountGrant>,
+    /// The grants by resource and by account, kept from the watches.
+    pub index: Arc<RwLock<GrantIndex>>,
     /// Cached SnapshotShares.
     pub shares: Store<SnapshotShare>,
     /// External ids read from Secrets, by AwsAccount name (never logged).
@@ -190,10 +193,16 @@ impl Context {
 
     /// The cached AwsAccount named `name`.
     pub fn account(&self, name: &str) -> Option<Arc<AwsAccount>> {
-        self.accounts
-            .state()
-            .into_iter()
-            .find(|a| a.metadata.name.as_deref() == Some(name))
+        self.accounts.get(&ObjectRef::new(name))
+    }
+
+    /// The cached grants whose spec names the resource `key`.
+    pub fn grants_on(&self, key: &ResourceKey) -> Vec<Arc<CrossAccountGrant>> {
+        let refs = match self.index.read() {
+            Ok(index) => index.on(key),
+            Err(poisoned) => poisoned.into_inner().on(key),
+        };
+        refs.iter().filter_map(|r| self.grants.get(r)).collect()
     }
 
     /// Records an event about `object` (a failure to record is logged, never fatal).

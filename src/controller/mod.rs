@@ -12,6 +12,7 @@ mod error;
 mod gc;
 pub mod grant;
 mod http;
+pub mod index;
 mod leader;
 pub mod metrics;
 pub mod share;
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::{StreamExt, future};
+use futures::{StreamExt, TryStreamExt, future};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -228,10 +229,12 @@ async fn run_controllers(
         grant_writer,
         metrics,
     } = caches;
+    let index = Arc::new(RwLock::new(index::GrantIndex::default()));
     let grant_stream = watcher(grants_api, grant_watch)
         .default_backoff()
         .modify(trim)
         .reflect(grant_writer)
+        .inspect_ok(index_grants(index.clone()))
         .applied_objects()
         .predicate_filter(lifecycle, Default::default());
     let (account_store, account_writer) = reflector::store();
@@ -239,6 +242,7 @@ async fn run_controllers(
         .default_backoff()
         .modify(trim)
         .reflect(account_writer)
+        .inspect_ok(index_accounts(index.clone()))
         .applied_objects()
         .predicate_filter(lifecycle, Default::default());
     let (share_store, share_writer) = reflector::store();
@@ -271,6 +275,7 @@ async fn run_controllers(
         },
         accounts: account_store.clone(),
         grants: grant_store.clone(),
+        index: index.clone(),
         shares: share_store.clone(),
         external_ids: RwLock::default(),
         backoff: backoff::Backoff::new(Duration::from_secs(2), Duration::from_secs(300)),
@@ -300,21 +305,14 @@ async fn run_controllers(
     // Grants waiting for a run on their resource are woken by it (see coalesce::Coalescer::wake).
     let (wake, woken) = futures::channel::mpsc::unbounded();
     ctx.coalescer.wake_with(wake);
-    let grants_by_account = grant_store.clone();
+    let grants_by_account = index.clone();
     let grant_controller = Controller::for_stream(grant_stream, grant_store)
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
         .reconcile_on(woken)
         .watches_stream(readiness_changes(), move |account: AwsAccount| {
-            let name = account.name_any();
-            grants_by_account
-                .state()
-                .into_iter()
-                .filter(|g| {
-                    g.spec.resource.account == name
-                        || g.spec.grantee.account.as_deref() == Some(name.as_str())
-                })
-                .map(|g| ObjectRef::from_obj(&*g))
-                .collect::<Vec<_>>()
+            let index = grants_by_account.read();
+            let index = index.unwrap_or_else(std::sync::PoisonError::into_inner);
+            index.naming(&account.name_any())
         })
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(grant::reconcile, context::error_policy, ctx.clone())
@@ -376,6 +374,48 @@ fn log_result<K: Resource, E: std::fmt::Display>(
     match result {
         Ok((object, action)) => tracing::debug!(%object, ?action, "reconciled"),
         Err(e) => tracing::warn!(error = %e, "reconcile error"),
+    }
+}
+
+/// Keeps `index` in step with the grant watch.
+fn index_grants(
+    index: Arc<RwLock<index::GrantIndex>>,
+) -> impl FnMut(&watcher::Event<CrossAccountGrant>) {
+    move |event| {
+        let mut index = index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event {
+            watcher::Event::Apply(g) | watcher::Event::InitApply(g) => {
+                index.apply_grant(g);
+            }
+            watcher::Event::Delete(g) => {
+                index.delete_grant(g);
+            }
+            watcher::Event::Init => index.clear_grants(),
+            watcher::Event::InitDone => {}
+        }
+    }
+}
+
+/// Keeps `index` in step with the account watch (a grant's resource key takes its account's
+/// default region).
+fn index_accounts(
+    index: Arc<RwLock<index::GrantIndex>>,
+) -> impl FnMut(&watcher::Event<AwsAccount>) {
+    move |event| {
+        let mut index = index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event {
+            watcher::Event::Apply(a) | watcher::Event::InitApply(a) => {
+                index.apply_account(a);
+            }
+            watcher::Event::Delete(a) => {
+                index.delete_account(a);
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
     }
 }
 
