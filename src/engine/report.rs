@@ -189,48 +189,15 @@ impl Report {
                         role_arn,
                         retained,
                         withdrawn,
-                    } => {
-                        let plans: Vec<&TargetPlan> = targets
-                            .iter()
-                            .filter_map(|planned| {
-                                plan.targets.iter().find(|t| {
-                                    t.target.arn == planned.arn
-                                        && t.target.kind == planned.location.kind
-                                        && (t.owners.contains(owner) || t.released.contains(owner))
-                                })
-                            })
-                            .collect();
-                        let changes = plans
-                            .iter()
-                            .filter_map(|t| t.merged.as_ref())
-                            .flat_map(|m| &m.changes)
-                            .filter(|c| &c.owner == owner)
-                            .count();
-                        if let Some(refusal) = withdrawn {
-                            let (left, ready) =
-                                withdrawn_condition(refusal, owner, targets, &plans, dry_run);
-                            (left, None, changes, ready)
-                        } else {
-                        let ready = match plans.iter().find_map(|t| t.error.as_ref()) {
-                            Some(e) => failed(e),
-                            None if plans.len() < targets.len() => condition(
-"Unknown",
-Reason::Unknown,
-                                "no plan for one of its targets".into(),
-                            ),
-                            None if *retained => condition(
-"False",
-Reason::Retained,
-                                format!(
-                                    "deletionPolicy is Retain: its {changes} statement(s) {} left in place and handed over (their Sids now start with {RELEASED_SID_PREFIX}, so xacct no longer changes them)",
-                                    if dry_run { "would be" } else { "were" }
-                                ),
-                            ),
-                            None => grant_condition(plan.operation, dry_run, &plans, owner),
-                        };
-                        (targets.clone(), role_arn.clone(), changes, ready)
-                        }
-                    }
+                    } => planned_grant(
+                        plan,
+                        owner,
+                        targets,
+                        role_arn,
+                        *retained,
+                        withdrawn.as_ref(),
+                        dry_run,
+                    ),
                 };
                 GrantReport {
                     name: g.name.clone(),
@@ -252,6 +219,57 @@ Reason::Retained,
             grants,
         }
     }
+}
+
+/// A planned grant's report: the policies it has statements in after the run, its role, how many
+/// of its statements change, and its Ready condition.
+fn planned_grant(
+    plan: &Plan,
+    owner: &GrantOwner,
+    targets: &[PlannedTarget],
+    role_arn: &Option<String>,
+    retained: bool,
+    withdrawn: Option<&GrantError>,
+    dry_run: bool,
+) -> (Vec<PlannedTarget>, Option<String>, usize, ConditionReport) {
+    let plans: Vec<&TargetPlan> = targets
+        .iter()
+        .filter_map(|planned| {
+            plan.targets.iter().find(|t| {
+                t.target.arn == planned.arn
+                    && t.target.kind == planned.location.kind
+                    && (t.owners.contains(owner) || t.released.contains(owner))
+            })
+        })
+        .collect();
+    let changes = plans
+        .iter()
+        .filter_map(|t| t.merged.as_ref())
+        .flat_map(|m| &m.changes)
+        .filter(|c| &c.owner == owner)
+        .count();
+    if let Some(refusal) = withdrawn {
+        let (left, ready) = withdrawn_condition(refusal, owner, targets, &plans, dry_run);
+        return (left, None, changes, ready);
+    }
+    let ready = match plans.iter().find_map(|t| t.error.as_ref()) {
+        Some(e) => failed(e),
+        None if plans.len() < targets.len() => condition(
+            "Unknown",
+            Reason::Unknown,
+            "no plan for one of its targets".into(),
+        ),
+        None if retained => condition(
+            "False",
+            Reason::Retained,
+            format!(
+                "deletionPolicy is Retain: its {changes} statement(s) {} left in place and handed over (their Sids now start with {RELEASED_SID_PREFIX}, so xacct no longer changes them)",
+                if dry_run { "would be" } else { "were" }
+            ),
+        ),
+        None => grant_condition(plan.operation, dry_run, &plans, owner),
+    };
+    (targets.to_vec(), role_arn.clone(), changes, ready)
 }
 
 fn target_report(t: &TargetPlan) -> TargetReport {
