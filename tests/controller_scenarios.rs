@@ -1234,3 +1234,28 @@ async fn a_steady_resync_writes_neither_aws_nor_status() {
     );
     h.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_verified_again_at_each_resync_keeps_its_status() {
+    let resync = Duration::from_secs(2);
+    let h = Harness::builder().resync(resync).start().await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
+    h.wait_account_verified().await;
+    let verified = h.accounts().get("data-prod").await.expect("account");
+    let assumed = h.connector.calls().count("AssumeRole");
+    tokio::time::sleep(resync * 3).await; // three resync periods
+    let later = h.accounts().get("data-prod").await.expect("account");
+    assert!(
+        h.connector.calls().count("AssumeRole") > assumed,
+        "the account is verified again at the resync"
+    );
+    assert_eq!(
+        later.metadata.resource_version, verified.metadata.resource_version,
+        "no status write while nothing changes"
+    );
+    assert_eq!(
+        later.status.and_then(|s| s.verified_at),
+        verified.status.and_then(|s| s.verified_at)
+    );
+    h.finish().await;
+}

@@ -147,10 +147,11 @@ async fn run_logs_json_lines_at_info_with_start_up_leadership_span_fields_writes
     let kube = KubeEmulator::start();
     let s3 = bucket(&moto, "json-lake").await;
     objects(&kube, "json-lake").await;
-    // A grant from a namespace the account does not allow: a failure, which the logs show.
+    // A grant from a namespace the account does not allow, on another bucket (so never converged
+    // in the same run as the first): a failure, which the logs show.
     let refused: CrossAccountGrant = serde_json::from_value(json!({
         "apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant", "metadata": {"name": "intruder", "namespace": "web"},
-        "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "json-lake"},
+        "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "json-elsewhere"},
                  "grantee": {"accountId": DEV_ACCOUNT}, "access": ["read"]}
     }))
     .expect("grant");

@@ -135,10 +135,14 @@ async fn verify(
             account.metadata.generation,
             now,
         ),
-        verified_at: if verified {
-            Some(now.to_string())
-        } else {
-            previous.verified_at.clone()
+        // When it became verified at this generation: a resync that verifies it again leaves
+        // status as it is (no write, no watch event for every watcher of accounts).
+        verified_at: match previous.verified_at.clone() {
+            Some(at) if verified && still_verified(&previous, account.metadata.generation) => {
+                Some(at)
+            }
+            _ if verified => Some(now.to_string()),
+            before => before,
         },
         observed_generation: account.metadata.generation,
     };
@@ -151,6 +155,12 @@ async fn verify(
     .await?;
     ctx.metrics.reconciled(KIND, ended, started);
     Ok(action)
+}
+
+/// Whether `previous` says the account was verified at `generation`.
+fn still_verified(previous: &AwsAccountStatus, generation: Option<i64>) -> bool {
+    previous.observed_generation == generation
+        && find(&previous.conditions, READY).is_some_and(|c| c.status == "True")
 }
 
 fn failed(reason: &str, message: String) -> ConditionUpdate {
