@@ -9,14 +9,7 @@ use serde_json::Value;
 use support::{DATA_ACCOUNT, Moto, clients, sids};
 
 fn xacct(moto: &Moto, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xacct"));
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in moto.env() {
-        command.env(k, v);
-    }
+    let mut command = support::xacct_command(moto, args);
     for (k, v) in extra_env {
         command.env(k, v);
     }

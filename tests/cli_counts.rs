@@ -9,7 +9,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use regex::Regex;
 use serde_json::json;
@@ -17,14 +16,7 @@ use support::fixtures::GrantFixture;
 use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, accounts_yaml, clients};
 
 fn xacct(moto: &Moto, args: &[&str]) -> (Option<i32>, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xacct"));
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in moto.env() {
-        command.env(k, v);
-    }
+    let mut command = support::xacct_command(moto, args);
     let out = command.output().expect("xacct runs");
     (
         out.status.code(),

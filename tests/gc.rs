@@ -6,7 +6,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{Value, json};
 use support::fixtures::GrantFixture;
@@ -18,14 +18,7 @@ use xacct::aws::INLINE_POLICY_NAME;
 use xacct::policy::GrantOwner;
 
 fn xacct(moto: &Moto, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xacct"));
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in moto.env() {
-        command.env(k, v);
-    }
+    let mut command = support::xacct_command(moto, args);
     command.output().expect("xacct runs")
 }
 

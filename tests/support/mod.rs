@@ -324,3 +324,17 @@ pub async fn create_endpoint(connector: &Connector, account_id: &str, name: &str
         .endpoint_arn
         .unwrap_or_default()
 }
+
+/// The `xacct` binary with `args`, and only PATH and the AWS emulator's settings in its
+/// environment.
+pub fn xacct_command(moto: &Moto, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_xacct"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in moto.env() {
+        command.env(k, v);
+    }
+    command
+}
