@@ -6,9 +6,31 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-/// The reason of a grant's or share's `Ready` condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Reason {
+/// Declares [`Reason`] once: each variant's name is the reason a status and an event carry, and
+/// [`Reason::ALL`] lists them all.
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// The reason of a grant's or share's `Ready` condition.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Reason {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl Reason {
+            /// Every reason.
+            pub const ALL: &'static [Reason] = &[$(Reason::$name,)*];
+
+            /// The CamelCase name a status and an event carry.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$name => stringify!($name),)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
     /// Statements written in this run.
     Applied,
     /// Nothing to change.
@@ -82,79 +104,9 @@ pub enum Class {
 }
 
 impl Reason {
-    /// Every reason.
-    pub const ALL: [Reason; 28] = {
-        use Reason::*;
-        [
-            Applied,
-            Converged,
-            Shared,
-            Pending,
-            Revoked,
-            RevokePending,
-            Retained,
-            Unshared,
-            UnsharePending,
-            CopyInProgress,
-            SnapshotNotAvailable,
-            InvalidSpec,
-            NamespaceNotAllowed,
-            PublicPrincipalNotAllowed,
-            CopyRequired,
-            ShareQuotaExceeded,
-            KeyUnusable,
-            NotFound,
-            AccessDenied,
-            Throttled,
-            AwsUnavailable,
-            PolicyRejected,
-            PolicyTooLarge,
-            UnreadablePolicy,
-            AccountNotReady,
-            AwsError,
-            NotSupported,
-            Unknown,
-        ]
-    };
-
     /// The reason named `name` (as a status carries it), if it is one of these.
     pub fn parse(name: &str) -> Option<Reason> {
-        Reason::ALL.into_iter().find(|r| r.as_str() == name)
-    }
-
-    /// The CamelCase name a status and an event carry.
-    pub fn as_str(self) -> &'static str {
-        use Reason::*;
-        match self {
-            Applied => "Applied",
-            Converged => "Converged",
-            Shared => "Shared",
-            Pending => "Pending",
-            Revoked => "Revoked",
-            RevokePending => "RevokePending",
-            Retained => "Retained",
-            Unshared => "Unshared",
-            UnsharePending => "UnsharePending",
-            CopyInProgress => "CopyInProgress",
-            SnapshotNotAvailable => "SnapshotNotAvailable",
-            InvalidSpec => "InvalidSpec",
-            NamespaceNotAllowed => "NamespaceNotAllowed",
-            PublicPrincipalNotAllowed => "PublicPrincipalNotAllowed",
-            CopyRequired => "CopyRequired",
-            ShareQuotaExceeded => "ShareQuotaExceeded",
-            KeyUnusable => "KeyUnusable",
-            NotFound => "NotFound",
-            AccessDenied => "AccessDenied",
-            Throttled => "Throttled",
-            AwsUnavailable => "AwsUnavailable",
-            PolicyRejected => "PolicyRejected",
-            PolicyTooLarge => "PolicyTooLarge",
-            UnreadablePolicy => "UnreadablePolicy",
-            AccountNotReady => "AccountNotReady",
-            AwsError => "AwsError",
-            NotSupported => "NotSupported",
-            Unknown => "Unknown",
-        }
+        Reason::ALL.iter().copied().find(|r| r.as_str() == name)
     }
 
     /// What the reason asks for.
@@ -244,7 +196,7 @@ mod tests {
         );
         assert_eq!(Reason::NotFound.to_string(), "NotFound");
         assert!(Reason::InvalidSpec == "InvalidSpec");
-        for reason in Reason::ALL {
+        for &reason in Reason::ALL {
             assert_eq!(Reason::parse(reason.as_str()), Some(reason));
         }
         assert_eq!(Reason::parse("DriftDetected"), None);
