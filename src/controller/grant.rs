@@ -69,8 +69,16 @@ pub(super) fn input(grant: &CrossAccountGrant, ctx: &Context) -> GrantInput {
 
 /// The places `grant`'s status records.
 fn recorded_places(grant: &CrossAccountGrant, ctx: &Context) -> Vec<Placement> {
+    places_of(grant.status.iter().flat_map(|s| &s.targets), ctx)
+}
+
+/// The places `targets` name, each once.
+fn places_of<'a>(
+    targets: impl IntoIterator<Item = &'a GrantedTarget>,
+    ctx: &Context,
+) -> Vec<Placement> {
     let mut places: Vec<Placement> = Vec::new();
-    for target in grant.status.iter().flat_map(|s| &s.targets) {
+    for target in targets {
         let place = placement(target, ctx);
         if !places.contains(&place) {
             places.push(place);
@@ -241,8 +249,7 @@ async fn converge(
         // The engine removed its statements from every place it wants and status records; what
         // remains in `result.targets` is where that failed, retried with backoff.
         let mut targets = granted_targets(grant, &result, &known, None);
-        let recorded: BTreeSet<Placement> =
-            previous.targets.iter().map(|t| placement(t, ctx)).collect();
+        let recorded = recorded_places(grant, ctx);
         let unrecorded: Vec<GrantedTarget> = known
             .into_iter()
             .filter(|t| !recorded.contains(&placement(t, ctx)))
@@ -592,14 +599,11 @@ async fn cleanup(grant: &CrossAccountGrant, ctx: &Context) -> Result<Action, Con
     // Retain hands the statements over (left in place, no longer xacct's); Delete removes them.
     let hand_over = grant.spec.deletion_policy == DeletionPolicy::Retain;
     let previous = grant.status.clone().unwrap_or_default();
-    let mut places: Vec<Placement> = Vec::new();
     // Kept until revoked: a retry needs them again.
-    for target in previous.targets.iter().chain(&ctx.coalescer.written(&id)) {
-        let place = placement(target, ctx);
-        if !places.contains(&place) {
-            places.push(place);
-        }
-    }
+    let places = places_of(
+        previous.targets.iter().chain(&ctx.coalescer.written(&id)),
+        ctx,
+    );
     let result = if hand_over {
         release(grant, places, ctx).await
     } else {
