@@ -1,6 +1,6 @@
-//! Request contracts of the grant reconciler against a mocked Kubernetes API (kube-rs's tower-test
-//! pattern): each scenario checks the method, path and body of every request the reconciler makes,
-//! in order, and answers like the API server. AWS is the real emulator (moto).
+//! Request contracts of the run on one resource key against a mocked Kubernetes API (kube-rs's
+//! tower-test pattern): each scenario checks the method, path and body of every request the run
+//! makes, in order, and answers like the API server. AWS is the real emulator (moto).
 
 mod support;
 
@@ -21,7 +21,9 @@ use tower_test::mock::{self, Handle};
 use xacct::api::{AwsAccount, CrossAccountGrant};
 use xacct::aws::AwsPolicies;
 use xacct::controller::backoff::Backoff;
-use xacct::controller::{Context, Metrics, ReconcileSettings, grant};
+use xacct::controller::index::GrantIndex;
+use xacct::controller::queue::PolicyRun;
+use xacct::controller::{Context, Metrics, ReconcileSettings, run};
 use xacct::engine::{Engine, EngineSettings};
 
 type ApiHandle = Handle<Request<Body>, Response<Body>>;
@@ -64,8 +66,8 @@ async fn context_with(moto: &Moto, account: AwsAccount) -> (Arc<Context>, ApiHan
     account_writer.apply_watcher_event(&watcher::Event::Init);
     account_writer.apply_watcher_event(&watcher::Event::InitApply(account));
     account_writer.apply_watcher_event(&watcher::Event::InitDone);
-    let (grants, _grant_writer) = reflector::store::<CrossAccountGrant>();
     let (shares, _share_writer) = reflector::store::<xacct::api::SnapshotShare>();
+    let index = Arc::new(RwLock::new(GrantIndex::default()));
     let engine = Engine::new(
         Arc::new(AwsPolicies::new(connector.clone())),
         EngineSettings::default(),
@@ -81,21 +83,34 @@ async fn context_with(moto: &Moto, account: AwsAccount) -> (Arc<Context>, ApiHan
                 instance: None,
             },
         ),
-        metrics: Arc::new(Metrics::new(connector.calls().clone(), grants.clone())),
+        metrics: Arc::new(Metrics::new(connector.calls().clone(), index.clone())),
         settings: ReconcileSettings {
             resync: Duration::from_secs(300),
             secrets_namespace: "xacct-system".into(),
         },
         accounts,
-        grants,
-        index: Arc::default(),
+        index,
         shares,
         external_ids: RwLock::default(),
         backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
-        coalescer: Default::default(),
         clock: Arc::new(|| Timestamp::from_second(NOW).expect("valid time")),
     };
     (Arc::new(ctx), handle)
+}
+
+/// The run on `grant`'s key, with the grant in the index as the watch would have put it.
+fn run_on(
+    ctx: &Arc<Context>,
+    grant: CrossAccountGrant,
+) -> tokio::task::JoinHandle<
+    Result<kube::runtime::controller::Action, xacct::controller::ControllerError>,
+> {
+    let key = {
+        let mut index = ctx.index_mut();
+        index.apply_grant(&grant);
+        index.key_of(&grant.spec.resource)
+    };
+    tokio::spawn(run::reconcile(Arc::new(PolicyRun::new(key)), ctx.clone()))
 }
 
 async fn next(
@@ -158,10 +173,7 @@ async fn no_more_requests(handle: &mut ApiHandle) {
 async fn the_finalizer_is_added_before_any_aws_call() {
     let moto = Moto::start();
     let (ctx, mut handle) = context(&moto).await;
-    let reconcile = tokio::spawn(grant::reconcile(
-        Arc::new(grant(false, &["role/JobRole"])),
-        ctx.clone(),
-    ));
+    let reconcile = run_on(&ctx, grant(false, &["role/JobRole"]));
 
     let (request, body, send) = next(&mut handle).await;
     assert_eq!(request.method(), Method::PATCH);
@@ -170,9 +182,14 @@ async fn the_finalizer_is_added_before_any_aws_call() {
         "/apis/xacct.dev/v1alpha1/namespaces/batch/crossaccountgrants/reads"
     );
     let ops = body.as_array().expect("a JSON patch");
+    assert_eq!(
+        ops[0],
+        json!({"op": "test", "path": "/metadata/finalizers", "value": []}),
+        "it fails if another writer changed the finalizers meanwhile"
+    );
     assert!(
         ops.iter()
-            .any(|op| op["op"] == "add" && op["value"] == json!(["xacct.dev/revoke"])),
+            .any(|op| op["op"] == "add" && op["value"] == json!("xacct.dev/revoke")),
         "{body}"
     );
     assert!(
@@ -184,14 +201,23 @@ async fn the_finalizer_is_added_before_any_aws_call() {
         &serde_json::to_value(grant(true, &["role/JobRole"])).unwrap(),
     );
 
-    let action = reconcile.await.unwrap().expect("reconcile succeeds");
-    assert_eq!(
-        format!("{action:?}"),
-        "Action { requeue_after: None }",
-        "the watch brings it back"
+    // The same run goes on: the bucket does not exist, which it reports.
+    let (request, event, send) = next(&mut handle).await;
+    assert_eq!(request.method(), Method::POST);
+    assert_eq!(event["reason"], "NotFound", "{event}");
+    assert!(
+        ctx.connector.calls().count("GetBucketPolicy") >= 1,
+        "AWS is called once the finalizer is there"
     );
+    respond(send, &event);
+    let (request, _, send) = next(&mut handle).await;
+    assert!(request.uri().path().ends_with("/reads/status"));
+    respond(
+        send,
+        &serde_json::to_value(grant(true, &["role/JobRole"])).unwrap(),
+    );
+    reconcile.await.unwrap().expect("the run succeeds");
     no_more_requests(&mut handle).await;
-    assert!(ctx.connector.calls().snapshot().is_empty());
 }
 
 #[tokio::test]
@@ -207,10 +233,7 @@ async fn a_converged_grant_publishes_applied_and_writes_its_status_by_server_sid
         .await
         .unwrap();
     let (ctx, mut handle) = context(&moto).await;
-    let reconcile = tokio::spawn(grant::reconcile(
-        Arc::new(grant(true, &["role/JobRole"])),
-        ctx.clone(),
-    ));
+    let reconcile = run_on(&ctx, grant(true, &["role/JobRole"]));
 
     let (request, event, send) = next(&mut handle).await;
     assert_eq!(request.method(), Method::POST);
@@ -274,8 +297,7 @@ async fn a_converged_grant_publishes_applied_and_writes_its_status_by_server_sid
     );
 
     let action = reconcile.await.unwrap().expect("reconcile succeeds");
-    // One resync period after the run that checked it began (so that the grants of one resource
-    // stay in step), which was a moment ago.
+    // The key's next look is its resync.
     let after = requeue_seconds(&action);
     assert!(
         after > 290.0 && after <= 300.0,
@@ -288,11 +310,8 @@ async fn a_converged_grant_publishes_applied_and_writes_its_status_by_server_sid
 async fn an_invalid_spec_makes_no_aws_call_warns_and_waits_for_the_resync() {
     let moto = Moto::start();
     let (ctx, mut handle) = context(&moto).await;
-    let reconcile = tokio::spawn(grant::reconcile(
-        // A principal in another account than the grantee's.
-        Arc::new(grant(true, &["arn:aws:iam::333333333333:role/X"])),
-        ctx.clone(),
-    ));
+    // A principal in another account than the grantee's.
+    let reconcile = run_on(&ctx, grant(true, &["arn:aws:iam::333333333333:role/X"]));
 
     let (request, event, send) = next(&mut handle).await;
     assert_eq!(request.method(), Method::POST);
@@ -437,10 +456,10 @@ async fn a_grant_whose_account_is_not_ready_looks_again_soon_with_backoff() {
     let (ctx, mut handle) = context_with(&moto, unverified).await;
     let mut delays = Vec::new();
     for _ in 0..2 {
-        let reconcile = tokio::spawn(grant::reconcile(
-            Arc::new(grant(true, &["role/JobRole"])),
-            ctx.clone(),
-        ));
+        let mut waiting = grant(true, &["role/JobRole"]);
+        // A new generation each time, so that its status is written again.
+        waiting.metadata.generation = Some(delays.len() as i64 + 1);
+        let reconcile = run_on(&ctx, waiting);
         // Answer whatever it asks (its event, its status) with the grant, until it is done.
         let serve = async {
             while let Some((request, send)) = handle.next_request().await {

@@ -252,14 +252,6 @@ async fn run_logs_json_lines_at_info_with_start_up_leadership_span_fields_writes
         "{text:#?}"
     );
 
-    // A reconcile's lines carry the object's kind, namespace and name.
-    assert!(
-        json.iter().any(|l| l["span"]["kind"] == "CrossAccountGrant"
-            && l["span"]["namespace"] == "batch"
-            && l["span"]["name"] == "reads-lake"),
-        "no line in the grant's reconcile: {text:#?}"
-    );
-
     // The AWS write: which policy, for which grant, what changed; in the grant's reconcile.
     let writes = with_message(&json, "wrote policy");
     assert_eq!(writes.len(), 1, "one write: {text:#?}");
@@ -271,16 +263,20 @@ async fn run_logs_json_lines_at_info_with_start_up_leadership_span_fields_writes
     assert_eq!(write["fields"]["grants"], "batch/reads-lake");
     let changes = write["fields"]["changes"].as_str().unwrap_or_default();
     assert!(changes.starts_with("added Xacct"), "{changes}");
-    assert_eq!(write["span"]["kind"], "CrossAccountGrant", "{write}");
-    assert_eq!(write["span"]["namespace"], "batch", "{write}");
-    assert_eq!(write["span"]["name"], "reads-lake", "{write}");
+    // In the run on the bucket's key, which names the resource.
+    assert_eq!(
+        write["span"]["resource"], "data-prod/S3Bucket/json-lake/us-east-1",
+        "{write}"
+    );
 
-    // A failure: a warning in the grant's span, with its reason and what is wrong.
+    // A failure: a warning in the grant's span (kind, namespace, name), with its reason and what
+    // is wrong.
     let failure = json
         .iter()
         .find(|l| l["fields"]["reason"] == "NamespaceNotAllowed")
         .unwrap_or_else(|| panic!("no failure line: {text:#?}"));
     assert_eq!(failure["level"], "WARN", "{failure}");
+    assert_eq!(failure["span"]["kind"], "CrossAccountGrant", "{failure}");
     assert_eq!(failure["span"]["namespace"], "web", "{failure}");
     assert_eq!(failure["span"]["name"], "intruder", "{failure}");
     assert!(
@@ -355,7 +351,7 @@ async fn run_logs_text_at_info_by_default_without_colour_codes_in_a_file() {
         .unwrap_or_default();
     assert!(
         write.contains("INFO")
-            && write.contains("name=\"reads-lake\"")
+            && write.contains("resource=data-prod/S3Bucket/text-lake/us-east-1")
             && write.contains("policy=arn:aws:s3:::text-lake")
             && write.contains("grants=batch/reads-lake"),
         "{write}"

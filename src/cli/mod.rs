@@ -116,10 +116,14 @@ pub struct ControllerArgs {
     /// their principals into shared statements (shared statements already written are still read).
     #[arg(long, env = "XACCT_NO_COMPACTION")]
     pub no_compaction: bool,
-    /// How many grants are reconciled at once (different policies proceed in parallel; one policy is
-    /// written by one reconcile at a time).
+    /// How many resources are converged at once (one run per resource at a time converges every
+    /// grant on it); also how many shares and accounts.
     #[arg(long, env = "XACCT_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// How long a resource waits after a change for more before its run starts, so that grants
+    /// created together are converged in one write.
+    #[arg(long, env = "XACCT_DEBOUNCE", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub debounce: std::time::Duration,
     /// How often every grant and account is checked again without a change (drift detection).
     #[arg(long, env = "XACCT_RESYNC_PERIOD", default_value = "5m", value_parser = parse_resync_period)]
     pub resync_period: std::time::Duration,
@@ -256,6 +260,7 @@ fn controller_config(args: ControllerArgs) -> crate::controller::RunConfig {
             ..EngineSettings::default()
         },
         concurrency: args.concurrency,
+        debounce: args.debounce,
         resync: args.resync_period,
         namespace: args.namespace,
         selector: args.selector,

@@ -305,18 +305,14 @@ async fn read_external_id(
 async fn release(account: &AwsAccount, ctx: &Context) -> Result<Action, ControllerError> {
     let name = account.name_any();
     let mut users: Vec<String> = ctx
-        .grants
-        .state()
+        .index()
+        .naming(&name)
         .iter()
-        .filter(|g| {
-            g.spec.resource.account == name
-                || g.spec.grantee.account.as_deref() == Some(name.as_str())
-        })
         .map(|g| {
             format!(
                 "CrossAccountGrant {}/{}",
-                g.namespace().unwrap_or_default(),
-                g.name_any()
+                g.namespace.as_deref().unwrap_or_default(),
+                g.name
             )
         })
         .collect();

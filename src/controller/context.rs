@@ -1,21 +1,19 @@
 //! What every reconcile shares.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::Resource;
-use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::backoff::Backoff;
-use super::coalesce::Coalescer;
 use super::index::{GrantIndex, ResourceKey};
 use super::metrics::Metrics;
-use crate::api::{AwsAccount, CrossAccountGrant, SnapshotShare};
+use crate::api::{AwsAccount, ResourceSpec, SnapshotShare};
 use crate::aws::Connector;
 use crate::engine::{AccountDirectory, Class, Engine, FieldError, Reason};
 
@@ -82,9 +80,7 @@ pub struct Context {
     pub settings: ReconcileSettings,
     /// Cached AwsAccounts.
     pub accounts: Store<AwsAccount>,
-    /// Cached CrossAccountGrants.
-    pub grants: Store<CrossAccountGrant>,
-    /// The grants by resource and by account, kept from the watches.
+    /// The grants by resource key and by account, with their status, kept from the watches.
     pub index: Arc<RwLock<GrantIndex>>,
     /// Cached SnapshotShares.
     pub shares: Store<SnapshotShare>,
@@ -92,9 +88,6 @@ pub struct Context {
     pub external_ids: RwLock<HashMap<String, String>>,
     /// Backoff for transient failures.
     pub backoff: Backoff,
-    /// Grants on one resource converged together (one run per resource at a time, results kept
-    /// for the peers' reconciles).
-    pub coalescer: Coalescer,
     /// Now.
     pub clock: Clock,
 }
@@ -196,13 +189,19 @@ impl Context {
         self.accounts.get(&ObjectRef::new(name))
     }
 
-    /// The cached grants whose spec names the resource `key`.
-    pub fn grants_on(&self, key: &ResourceKey) -> Vec<Arc<CrossAccountGrant>> {
-        let refs = match self.index.read() {
-            Ok(index) => index.on(key),
-            Err(poisoned) => poisoned.into_inner().on(key),
-        };
-        refs.iter().filter_map(|r| self.grants.get(r)).collect()
+    /// The index, to read (a panic elsewhere while writing it leaves it usable).
+    pub fn index(&self) -> RwLockReadGuard<'_, GrantIndex> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The index, to change.
+    pub fn index_mut(&self) -> RwLockWriteGuard<'_, GrantIndex> {
+        self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The key of `resource`, with its account's region as the index knows it.
+    pub fn key_of(&self, resource: &ResourceSpec) -> ResourceKey {
+        self.index().key_of(resource)
     }
 
     /// Records an event about `object` (a failure to record is logged, never fatal).
@@ -259,23 +258,22 @@ impl Context {
 
     /// When to look at the object `key` again after a reconcile that left it with `reason`, at
     /// the latest after `resync`: the one place a reason becomes a requeue.
-    pub fn next_look(&self, key: &str, reason: Reason, resync: Duration) -> Action {
+    pub fn next_look(&self, key: &str, reason: Reason, resync: Duration) -> Duration {
         match reason.class() {
             Class::Settled => {
                 self.backoff.reset(key);
-                Action::requeue(resync)
+                resync
             }
-            Class::Waiting => Action::requeue(WAITING.min(resync)),
-            // Back on a change of the object or of its accounts; also at the resync, without AWS
-            // calls, since the account's trigger may arrive before the account cache has changed.
-            Class::NeedsChange => Action::requeue(resync),
+            Class::Waiting => WAITING.min(resync),
+            // Back on a change of the object or of its accounts, else at the resync.
+            Class::NeedsChange => resync,
             Class::Retry => self.retry_soon(key),
         }
     }
 
     /// A look again soon, with the object's backoff (at most the resync period).
-    pub fn retry_soon(&self, key: &str) -> Action {
-        Action::requeue(self.backoff.next_delay(key).min(self.settings.resync))
+    pub fn retry_soon(&self, key: &str) -> Duration {
+        self.backoff.next_delay(key).min(self.settings.resync)
     }
 
     /// Now, from the clock.

@@ -25,11 +25,16 @@ pub(super) async fn collect_periodically(
             return;
         }
         // Only with every grant and share in the caches: a missing one would count as gone.
-        if !ctx.accounts_synced() || !super::synced(&ctx.grants) || !super::synced(&ctx.shares) {
+        if !ctx.accounts_synced() || !ctx.index().synced() || !super::synced(&ctx.shares) {
             tracing::info!("garbage collection postponed: the caches are not synced yet");
             continue;
         }
-        let grants: Vec<_> = ctx.grants.state().iter().map(|g| (**g).clone()).collect();
+        let grants: Vec<_> = ctx
+            .index()
+            .grants()
+            .into_iter()
+            .map(|(g, _)| (*g).clone())
+            .collect();
         let shares: Vec<_> = ctx.shares.state().iter().map(|s| (**s).clone()).collect();
         let live = live_owners(&ctx.engine.settings().instance_id, &grants, &shares);
         let mut regions = BTreeSet::new();

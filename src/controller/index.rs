@@ -1,16 +1,27 @@
-//! Which grants are on which resource, kept from the watch events of grants and accounts, with no
-//! API call: the grants a run on a resource converges together, and the grants an account's change
-//! concerns, found by key instead of by scanning every grant.
+//! Which grants concern which resource, kept from the watch events of grants and accounts with no
+//! API call. It answers the two questions of the work queue: which resource keys an event touches,
+//! and what the run on a key takes as input (the grants that want statements there, and those
+//! leaving it: deleted, or moved elsewhere while their status still records places there).
+//!
+//! It also keeps each grant's status as xacct last set it. Runs on different keys may change one
+//! grant's status (a grant moving from one bucket to another is revoked from the first by the
+//! first's run and written to the second by the second's), so the index holds the one copy they
+//! all change, and each write sends the latest.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use kube::runtime::reflector::ObjectRef;
 
-use crate::api::{AwsAccount, CrossAccountGrant, ResourceKind, ResourceSpec};
+use crate::api::{
+    AwsAccount, CrossAccountGrant, CrossAccountGrantStatus, GrantedTarget, ResourceKind,
+    ResourceSpec,
+};
 use crate::engine::resource_region;
 
 /// The resource a grant is on: its account, kind, name and region (the account's, or us-east-1,
-/// when the grant names none). Grants with the same key share the resource's policy.
+/// when the grant names none). Grants with the same key share the resource's policy; one run per
+/// key converges them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourceKey {
     /// The AwsAccount's name.
@@ -35,68 +46,200 @@ impl ResourceKey {
     }
 }
 
-type GrantRef = ObjectRef<CrossAccountGrant>;
+impl std::fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{:?}/{}/{}",
+            self.account, self.kind, self.name, self.region
+        )
+    }
+}
+
+/// A grant, by namespace and name.
+pub type GrantRef = ObjectRef<CrossAccountGrant>;
 
 /// What the index holds of one grant.
 #[derive(Debug, Clone)]
 struct Entry {
-    resource: ResourceSpec,
+    /// The grant as last watched, without its status (kept in `status`).
+    grant: Arc<CrossAccountGrant>,
+    /// The key its spec names.
     key: ResourceKey,
-    accounts: BTreeSet<String>,
+    /// Its status as xacct last set it (from the object when first seen).
+    status: CrossAccountGrantStatus,
+    /// Bumped at each change of `status`.
+    version: u64,
+    /// The version last written to the API.
+    written: u64,
+    /// Being deleted: the run on its key revoked (or released) it where its spec says.
+    spec_clean: bool,
+    /// The keys it is linked under in `on` (its keys when inserted).
+    linked: BTreeSet<ResourceKey>,
+    /// Keys whose run in flight may write its statements (recorded when the run ends).
+    in_flight: BTreeSet<ResourceKey>,
 }
 
-/// Grants by resource and by account.
+impl Entry {
+    /// Every key it concerns: its spec's, and those of the places its status records.
+    fn keys(&self, regions: &HashMap<String, Option<String>>) -> BTreeSet<ResourceKey> {
+        let mut keys: BTreeSet<ResourceKey> = self
+            .status
+            .targets
+            .iter()
+            .map(|t| key_in(&t.resource, regions))
+            .collect();
+        keys.insert(self.key.clone());
+        keys
+    }
+
+    fn deleting(&self) -> bool {
+        self.grant.metadata.deletion_timestamp.is_some()
+    }
+}
+
+fn key_in(resource: &ResourceSpec, regions: &HashMap<String, Option<String>>) -> ResourceKey {
+    let region = regions.get(&resource.account).cloned().flatten();
+    ResourceKey::new(resource, region.as_deref())
+}
+
+/// A grant as a run sees it.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    /// The grant (without status).
+    pub grant: Arc<CrossAccountGrant>,
+    /// Its status as xacct keeps it.
+    pub status: CrossAccountGrantStatus,
+    /// The places its status records on the run's key.
+    pub here: Vec<GrantedTarget>,
+}
+
+/// A grant that has to leave a key.
+#[derive(Debug, Clone)]
+pub struct Leaving {
+    /// The grant and its places there.
+    pub tracked: Tracked,
+    /// Being deleted (else: it moved to another key).
+    pub deleted: bool,
+    /// The key is the one its spec names: revoke where the spec says too.
+    pub spec_places: bool,
+}
+
+/// The input of the run on one key.
+#[derive(Debug, Clone, Default)]
+pub struct RunInput {
+    /// Grants whose spec names the key and that are not being deleted, by namespace and name.
+    pub wanted: Vec<Tracked>,
+    /// Grants to remove from the key.
+    pub leaving: Vec<Leaving>,
+}
+
+impl RunInput {
+    /// Nothing to do on the key.
+    pub fn is_empty(&self) -> bool {
+        self.wanted.is_empty() && self.leaving.is_empty()
+    }
+}
+
+/// Grants by resource key and by account, and their status.
 #[derive(Debug, Default)]
 pub struct GrantIndex {
     /// Each account's default region, as the account watch last said.
     regions: HashMap<String, Option<String>>,
     grants: HashMap<GrantRef, Entry>,
+    /// The grants each key concerns (its spec's, its recorded places').
     on: HashMap<ResourceKey, HashSet<GrantRef>>,
+    /// The grants naming each account (the resource's or the grantee's).
     naming: HashMap<String, HashSet<GrantRef>>,
+    /// Grants seen since the watch started listing again (`None`: not listing).
+    relisting: Option<HashSet<GrantRef>>,
+    /// The first full list has been seen.
+    synced: bool,
 }
 
 impl GrantIndex {
-    /// A grant was created or changed; returns the resources it was and is now on.
+    /// A grant was created or changed; returns the keys whose runs it concerns (before and after
+    /// the change). A change a run does not need to see (its own status write, the finalizer it
+    /// added) touches nothing.
     pub fn apply_grant(&mut self, grant: &CrossAccountGrant) -> BTreeSet<ResourceKey> {
         let object = ObjectRef::from_obj(grant);
-        let mut touched = self.remove(&object);
-        let spec = &grant.spec;
-        let resource = spec.resource.clone();
-        let key = self.key_of(&resource);
-        let accounts: BTreeSet<String> = std::iter::once(resource.account.clone())
-            .chain(spec.grantee.account.clone())
-            .collect();
-        self.on
-            .entry(key.clone())
-            .or_default()
-            .insert(object.clone());
-        for account in &accounts {
-            self.naming
-                .entry(account.clone())
-                .or_default()
-                .insert(object.clone());
+        if let Some(seen) = self.relisting.as_mut() {
+            seen.insert(object.clone());
         }
-        touched.insert(key.clone());
-        self.grants.insert(
-            object,
-            Entry {
-                resource,
-                key,
-                accounts,
-            },
-        );
-        touched
+        let mut bare = grant.clone();
+        let status = bare.status.take().unwrap_or_default();
+        let key = key_in(&grant.spec.resource, &self.regions);
+        let previous = self.grants.get(&object);
+        let same_grant = previous.is_some_and(|p| p.grant.metadata.uid == grant.metadata.uid);
+        let relevant = match previous {
+            Some(p) if same_grant => {
+                p.grant.metadata.generation != grant.metadata.generation
+                    || p.grant.metadata.deletion_timestamp != grant.metadata.deletion_timestamp
+                    || p.key != key
+            }
+            _ => true,
+        };
+        let mut entry = Entry {
+            grant: Arc::new(bare),
+            key,
+            status,
+            version: 0,
+            written: 0,
+            spec_clean: false,
+            linked: BTreeSet::new(),
+            in_flight: BTreeSet::new(),
+        };
+        if same_grant && let Some(p) = previous {
+            // The status xacct keeps is newer than the object's (the echo of a write may come
+            // after the next change); so is what it knows of its spec places.
+            entry.status = p.status.clone();
+            entry.version = p.version;
+            entry.written = p.written;
+            entry.spec_clean = p.spec_clean && p.grant.spec == entry.grant.spec;
+            entry.in_flight = p.in_flight.clone();
+        }
+        let mut touched = self.remove(&object);
+        touched.extend(self.insert(object, entry));
+        if relevant { touched } else { BTreeSet::new() }
     }
 
-    /// A grant is gone; returns the resource it was on.
+    /// A grant is gone; returns the keys it concerned.
     pub fn delete_grant(&mut self, grant: &CrossAccountGrant) -> BTreeSet<ResourceKey> {
         self.remove(&ObjectRef::from_obj(grant))
     }
 
+    /// The grant watch lists every grant again (a restart or a lost watch).
+    pub fn begin_relist(&mut self) {
+        self.relisting = Some(HashSet::new());
+    }
+
+    /// The list is complete: grants not in it are gone. Returns the keys they concerned.
+    pub fn end_relist(&mut self) -> BTreeSet<ResourceKey> {
+        self.synced = true;
+        let Some(seen) = self.relisting.take() else {
+            return BTreeSet::new();
+        };
+        let gone: Vec<GrantRef> = self
+            .grants
+            .keys()
+            .filter(|g| !seen.contains(*g))
+            .cloned()
+            .collect();
+        gone.iter().flat_map(|g| self.remove(g)).collect()
+    }
+
+    /// Whether the first full list of grants has been seen.
+    pub fn synced(&self) -> bool {
+        self.synced
+    }
+
     /// An account was created or changed: grants on its resources that name no region move to
-    /// its new default region. Returns the resources of the grants that name it.
+    /// its new default region. Returns the keys of the grants that name it, before and after.
     pub fn apply_account(&mut self, account: &AwsAccount) -> BTreeSet<ResourceKey> {
         let name = account.metadata.name.clone().unwrap_or_default();
+        if self.regions.get(&name) == Some(&account.spec.region) {
+            return BTreeSet::new();
+        }
         self.regions
             .insert(name.clone(), account.spec.region.clone());
         self.rekey(&name)
@@ -109,69 +252,266 @@ impl GrantIndex {
         self.rekey(&name)
     }
 
-    /// Forgets everything (the grant watch starts over with a full list).
-    pub fn clear_grants(&mut self) {
-        self.grants.clear();
-        self.on.clear();
-        self.naming.clear();
+    /// The keys whose runs concern the grants naming `account` (as the resource's or the
+    /// grantee's account): what a change of its readiness touches.
+    pub fn keys_naming(&self, account: &str) -> BTreeSet<ResourceKey> {
+        self.naming
+            .get(account)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| self.grants.get(g))
+            .flat_map(|e| e.keys(&self.regions))
+            .collect()
     }
 
-    /// The grants whose spec names the resource `key`, by namespace and name.
-    pub fn on(&self, key: &ResourceKey) -> Vec<GrantRef> {
-        sorted(self.on.get(key))
-    }
-
-    /// The grants that name `account`, as the resource's account or the grantee's, by namespace
-    /// and name.
+    /// The grants naming `account`, by namespace and name.
     pub fn naming(&self, account: &str) -> Vec<GrantRef> {
-        sorted(self.naming.get(account))
+        sorted(self.naming.get(account).into_iter().flatten().cloned())
     }
 
-    fn key_of(&self, resource: &ResourceSpec) -> ResourceKey {
-        let region = self.regions.get(&resource.account).cloned().flatten();
-        ResourceKey::new(resource, region.as_deref())
+    /// The key of `resource` with the accounts' regions as the index knows them.
+    pub fn key_of(&self, resource: &ResourceSpec) -> ResourceKey {
+        key_in(resource, &self.regions)
     }
 
-    fn remove(&mut self, object: &GrantRef) -> BTreeSet<ResourceKey> {
-        let Some(entry) = self.grants.remove(object) else {
-            return BTreeSet::new();
-        };
-        remove_from(&mut self.on, &entry.key, object);
-        for account in &entry.accounts {
-            remove_from(&mut self.naming, account, object);
-        }
-        BTreeSet::from([entry.key])
-    }
-
-    /// Moves the grants on `account`'s resources to the keys its region now gives them; returns
-    /// the keys of every grant naming it, before and after.
-    fn rekey(&mut self, account: &str) -> BTreeSet<ResourceKey> {
-        let mut touched = BTreeSet::new();
-        for object in self.naming(account) {
+    /// The input of the run on `key`.
+    pub fn run_input(&self, key: &ResourceKey) -> RunInput {
+        let mut input = RunInput::default();
+        for object in sorted(self.on.get(key).into_iter().flatten().cloned()) {
             let Some(entry) = self.grants.get(&object) else {
                 continue;
             };
-            let key = self.key_of(&entry.resource);
-            touched.insert(entry.key.clone());
-            if key != entry.key {
-                let old = entry.key.clone();
-                remove_from(&mut self.on, &old, &object);
-                self.on
-                    .entry(key.clone())
-                    .or_default()
-                    .insert(object.clone());
-                if let Some(entry) = self.grants.get_mut(&object) {
-                    entry.key = key.clone();
-                }
-                touched.insert(key);
+            let here: Vec<GrantedTarget> = entry
+                .status
+                .targets
+                .iter()
+                .filter(|t| key_in(&t.resource, &self.regions) == *key)
+                .cloned()
+                .collect();
+            let tracked = Tracked {
+                grant: entry.grant.clone(),
+                status: entry.status.clone(),
+                here,
+            };
+            let home = entry.key == *key;
+            if entry.deleting() {
+                // Also once clean: the run releases its finalizer.
+                input.leaving.push(Leaving {
+                    tracked,
+                    deleted: true,
+                    spec_places: home && !entry.spec_clean,
+                });
+            } else if home {
+                input.wanted.push(tracked);
+            } else if !tracked.here.is_empty() {
+                input.leaving.push(Leaving {
+                    tracked,
+                    deleted: false,
+                    spec_places: false,
+                });
+            }
+        }
+        input
+    }
+
+    /// The status xacct keeps for `grant` (of this uid), with the places it records on `key`
+    /// replaced by `here`, then changed by `change`; returns whether it changed.
+    pub fn update_status(
+        &mut self,
+        grant: &CrossAccountGrant,
+        key: &ResourceKey,
+        here: Vec<GrantedTarget>,
+        change: impl FnOnce(&mut CrossAccountGrantStatus),
+    ) -> bool {
+        let object = ObjectRef::from_obj(grant);
+        let Some(entry) = self.grants.get(&object) else {
+            return false;
+        };
+        if entry.grant.metadata.uid != grant.metadata.uid {
+            return false;
+        }
+        let mut status = entry.status.clone();
+        status
+            .targets
+            .retain(|t| key_in(&t.resource, &self.regions) != *key);
+        status.targets.extend(here);
+        change(&mut status);
+        if status == entry.status {
+            return false;
+        }
+        let Some(mut entry) = self.grants.remove(&object) else {
+            return false;
+        };
+        self.unlink(&object, &entry);
+        entry.status = status;
+        entry.version += 1;
+        self.insert(object, entry);
+        true
+    }
+
+    /// A run on `key` that may write the statements of `grants` starts: none of them is clean
+    /// until it ends ([`GrantIndex::end_run`]), whatever other runs find.
+    pub fn begin_run<'a>(
+        &mut self,
+        key: &ResourceKey,
+        grants: impl IntoIterator<Item = &'a CrossAccountGrant>,
+    ) {
+        for grant in grants {
+            if let Some(entry) = self.grants.get_mut(&ObjectRef::from_obj(grant)) {
+                entry.in_flight.insert(key.clone());
+            }
+        }
+    }
+
+    /// The run on `key` ended (its places are recorded).
+    pub fn end_run<'a>(
+        &mut self,
+        key: &ResourceKey,
+        grants: impl IntoIterator<Item = &'a CrossAccountGrant>,
+    ) {
+        for grant in grants {
+            if let Some(entry) = self.grants.get_mut(&ObjectRef::from_obj(grant)) {
+                entry.in_flight.remove(key);
+            }
+        }
+    }
+
+    /// Whether `grant` is still the index's (same uid, generation and deletion): a run that
+    /// began with another one records its places, not its conditions.
+    pub fn is_current(&self, grant: &CrossAccountGrant) -> bool {
+        self.grants
+            .get(&ObjectRef::from_obj(grant))
+            .is_some_and(|e| {
+                let (now, then) = (&e.grant.metadata, &grant.metadata);
+                now.uid == then.uid
+                    && now.generation == then.generation
+                    && now.deletion_timestamp == then.deletion_timestamp
+            })
+    }
+
+    /// Being deleted, `grant`'s statements were removed where its spec says.
+    pub fn spec_cleaned(&mut self, grant: &CrossAccountGrant) {
+        if let Some(entry) = self.grants.get_mut(&ObjectRef::from_obj(grant))
+            && entry.grant.metadata.uid == grant.metadata.uid
+        {
+            entry.spec_clean = true;
+        }
+    }
+
+    /// Whether `grant` is being deleted and has no statement left anywhere xacct knows of: its
+    /// finalizer may go.
+    pub fn clean(&self, grant: &CrossAccountGrant) -> bool {
+        self.grants
+            .get(&ObjectRef::from_obj(grant))
+            .is_some_and(|e| {
+                e.grant.metadata.uid == grant.metadata.uid
+                    && e.deleting()
+                    && e.spec_clean
+                    && e.status.targets.is_empty()
+                    && e.in_flight.is_empty()
+            })
+    }
+
+    /// `grant`'s status to write, with its version, when it differs from the last one written.
+    pub fn unwritten_status(
+        &self,
+        grant: &CrossAccountGrant,
+    ) -> Option<(u64, CrossAccountGrantStatus)> {
+        let entry = self.grants.get(&ObjectRef::from_obj(grant))?;
+        (entry.grant.metadata.uid == grant.metadata.uid && entry.version != entry.written)
+            .then(|| (entry.version, entry.status.clone()))
+    }
+
+    /// The status of `version` was written for `grant`.
+    pub fn status_written(&mut self, grant: &CrossAccountGrant, version: u64) {
+        if let Some(entry) = self.grants.get_mut(&ObjectRef::from_obj(grant))
+            && entry.grant.metadata.uid == grant.metadata.uid
+            && entry.written < version
+        {
+            entry.written = version;
+        }
+    }
+
+    /// Every grant with its status, by namespace and name.
+    pub fn grants(&self) -> Vec<(Arc<CrossAccountGrant>, CrossAccountGrantStatus)> {
+        let mut all: Vec<_> = self
+            .grants
+            .values()
+            .map(|e| (e.grant.clone(), e.status.clone()))
+            .collect();
+        all.sort_by(|(a, _), (b, _)| {
+            (&a.metadata.namespace, &a.metadata.name)
+                .cmp(&(&b.metadata.namespace, &b.metadata.name))
+        });
+        all
+    }
+
+    /// Applies `f` to each grant's status (metrics read them without copying).
+    pub fn for_each_status(&self, mut f: impl FnMut(&CrossAccountGrantStatus)) {
+        self.grants.values().for_each(|e| f(&e.status));
+    }
+
+    fn insert(&mut self, object: GrantRef, mut entry: Entry) -> BTreeSet<ResourceKey> {
+        let keys = entry.keys(&self.regions);
+        entry.linked = keys.clone();
+        for key in &keys {
+            self.on
+                .entry(key.clone())
+                .or_default()
+                .insert(object.clone());
+        }
+        let spec = &entry.grant.spec;
+        for account in std::iter::once(&spec.resource.account).chain(&spec.grantee.account) {
+            self.naming
+                .entry(account.clone())
+                .or_default()
+                .insert(object.clone());
+        }
+        self.grants.insert(object, entry);
+        keys
+    }
+
+    fn remove(&mut self, object: &GrantRef) -> BTreeSet<ResourceKey> {
+        match self.grants.remove(object) {
+            Some(entry) => self.unlink(object, &entry),
+            None => BTreeSet::new(),
+        }
+    }
+
+    fn unlink(&mut self, object: &GrantRef, entry: &Entry) -> BTreeSet<ResourceKey> {
+        let keys = entry.linked.clone();
+        for key in &keys {
+            remove_from(&mut self.on, key, object);
+        }
+        let spec = &entry.grant.spec;
+        for account in std::iter::once(&spec.resource.account).chain(&spec.grantee.account) {
+            remove_from(&mut self.naming, account, object);
+        }
+        keys
+    }
+
+    /// Re-keys the grants naming `account` with the regions now known; returns the keys, before
+    /// and after, of those whose keys changed.
+    fn rekey(&mut self, account: &str) -> BTreeSet<ResourceKey> {
+        let mut touched = BTreeSet::new();
+        for object in self.naming(account) {
+            let Some(mut entry) = self.grants.remove(&object) else {
+                continue;
+            };
+            let before = self.unlink(&object, &entry);
+            entry.key = key_in(&entry.grant.spec.resource, &self.regions);
+            let after = self.insert(object, entry);
+            if before != after {
+                touched.extend(before);
+                touched.extend(after);
             }
         }
         touched
     }
 }
 
-fn sorted(grants: Option<&HashSet<GrantRef>>) -> Vec<GrantRef> {
-    let mut grants: Vec<GrantRef> = grants.into_iter().flatten().cloned().collect();
+fn sorted(grants: impl Iterator<Item = GrantRef>) -> Vec<GrantRef> {
+    let mut grants: Vec<GrantRef> = grants.collect();
     grants.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     grants
 }
@@ -192,17 +532,59 @@ fn remove_from<K: std::hash::Hash + Eq>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{PolicyKind, PolicyLocation};
     use serde_json::json;
 
-    fn grant(namespace: &str, name: &str, resource: serde_json::Value) -> CrossAccountGrant {
+    fn grant(name: &str, bucket: &str) -> CrossAccountGrant {
+        grant_with(name, bucket, json!({}))
+    }
+
+    fn grant_with(name: &str, bucket: &str, metadata: serde_json::Value) -> CrossAccountGrant {
+        let mut meta = json!({"name": name, "namespace": "batch", "uid": format!("uid-{name}"), "generation": 1});
+        if let (Some(m), Some(extra)) = (meta.as_object_mut(), metadata.as_object()) {
+            m.extend(extra.clone());
+        }
         serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"resource": resource, "grantee": {"account": "dev", "principals": ["role/Job"]}, "access": ["read"]}}))
+            "metadata": meta,
+            "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": bucket},
+                     "grantee": {"account": "dev", "principals": ["role/Job"]}, "access": ["read"]}}))
         .expect("a grant")
     }
 
-    fn bucket(name: &str) -> serde_json::Value {
-        json!({"account": "data-prod", "kind": "S3Bucket", "name": name})
+    /// `g` with its status recording a place on `bucket`.
+    fn placed(mut g: CrossAccountGrant, bucket: &str) -> CrossAccountGrant {
+        g.status = Some(CrossAccountGrantStatus {
+            targets: vec![target(bucket)],
+            ..Default::default()
+        });
+        g
+    }
+
+    fn target(bucket: &str) -> GrantedTarget {
+        GrantedTarget {
+            arn: format!("arn:aws:s3:::{bucket}"),
+            resource: serde_json::from_value(
+                json!({"account": "data-prod", "kind": "S3Bucket", "name": bucket}),
+            )
+            .expect("a resource"),
+            policy: Some(PolicyLocation {
+                account: "data-prod".into(),
+                kind: PolicyKind::S3BucketPolicy,
+                name: bucket.into(),
+            }),
+            region: Some("us-east-1".into()),
+            sids: vec!["XacctA".into()],
+            last_applied: None,
+            generation: Some(1),
+        }
+    }
+
+    fn deleting(g: CrossAccountGrant) -> CrossAccountGrant {
+        let mut g = g;
+        g.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).expect("a time"),
+        ));
+        g
     }
 
     fn account(name: &str, region: Option<&str>) -> AwsAccount {
@@ -213,7 +595,11 @@ mod tests {
         .expect("an account")
     }
 
-    fn key(name: &str, region: &str) -> ResourceKey {
+    fn key(name: &str) -> ResourceKey {
+        key_in_region(name, "us-east-1")
+    }
+
+    fn key_in_region(name: &str, region: &str) -> ResourceKey {
         ResourceKey {
             account: "data-prod".into(),
             kind: ResourceKind::S3Bucket,
@@ -222,98 +608,238 @@ mod tests {
         }
     }
 
-    fn names(refs: Vec<GrantRef>) -> Vec<String> {
-        refs.into_iter().map(|r| r.name).collect()
+    fn keys(names: &[&str]) -> BTreeSet<ResourceKey> {
+        names.iter().map(|n| key(n)).collect()
+    }
+
+    fn wanted(input: &RunInput) -> Vec<String> {
+        input
+            .wanted
+            .iter()
+            .map(|t| t.grant.metadata.name.clone().unwrap_or_default())
+            .collect()
+    }
+
+    fn leaving(input: &RunInput) -> Vec<(String, bool, bool)> {
+        input
+            .leaving
+            .iter()
+            .map(|l| {
+                (
+                    l.tracked.grant.metadata.name.clone().unwrap_or_default(),
+                    l.deleted,
+                    l.spec_places,
+                )
+            })
+            .collect()
     }
 
     #[test]
-    fn a_created_grant_is_on_its_resource_and_touches_it() {
+    fn a_created_grant_touches_its_key_and_is_wanted_there() {
         let mut index = GrantIndex::default();
-        let touched = index.apply_grant(&grant("batch", "a", bucket("lake")));
-        assert_eq!(touched, BTreeSet::from([key("lake", "us-east-1")]));
-        index.apply_grant(&grant("batch", "b", bucket("lake")));
-        index.apply_grant(&grant("web", "c", bucket("pond")));
-        assert_eq!(names(index.on(&key("lake", "us-east-1"))), ["a", "b"]);
-        assert_eq!(names(index.on(&key("pond", "us-east-1"))), ["c"]);
-        assert_eq!(names(index.naming("dev")), ["a", "b", "c"]);
+        assert_eq!(index.apply_grant(&grant("a", "lake")), keys(&["lake"]));
+        index.apply_grant(&grant("b", "lake"));
+        index.apply_grant(&grant("c", "pond"));
+        let input = index.run_input(&key("lake"));
+        assert_eq!(wanted(&input), ["a", "b"]);
+        assert!(input.leaving.is_empty());
+        assert_eq!(wanted(&index.run_input(&key("pond"))), ["c"]);
+        assert!(index.run_input(&key("sea")).is_empty());
     }
 
     #[test]
-    fn a_grant_edited_to_another_resource_touches_both_and_leaves_the_old() {
+    fn a_grant_moved_to_another_key_touches_both_and_leaves_the_old_one_while_placed_there() {
         let mut index = GrantIndex::default();
-        index.apply_grant(&grant("batch", "a", bucket("lake")));
-        let touched = index.apply_grant(&grant("batch", "a", bucket("pond")));
+        index.apply_grant(&placed(grant("a", "lake"), "lake"));
+        let mut moved = placed(grant("a", "pond"), "lake");
+        moved.metadata.generation = Some(2);
+        assert_eq!(index.apply_grant(&moved), keys(&["lake", "pond"]));
+        assert_eq!(wanted(&index.run_input(&key("pond"))), ["a"]);
+        let old = index.run_input(&key("lake"));
+        assert!(old.wanted.is_empty());
+        assert_eq!(leaving(&old), [("a".to_string(), false, false)]);
+        assert_eq!(old.leaving[0].tracked.here, [target("lake")]);
+
+        // The run on the old key removed it: nothing more there.
+        let changed = index.update_status(&moved, &key("lake"), Vec::new(), |_| {});
+        assert!(changed);
+        assert!(index.run_input(&key("lake")).is_empty());
         assert_eq!(
-            touched,
-            BTreeSet::from([key("lake", "us-east-1"), key("pond", "us-east-1")])
+            index
+                .unwritten_status(&moved)
+                .map(|(v, s)| (v, s.targets.len())),
+            Some((1, 0))
         );
-        assert!(index.on(&key("lake", "us-east-1")).is_empty());
-        assert_eq!(names(index.on(&key("pond", "us-east-1"))), ["a"]);
     }
 
     #[test]
-    fn a_deleted_grant_touches_its_resource_and_is_gone() {
+    fn a_change_of_the_principals_touches_its_key_and_its_own_status_write_touches_nothing() {
         let mut index = GrantIndex::default();
-        let a = grant("batch", "a", bucket("lake"));
+        index.apply_grant(&grant("a", "lake"));
+        let mut edited = grant("a", "lake");
+        edited.spec.grantee.principals = vec!["role/Other".into()];
+        edited.metadata.generation = Some(2);
+        assert_eq!(index.apply_grant(&edited), keys(&["lake"]));
+        assert_eq!(
+            index.run_input(&key("lake")).wanted[0]
+                .grant
+                .spec
+                .grantee
+                .principals,
+            ["role/Other"]
+        );
+        // The echo of its status write, and the finalizer xacct added: no run needed.
+        let echo = placed(edited.clone(), "lake");
+        assert!(index.apply_grant(&echo).is_empty());
+        let mut finalized = edited;
+        finalized.metadata.finalizers = Some(vec!["xacct.dev/revoke".into()]);
+        assert!(index.apply_grant(&finalized).is_empty());
+    }
+
+    #[test]
+    fn the_status_xacct_keeps_is_not_rolled_back_by_an_older_echo() {
+        let mut index = GrantIndex::default();
+        let a = placed(grant("a", "lake"), "lake");
         index.apply_grant(&a);
-        assert_eq!(
-            index.delete_grant(&a),
-            BTreeSet::from([key("lake", "us-east-1")])
+        index.update_status(
+            &a,
+            &key("lake"),
+            vec![target("lake"), target("lake2")],
+            |s| s.observed_generation = Some(1),
         );
-        assert!(index.on(&key("lake", "us-east-1")).is_empty());
-        assert!(index.naming("data-prod").is_empty() && index.naming("dev").is_empty());
-        assert!(
-            index.delete_grant(&a).is_empty(),
-            "deleting twice touches nothing"
-        );
+        // The watch brings the object as it was before that write.
+        index.apply_grant(&a);
+        let (version, status) = index.unwritten_status(&a).expect("to write");
+        assert_eq!(status.targets.len(), 2);
+        index.status_written(&a, version);
+        assert!(index.unwritten_status(&a).is_none(), "written once");
     }
 
     #[test]
-    fn an_accounts_region_keys_the_grants_that_name_none_and_touches_its_grants() {
+    fn a_deleted_grant_leaves_every_key_it_is_on_and_is_clean_once_revoked_everywhere() {
+        let mut index = GrantIndex::default();
+        // Moved from lake to pond, its statements on lake not revoked yet.
+        let a = placed(grant("a", "pond"), "lake");
+        index.apply_grant(&a);
+        let gone = deleting(a);
+        assert_eq!(index.apply_grant(&gone), keys(&["lake", "pond"]));
+        assert_eq!(
+            leaving(&index.run_input(&key("pond"))),
+            [("a".to_string(), true, true)],
+            "its spec's key revokes where the spec says"
+        );
+        assert_eq!(
+            leaving(&index.run_input(&key("lake"))),
+            [("a".to_string(), true, false)]
+        );
+        assert!(!index.clean(&gone));
+        index.spec_cleaned(&gone);
+        index.update_status(&gone, &key("pond"), Vec::new(), |_| {});
+        assert!(!index.clean(&gone), "still placed on lake");
+        index.update_status(&gone, &key("lake"), Vec::new(), |_| {});
+        assert!(index.clean(&gone));
+        assert_eq!(
+            leaving(&index.run_input(&key("pond"))),
+            [("a".to_string(), true, false)],
+            "still in its key's run, which releases the finalizer"
+        );
+        assert!(index.run_input(&key("lake")).is_empty());
+        assert_eq!(index.delete_grant(&gone), keys(&["pond"]));
+        assert!(index.run_input(&key("pond")).is_empty());
+    }
+
+    #[test]
+    fn an_accounts_region_moves_the_grants_naming_none_and_a_readiness_change_touches_their_keys() {
         let mut index = GrantIndex::default();
         index.apply_account(&account("data-prod", Some("eu-west-1")));
-        index.apply_grant(&grant("batch", "a", bucket("lake")));
-        let mut elsewhere = bucket("lake");
-        elsewhere["region"] = json!("ap-south-1");
-        index.apply_grant(&grant("batch", "b", elsewhere));
-        assert_eq!(names(index.on(&key("lake", "eu-west-1"))), ["a"]);
-
-        // The account moves to another default region: `a` moves with it, `b` stays.
+        index.apply_grant(&grant("a", "lake"));
+        assert_eq!(
+            wanted(&index.run_input(&key_in_region("lake", "eu-west-1"))),
+            ["a"]
+        );
+        assert!(
+            index
+                .apply_account(&account("data-prod", Some("eu-west-1")))
+                .is_empty(),
+            "the same region (a status change): nothing moves"
+        );
         let touched = index.apply_account(&account("data-prod", Some("us-west-2")));
         assert_eq!(
             touched,
             BTreeSet::from([
-                key("lake", "eu-west-1"),
-                key("lake", "us-west-2"),
-                key("lake", "ap-south-1")
+                key_in_region("lake", "eu-west-1"),
+                key_in_region("lake", "us-west-2")
             ])
         );
-        assert!(index.on(&key("lake", "eu-west-1")).is_empty());
-        assert_eq!(names(index.on(&key("lake", "us-west-2"))), ["a"]);
-        assert_eq!(names(index.on(&key("lake", "ap-south-1"))), ["b"]);
-
-        // Gone: the default region.
-        index.delete_account(&account("data-prod", Some("us-west-2")));
-        assert_eq!(names(index.on(&key("lake", "us-east-1"))), ["a"]);
+        assert_eq!(
+            wanted(&index.run_input(&key_in_region("lake", "us-west-2"))),
+            ["a"]
+        );
+        // Readiness: the keys of every grant naming the account, the grantee's too.
+        assert_eq!(
+            index.keys_naming("dev"),
+            BTreeSet::from([key_in_region("lake", "us-west-2")])
+        );
+        assert!(index.keys_naming("other").is_empty());
+        index.delete_account(&account("data-prod", None));
+        assert_eq!(wanted(&index.run_input(&key("lake"))), ["a"]);
     }
 
     #[test]
-    fn a_grantee_account_change_touches_the_grants_naming_it() {
+    fn a_grant_in_a_run_in_flight_elsewhere_is_not_clean_until_that_run_records_its_places() {
         let mut index = GrantIndex::default();
-        index.apply_grant(&grant("batch", "a", bucket("lake")));
-        let touched = index.apply_account(&account("dev", None));
-        assert_eq!(touched, BTreeSet::from([key("lake", "us-east-1")]));
-        assert!(index.apply_account(&account("unused", None)).is_empty());
+        let a = grant("a", "lake");
+        index.apply_grant(&a);
+        // The run on lake starts with it; meanwhile it moves to pond and is deleted.
+        index.begin_run(&key("lake"), [&a]);
+        let mut moved = grant("a", "pond");
+        moved.metadata.generation = Some(2);
+        index.apply_grant(&moved);
+        assert!(!index.is_current(&a), "the run's grant is an older one");
+        let gone = deleting(moved);
+        index.apply_grant(&gone);
+        index.spec_cleaned(&gone);
+        assert!(!index.clean(&gone), "the run on lake may still write it");
+        // That run ends having written it there: lake's next run revokes it.
+        index.update_status(&a, &key("lake"), vec![target("lake")], |_| {});
+        index.end_run(&key("lake"), [&a]);
+        assert!(!index.clean(&gone));
+        assert_eq!(
+            leaving(&index.run_input(&key("lake"))),
+            [("a".to_string(), true, false)]
+        );
+        index.update_status(&gone, &key("lake"), Vec::new(), |_| {});
+        assert!(index.clean(&gone));
     }
 
     #[test]
-    fn a_restart_lists_the_grants_again_from_nothing() {
+    fn a_restart_lists_again_and_forgets_the_grants_gone_meanwhile() {
         let mut index = GrantIndex::default();
-        index.apply_grant(&grant("batch", "a", bucket("lake")));
-        index.apply_grant(&grant("batch", "gone", bucket("lake")));
-        index.clear_grants();
-        index.apply_grant(&grant("batch", "a", bucket("lake")));
-        assert_eq!(names(index.on(&key("lake", "us-east-1"))), ["a"]);
-        assert_eq!(names(index.naming("data-prod")), ["a"]);
+        index.begin_relist();
+        index.apply_grant(&grant("a", "lake"));
+        index.apply_grant(&placed(grant("gone", "pond"), "pond"));
+        assert!(!index.synced());
+        index.end_relist();
+        assert!(index.synced());
+        index.begin_relist();
+        index.apply_grant(&grant("a", "lake"));
+        assert_eq!(index.end_relist(), keys(&["pond"]), "the gone grant's keys");
+        assert!(index.run_input(&key("pond")).is_empty());
+        assert_eq!(index.naming("data-prod").len(), 1);
+    }
+
+    #[test]
+    fn a_grant_recreated_under_the_same_name_starts_from_its_own_status() {
+        let mut index = GrantIndex::default();
+        let old = grant("a", "lake");
+        index.apply_grant(&old);
+        index.update_status(&old, &key("lake"), vec![target("lake")], |_| {});
+        let new = grant_with("a", "lake", json!({"uid": "uid-a2"}));
+        assert_eq!(index.apply_grant(&new), keys(&["lake"]));
+        assert!(index.run_input(&key("lake")).wanted[0].here.is_empty());
+        assert!(
+            !index.update_status(&old, &key("lake"), Vec::new(), |_| {}),
+            "the old grant's run changes nothing of the new one"
+        );
     }
 }

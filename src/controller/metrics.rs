@@ -3,16 +3,16 @@
 
 use std::time::Instant;
 
-use kube::runtime::reflector::Store;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::{Arc, RwLock};
 
 use super::conditions::{READY, find};
-use crate::api::CrossAccountGrant;
+use super::index::GrantIndex;
 use crate::aws::CallLog;
 use crate::engine::Reason;
 
@@ -71,11 +71,12 @@ pub struct Metrics {
     durations: Family<KindLabels, Histogram>,
     drift: Family<DriftLabels, Counter>,
     gc_removed: Counter,
+    engine_runs: Counter,
 }
 
 impl Metrics {
     /// Metrics reading AWS calls from `calls` and grant states from `grants` at scrape time.
-    pub fn new(calls: CallLog, grants: Store<CrossAccountGrant>) -> Self {
+    pub fn new(calls: CallLog, grants: Arc<RwLock<GrantIndex>>) -> Self {
         let mut registry = Registry::with_prefix("xacct");
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         registry.register(
@@ -103,6 +104,12 @@ impl Metrics {
             "Statements of grants that no longer exist removed by garbage collection",
             gc_removed.clone(),
         );
+        let engine_runs = Counter::default();
+        registry.register(
+            "engine_runs",
+            "Engine runs: one per run on a resource, plus grants run alone and Observe plans",
+            engine_runs.clone(),
+        );
         registry.register_collector(Box::new(AwsCalls(calls)));
         registry.register_collector(Box::new(GrantStates(grants)));
         Metrics {
@@ -111,7 +118,13 @@ impl Metrics {
             durations,
             drift,
             gc_removed,
+            engine_runs,
         }
+    }
+
+    /// Counts one engine run.
+    pub fn engine_run(&self) {
+        self.engine_runs.inc();
     }
 
     /// Counts one reconcile and its duration.
@@ -192,37 +205,28 @@ struct ReadyLabels {
 
 /// Grants by their Ready status, from the controller's cache.
 #[derive(Debug)]
-struct GrantStates(Store<CrossAccountGrant>);
+struct GrantStates(Arc<RwLock<GrantIndex>>);
 
 impl prometheus_client::collector::Collector for GrantStates {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let family = Family::<ReadyLabels, Gauge>::default();
-        for ready in ["True", "False", "Unknown"] {
+        let mut counts = [0i64; 3];
+        let index = self.0.read().unwrap_or_else(|e| e.into_inner());
+        index.for_each_status(|status| {
+            let slot = match find(&status.conditions, READY).map(|c| c.status.as_str()) {
+                Some("True") => 0,
+                Some("False") => 1,
+                _ => 2,
+            };
+            counts[slot] += 1;
+        });
+        drop(index);
+        for (ready, count) in ["True", "False", "Unknown"].into_iter().zip(counts) {
             family
                 .get_or_create(&ReadyLabels {
                     ready: ready.into(),
                 })
-                .set(0);
-        }
-        for grant in self.0.state() {
-            let ready = grant
-                .status
-                .as_ref()
-                .and_then(|s| find(&s.conditions, READY))
-                .map_or("Unknown", |c| {
-                    if c.status == "True" {
-                        "True"
-                    } else if c.status == "False" {
-                        "False"
-                    } else {
-                        "Unknown"
-                    }
-                });
-            family
-                .get_or_create(&ReadyLabels {
-                    ready: ready.into(),
-                })
-                .inc();
+                .set(count);
         }
         let metric = encoder.encode_descriptor(
             "grants",
@@ -254,8 +258,7 @@ mod tests {
 
     #[test]
     fn reconciles_are_exposed_by_kind_and_outcome() {
-        let (grants, _writer) = kube::runtime::reflector::store::<CrossAccountGrant>();
-        let metrics = Metrics::new(CallLog::default(), grants);
+        let metrics = Metrics::new(CallLog::default(), Arc::default());
         let started = Instant::now();
         metrics.reconciled(
             "CrossAccountGrant",

@@ -5,17 +5,18 @@
 
 pub mod account;
 pub mod backoff;
-pub mod coalesce;
 pub mod conditions;
 mod context;
 mod error;
 mod gc;
-pub mod grant;
 mod http;
 pub mod index;
 mod leader;
 pub mod metrics;
+pub mod queue;
+pub mod run;
 pub mod share;
+pub mod verdict;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -37,8 +38,8 @@ use tokio::sync::watch;
 pub use account::ACCOUNT_FINALIZER;
 pub use context::{Clock, Context, FIELD_MANAGER, ReconcileSettings};
 pub use error::ControllerError;
-pub use grant::GRANT_FINALIZER;
 pub use metrics::Metrics;
+pub use run::GRANT_FINALIZER;
 
 use crate::api::{AwsAccount, CrossAccountGrant, SnapshotShare};
 use crate::aws::{AwsPolicies, AwsSnapshots, Connector, ConnectorOptions};
@@ -49,8 +50,10 @@ use crate::engine::{Engine, EngineSettings};
 pub struct RunConfig {
     /// Engine settings (instance id, trust policy quota).
     pub engine: EngineSettings,
-    /// How many grants are reconciled at once.
+    /// How many resources (and shares, and accounts) are reconciled at once.
     pub concurrency: u16,
+    /// How long the queue waits for more changes to a resource before running it.
+    pub debounce: Duration,
     /// Re-check period of every object (drift detection).
     pub resync: Duration,
     /// Watch grants and snapshot shares in this namespace only.
@@ -90,6 +93,7 @@ fn log_start(config: &RunConfig) {
         namespace = config.namespace.as_deref().unwrap_or("(all)"),
         selector = config.selector.as_deref().unwrap_or("(none)"),
         concurrency = config.concurrency,
+        debounce = %humantime::format_duration(config.debounce),
         resync = %humantime::format_duration(config.resync),
         trust_policy_limit = config.engine.trust_policy_limit,
         compaction = config.engine.compaction,
@@ -121,8 +125,8 @@ pub async fn run_with(
     .with_snapshots(Arc::new(AwsSnapshots::new(connector.clone())));
     let ready = Arc::new(AtomicBool::new(false));
     // Health and metrics answer from the start, also on a replica standing by for the lease.
-    let (grant_store, grant_writer) = reflector::store();
-    let metrics = Arc::new(Metrics::new(connector.calls().clone(), grant_store.clone()));
+    let index = Arc::new(RwLock::new(index::GrantIndex::default()));
+    let metrics = Arc::new(Metrics::new(connector.calls().clone(), index.clone()));
     let http_state = http::HttpState {
         metrics: metrics.clone(),
         ready: ready.clone(),
@@ -159,12 +163,10 @@ pub async fn run_with(
             ))
         });
 
-    let caches = Caches {
-        grant_store,
-        grant_writer,
-        metrics,
-    };
-    let result = run_controllers(client, connector, engine, &config, caches, stop_rx, ready).await;
+    let result = run_controllers(
+        client, connector, engine, &config, index, metrics, stop_rx, ready,
+    )
+    .await;
     let _ = stop_tx.send(true);
     if let Some(watchdog) = watchdog {
         let _ = watchdog.await;
@@ -191,19 +193,14 @@ async fn join_http(
     }
 }
 
-/// What exists before the controllers start: the grant cache and the metrics reading it.
-struct Caches {
-    grant_store: reflector::Store<CrossAccountGrant>,
-    grant_writer: reflector::store::Writer<CrossAccountGrant>,
-    metrics: Arc<Metrics>,
-}
-
+#[allow(clippy::too_many_arguments)]
 async fn run_controllers(
     client: Client,
     connector: Arc<Connector>,
     engine: Engine,
     config: &RunConfig,
-    caches: Caches,
+    index: Arc<RwLock<index::GrantIndex>>,
+    metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
     ready: Arc<AtomicBool>,
 ) -> Result<(), ControllerError> {
@@ -222,27 +219,21 @@ async fn run_controllers(
     let share_watch = grant_watch.clone();
     let accounts_api: Api<AwsAccount> = Api::all(client.clone());
 
-    // Status writes do not bring an object back: only spec, finalizer and deletion changes do
-    // (plus the resync and, for grants, a change of their account's readiness).
-    let Caches {
-        grant_store,
-        grant_writer,
-        metrics,
-    } = caches;
-    let index = Arc::new(RwLock::new(index::GrantIndex::default()));
-    let grant_stream = watcher(grants_api, grant_watch)
+    // Grants feed the index, whose changes ask for runs on the keys they touch; status writes
+    // and the finalizer xacct adds touch none. Shares and accounts are reconciled one by one.
+    let (queue, requests) = queue::Queue::new();
+    let queue = Arc::new(queue);
+    let grant_events = watcher(grants_api, grant_watch)
         .default_backoff()
         .modify(trim)
-        .reflect(grant_writer)
-        .inspect_ok(index_grants(index.clone()))
-        .applied_objects()
-        .predicate_filter(lifecycle, Default::default());
+        .take_until(stopped(stop.clone()))
+        .for_each(index_grants(index.clone(), queue.clone()));
     let (account_store, account_writer) = reflector::store();
     let account_stream = watcher(accounts_api.clone(), watcher::Config::default())
         .default_backoff()
         .modify(trim)
         .reflect(account_writer)
-        .inspect_ok(index_accounts(index.clone()))
+        .inspect_ok(index_accounts(index.clone(), queue.clone()))
         .applied_objects()
         .predicate_filter(lifecycle, Default::default());
     let (share_store, share_writer) = reflector::store();
@@ -257,6 +248,21 @@ async fn run_controllers(
             .default_backoff()
             .applied_objects()
             .predicate_filter(readiness, Default::default())
+    };
+    let grants_on_ready_accounts = {
+        let (index, queue) = (index.clone(), queue.clone());
+        readiness_changes()
+            .take_until(stopped(stop.clone()))
+            .for_each(move |account| {
+                if let Ok(account) = account {
+                    let keys = index
+                        .read()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .keys_naming(&account.name_any());
+                    queue.enqueue(keys);
+                }
+                future::ready(())
+            })
     };
 
     let reporter = Reporter {
@@ -274,19 +280,31 @@ async fn run_controllers(
             secrets_namespace: config.secrets_namespace.clone(),
         },
         accounts: account_store.clone(),
-        grants: grant_store.clone(),
         index: index.clone(),
         shares: share_store.clone(),
         external_ids: RwLock::default(),
         backoff: backoff::Backoff::new(Duration::from_secs(2), Duration::from_secs(300)),
-        coalescer: coalesce::Coalescer::default(),
         clock: Arc::new(Timestamp::now),
     });
 
     {
-        let (grants, accounts, ready) = (grant_store.clone(), account_store.clone(), ready.clone());
+        let (index, accounts, ready, queue) = (
+            index.clone(),
+            account_store.clone(),
+            ready.clone(),
+            queue.clone(),
+        );
         tokio::spawn(async move {
-            if wait_until_synced(&grants).await && wait_until_synced(&accounts).await {
+            while !index
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .synced()
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if wait_until_synced(&accounts).await {
+                // Runs start with every grant and account in the caches.
+                queue.start();
                 ready.store(true, Ordering::SeqCst);
                 tracing::info!("caches synced: ready");
             }
@@ -302,21 +320,17 @@ async fn run_controllers(
         ),
         (None, _, _) => {}
     }
-    // Grants waiting for a run on their resource are woken by it (see coalesce::Coalescer::wake).
-    let (wake, woken) = futures::channel::mpsc::unbounded();
-    ctx.coalescer.wake_with(wake);
-    let grants_by_account = index.clone();
-    let grant_controller = Controller::for_stream(grant_stream, grant_store)
-        .with_config(ControllerConfig::default().concurrency(config.concurrency))
-        .reconcile_on(woken)
-        .watches_stream(readiness_changes(), move |account: AwsAccount| {
-            let index = grants_by_account.read();
-            let index = index.unwrap_or_else(std::sync::PoisonError::into_inner);
-            index.naming(&account.name_any())
-        })
-        .graceful_shutdown_on(stopped(stop.clone()))
-        .run(grant::reconcile, context::error_policy, ctx.clone())
-        .for_each(|result| async move { log_result(result) });
+    let runs = queue::drive(
+        &queue,
+        requests,
+        run::reconcile,
+        ctx.clone(),
+        config.concurrency,
+        config.debounce,
+    )
+    .take_until(stopped(stop.clone()))
+    .for_each(|()| future::ready(()));
+    let grant_controller = future::join3(runs, grant_events, grants_on_ready_accounts);
     let shares_by_account = share_store.clone();
     let share_controller = Controller::for_stream(share_stream, share_store)
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
@@ -377,45 +391,51 @@ fn log_result<K: Resource, E: std::fmt::Display>(
     }
 }
 
-/// Keeps `index` in step with the grant watch.
+/// Keeps `index` in step with the grant watch, and asks for runs on the keys each event touches.
 fn index_grants(
     index: Arc<RwLock<index::GrantIndex>>,
-) -> impl FnMut(&watcher::Event<CrossAccountGrant>) {
+    queue: Arc<queue::Queue>,
+) -> impl FnMut(Result<watcher::Event<CrossAccountGrant>, watcher::Error>) -> future::Ready<()> {
     move |event| {
         let mut index = index
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match event {
-            watcher::Event::Apply(g) | watcher::Event::InitApply(g) => {
-                index.apply_grant(g);
+        let touched = match event {
+            Ok(watcher::Event::Apply(g) | watcher::Event::InitApply(g)) => index.apply_grant(&g),
+            Ok(watcher::Event::Delete(g)) => index.delete_grant(&g),
+            Ok(watcher::Event::Init) => {
+                index.begin_relist();
+                Default::default()
             }
-            watcher::Event::Delete(g) => {
-                index.delete_grant(g);
+            Ok(watcher::Event::InitDone) => index.end_relist(),
+            Err(e) => {
+                tracing::warn!(error = %e, "grant watch failed; retrying");
+                Default::default()
             }
-            watcher::Event::Init => index.clear_grants(),
-            watcher::Event::InitDone => {}
-        }
+        };
+        drop(index);
+        queue.enqueue(touched);
+        future::ready(())
     }
 }
 
 /// Keeps `index` in step with the account watch (a grant's resource key takes its account's
-/// default region).
+/// default region): an account's region changing moves its grants to other keys.
 fn index_accounts(
     index: Arc<RwLock<index::GrantIndex>>,
+    queue: Arc<queue::Queue>,
 ) -> impl FnMut(&watcher::Event<AwsAccount>) {
     move |event| {
         let mut index = index
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match event {
-            watcher::Event::Apply(a) | watcher::Event::InitApply(a) => {
-                index.apply_account(a);
-            }
-            watcher::Event::Delete(a) => {
-                index.delete_account(a);
-            }
-            watcher::Event::Init | watcher::Event::InitDone => {}
-        }
+        let touched = match event {
+            watcher::Event::Apply(a) | watcher::Event::InitApply(a) => index.apply_account(a),
+            watcher::Event::Delete(a) => index.delete_account(a),
+            watcher::Event::Init | watcher::Event::InitDone => Default::default(),
+        };
+        drop(index);
+        queue.enqueue(touched);
     }
 }
 

@@ -98,7 +98,8 @@ async fn apply(share: &SnapshotShare, ctx: &Context) -> Result<Action, Controlle
                 },
             );
             let reason = c.as_ref().map_or(Reason::Unknown, |c| c.reason);
-            let action = ctx.next_look(&object_key(share), reason, ctx.settings.resync);
+            let action =
+                Action::requeue(ctx.next_look(&object_key(share), reason, ctx.settings.resync));
             (update, Some(report), action)
         };
     if let Some(report) = &report {

@@ -55,6 +55,9 @@ pub struct GrantInput {
     pub written: Vec<Placement>,
     /// Deleting: whether the places the spec names now are revoked (`false`: only `written`).
     pub spec_places: bool,
+    /// Its statements are removed whatever the run's operation (a grant being deleted, or leaving
+    /// the places in `written`), in the same write as the other grants on those policies.
+    pub leaving: bool,
 }
 
 impl GrantInput {
@@ -65,6 +68,7 @@ impl GrantInput {
             origin: origin.into(),
             written: Vec::new(),
             spec_places: true,
+            leaving: false,
         }
     }
 }

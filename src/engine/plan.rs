@@ -58,6 +58,8 @@ pub enum GrantState {
         /// Applying a grant an account no longer consents to (see
         /// [`GrantError::withdraws_consent`]): the refusal; its statements are removed instead.
         withdrawn: Option<GrantError>,
+        /// Its statements are removed whatever the run's operation ([`GrantInput::leaving`]).
+        leaving: bool,
     },
     /// It cannot be converged; nothing is written for it.
     Failed(GrantError),
@@ -170,9 +172,12 @@ impl Engine {
         inputs: &[GrantInput],
         operation: Operation,
     ) -> Plan {
-        let purpose = match operation {
-            Operation::Apply => Purpose::Grant,
-            Operation::Delete => Purpose::Revoke,
+        let operation_of = |input: &GrantInput| {
+            if input.leaving {
+                Operation::Delete
+            } else {
+                operation
+            }
         };
         let mut grants = Vec::with_capacity(inputs.len());
         let mut resolved: Vec<(usize, ResolvedGrant, Option<GrantError>)> = Vec::new();
@@ -185,6 +190,10 @@ impl Engine {
             );
             // A resolved grant's state is known once its targets are.
             let instance = &self.settings.instance_id;
+            let purpose = match operation_of(input) {
+                Operation::Apply => Purpose::Grant,
+                Operation::Delete => Purpose::Revoke,
+            };
             let state = match resolve_grant(&input.grant, accounts, instance, purpose) {
                 Ok(g) => {
                     resolved.push((index, g, None));
@@ -212,7 +221,7 @@ impl Engine {
             let grant_operation = if withdrawn.is_some() {
                 Operation::Delete
             } else {
-                operation
+                operation_of(input)
             };
             let placed = match self
                 .placements(&mut lookups, accounts, &mut g, input, grant_operation)
@@ -238,6 +247,7 @@ impl Engine {
                 role_arn,
                 retained: release,
                 withdrawn,
+                leaving: input.leaving,
             });
             let created = input
                 .grant

@@ -189,8 +189,10 @@ impl Report {
                         role_arn,
                         retained,
                         withdrawn,
+                        leaving,
                     } => planned_grant(
                         plan,
+                        *leaving,
                         owner,
                         targets,
                         role_arn,
@@ -223,8 +225,10 @@ impl Report {
 
 /// A planned grant's report: the policies it has statements in after the run, its role, how many
 /// of its statements change, and its Ready condition.
+#[allow(clippy::too_many_arguments)]
 fn planned_grant(
     plan: &Plan,
+    leaving: bool,
     owner: &GrantOwner,
     targets: &[PlannedTarget],
     role_arn: &Option<String>,
@@ -267,7 +271,14 @@ fn planned_grant(
                 if dry_run { "would be" } else { "were" }
             ),
         ),
-        None => grant_condition(plan.operation, dry_run, &plans, owner),
+        None => {
+            let operation = if leaving {
+                Operation::Delete
+            } else {
+                plan.operation
+            };
+            grant_condition(operation, dry_run, &plans, owner)
+        }
     };
     (targets.to_vec(), role_arn.clone(), changes, ready)
 }

@@ -86,6 +86,7 @@ pub fn run_config(resync: std::time::Duration) -> xacct::controller::RunConfig {
     xacct::controller::RunConfig {
         engine: xacct::engine::EngineSettings::default(),
         concurrency: 4,
+        debounce: std::time::Duration::from_millis(200),
         resync,
         namespace: None,
         selector: None,
