@@ -370,6 +370,8 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
     let h = Harness::builder()
         .buckets(&["lake", "pond"])
         .resync(resync)
+        // Grants created one after the other within a second meet in one run.
+        .config(|c| c.debounce = Duration::from_secs(1))
         .start()
         .await;
     let metrics = h.metrics_url.clone();
@@ -412,20 +414,16 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
     h.wait_ready("web", "outsider", "False", "NamespaceNotAllowed")
         .await;
 
-    // From cold, each grant's first reconcile only adds the finalizer, and only grants holding it
-    // are converged with another's: a run waits for grants on its bucket that are getting theirs
-    // (until none arrived for a second), so the grants arrive in one or two waves per bucket (the
-    // first grant may run before the others exist), each wave one run: one write. Bound: at most 3 runs with a write
-    // for lake and 2 for pond, 5 in all, where one run per grant would be 15 writes (and 30 reads).
+    // From cold: the queue runs each bucket once its grants stopped arriving for the debounce,
+    // one run per bucket: one write each (plus a read to plan and a re-read before writing).
+    // One run per grant would be 15 writes and 30 reads.
     let puts = h.connector.calls().count("PutBucketPolicy");
     let reads = h.connector.calls().count("GetBucketPolicy");
     eprintln!(
         "from cold: {puts} PutBucketPolicy, {reads} GetBucketPolicy for 15 grants on 2 buckets"
     );
-    assert!(
-        (2..=5).contains(&puts),
-        "{puts} writes for 12 grants on lake and 3 on pond: expected one per bucket and wave"
-    );
+    assert_eq!(puts, 2, "one write per bucket");
+    assert!(reads <= 4, "{reads} reads: at most two per bucket");
     for (bucket, names) in [("lake", &lake), ("pond", &pond)] {
         let present = h.policy(bucket).await;
         assert_eq!(
@@ -500,8 +498,7 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
     assert!(reads > 0, "the resync reads the buckets (drift detection)");
 
     // Drift: someone puts lake's policy back to its foreign statement alone. The next resync
-    // restores every lake grant's statements in one write, and each grant reports it (from the
-    // result its peer's run kept for it).
+    // restores every lake grant's statements in one write, and each grant reports it.
     let writes = h.writes();
     let doc = json!({"Version": "2012-10-17", "Statement": [foreign("lake")]});
     h.s3.put_bucket_policy()
@@ -542,6 +539,52 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
         2,
         "the tampering, then one write restoring twelve grants"
     );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_grants_created_together_on_one_bucket_converge_in_one_write() {
+    let h = Harness::builder()
+        .buckets(&["lake"])
+        .config(|c| c.debounce = Duration::from_secs(1))
+        .start()
+        .await;
+    create(
+        &h.accounts(),
+        &AccountFixture::data_prod().allowed(&["batch"]).build(),
+    )
+    .await;
+    h.wait_account_verified().await;
+    let names: Vec<String> = (0..50).map(|i| format!("g-{i:02}")).collect();
+    for name in &names {
+        create(
+            &h.grants("batch"),
+            &GrantFixture::new("batch", name).bucket("lake").build(),
+        )
+        .await;
+    }
+    for name in &names {
+        eventually(60, &format!("{name} Ready"), || async {
+            (h.ready("batch", name).await?.0 == "True").then_some(())
+        })
+        .await;
+    }
+    assert_eq!(h.connector.calls().count("PutBucketPolicy"), 1, "one write");
+    let reads = h.connector.calls().count("GetBucketPolicy");
+    assert!(
+        reads <= 2,
+        "{reads} reads: one to plan, one before the write"
+    );
+    let present = h.policy("lake").await;
+    for name in &names {
+        let owner = GrantOwner::new("default", "batch", name);
+        assert!(
+            present
+                .iter()
+                .any(|s| s.as_deref().is_some_and(|s| held_by(s, &owner))),
+            "{name} in {present:?}"
+        );
+    }
     h.finish().await;
 }
 

@@ -1133,3 +1133,78 @@ async fn a_call_that_never_answers_times_out_and_is_retried() {
     assert!(report.grants[0].ready().is_some_and(|c| c.status == "True"));
     world.assert_foreign_intact("after the stall").await;
 }
+
+/// A race the work queue keyed by resource must win: while the run on `lake` is writing a grant's
+/// statements (its PutBucketPolicy held 3 s by the proxy), the grant is moved to `pond` and
+/// deleted. The run on `pond` cannot release the finalizer while the run on `lake` may still write
+/// (the index knows it is in flight); once that run has recorded what it wrote, `lake`'s next run
+/// revokes it. Nothing is left anywhere, without garbage collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_moved_and_deleted_while_a_run_writes_it_leaves_no_statement_anywhere() {
+    let mut world = World::start().await;
+    world.bucket("lake").await;
+    world.bucket("pond").await;
+    world.proxy.set_plan(
+        FaultPlan::new(seed(41), 1.0, &[Fault::Latency(Duration::from_secs(3))])
+            .operations(&["PutBucketPolicy"]),
+    );
+    let h = Harness::builder()
+        .through(world.moto.options(), world.tool.clone())
+        .resync(Duration::from_secs(60))
+        .start()
+        .await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
+    h.wait_account_verified().await;
+    let grants = h.grants("apps");
+    create(
+        &grants,
+        &GrantFixture::new("apps", "mover").bucket("lake").build(),
+    )
+    .await;
+    eventually(30, "the write on lake in flight", || async {
+        world
+            .proxy
+            .seen()
+            .iter()
+            .any(|s| s.operation == "PutBucketPolicy" && s.status.is_none())
+            .then_some(())
+    })
+    .await;
+    support::controller::merge_spec(
+        &grants,
+        "mover",
+        json!({"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "pond"}}),
+    )
+    .await;
+    grants
+        .delete("mover", &Default::default())
+        .await
+        .expect("delete");
+    eventually(60, "the grant gone", || async {
+        support::controller::gone(grants.get("mover").await).then_some(())
+    })
+    .await;
+    let owner = GrantOwner::new("default", "apps", "mover");
+    for bucket in ["lake", "pond"] {
+        let policy = world
+            .read(&Holder::Bucket(bucket.into()))
+            .await
+            .unwrap_or_default();
+        assert!(
+            !policy.contains(&owner.sid("Bucket")) && !policy.contains(&owner.sid("Objects")),
+            "{bucket} still holds the grant's statements: {policy}"
+        );
+    }
+    let wrote_lake = world
+        .proxy
+        .seen()
+        .iter()
+        .filter(|s| s.operation == "PutBucketPolicy" && s.path.contains("lake"))
+        .count();
+    assert!(
+        wrote_lake >= 2,
+        "the run in flight wrote lake, and a later run revoked it there ({wrote_lake} writes)"
+    );
+    world.assert_foreign_intact("after the race").await;
+    h.finish().await;
+}
