@@ -987,6 +987,7 @@ fn chart_values_match_their_schema() {
         format!("--instance-id={}", setting("instanceId")),
         format!("--resync-period={}", setting("resyncPeriod")),
         format!("--concurrency={}", setting("concurrency")),
+        format!("--debounce={}", setting("debounce")),
         format!("--trust-policy-limit={}", setting("trustPolicyLimit")),
         format!("--log-format={}", setting("logFormat")),
         format!(
@@ -1034,6 +1035,7 @@ fn chart_values_match_their_schema() {
         "an instance id the CLI refuses",
     );
     refused(&|v| v["concurrency"] = json!(0), "concurrency 0");
+    refused(&|v| v["debounce"] = json!("soon"), "a debounce that is not a duration");
     refused(
         &|v| v["trustPolicyLimit"] = json!(5000),
         "a trust policy limit over 4096",
