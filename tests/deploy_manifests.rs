@@ -1035,7 +1035,10 @@ fn chart_values_match_their_schema() {
         "an instance id the CLI refuses",
     );
     refused(&|v| v["concurrency"] = json!(0), "concurrency 0");
-    refused(&|v| v["debounce"] = json!("soon"), "a debounce that is not a duration");
+    refused(
+        &|v| v["debounce"] = json!("soon"),
+        "a debounce that is not a duration",
+    );
     refused(
         &|v| v["trustPolicyLimit"] = json!(5000),
         "a trust policy limit over 4096",

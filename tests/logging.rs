@@ -237,7 +237,10 @@ async fn run_logs_json_lines_at_info_with_start_up_leadership_span_fields_writes
     assert_eq!(settings["selector"], "(none)");
     assert_eq!(settings["resync"], "2s");
     assert_eq!(settings["concurrency"], 8);
-    assert_eq!(settings["debounce"], "300ms", "XACCT_DEBOUNCE, as the chart sets it");
+    assert_eq!(
+        settings["debounce"], "300ms",
+        "XACCT_DEBOUNCE, as the chart sets it"
+    );
     assert_eq!(settings["metrics_addr"], format!("127.0.0.1:{port}"));
     assert_eq!(settings["leader_elect"], true);
     assert_eq!(settings["lease"], "xacct-system/xacct-controller");
