@@ -33,7 +33,7 @@ pub(super) async fn collect_periodically(
             .index()
             .grants()
             .into_iter()
-            .map(|(g, _)| (*g).clone())
+            .map(|g| (*g).clone())
             .collect();
         let shares: Vec<_> = ctx.shares.state().iter().map(|s| (**s).clone()).collect();
         let live = live_owners(&ctx.engine.settings().instance_id, &grants, &shares);

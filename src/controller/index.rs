@@ -432,18 +432,9 @@ impl GrantIndex {
         }
     }
 
-    /// Every grant with its status, by namespace and name.
-    pub fn grants(&self) -> Vec<(Arc<CrossAccountGrant>, CrossAccountGrantStatus)> {
-        let mut all: Vec<_> = self
-            .grants
-            .values()
-            .map(|e| (e.grant.clone(), e.status.clone()))
-            .collect();
-        all.sort_by(|(a, _), (b, _)| {
-            (&a.metadata.namespace, &a.metadata.name)
-                .cmp(&(&b.metadata.namespace, &b.metadata.name))
-        });
-        all
+    /// Every grant (without status).
+    pub fn grants(&self) -> Vec<Arc<CrossAccountGrant>> {
+        self.grants.values().map(|e| e.grant.clone()).collect()
     }
 
     /// Applies `f` to each grant's status (metrics read them without copying).

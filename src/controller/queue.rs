@@ -117,11 +117,6 @@ impl Queue {
         }
         writer.apply_watcher_event(&watcher::Event::InitDone);
     }
-
-    /// The keys asked for so far.
-    pub fn keys(&self) -> usize {
-        self.store.len()
-    }
 }
 
 /// Runs `reconcile` for each key asked for, until `requests` ends.

@@ -70,43 +70,20 @@ async fn run_key(key: &ResourceKey, ctx: &Context) -> Result<Action, ControllerE
         }
     }
 
-    let mut waiting = Vec::new();
-    let mut enforced = Vec::new();
-    let mut alone: Vec<Tracked> = Vec::new();
-    let mut observed = Vec::new();
-    for tracked in wanted {
-        if let Some((message, again)) = not_ready(&tracked.grant, ctx) {
-            waiting.push((tracked, message, again));
-        } else if tracked.grant.spec.mode == GrantMode::Observe {
-            observed.push(tracked);
-        } else if refused(&tracked) {
-            alone.push(tracked);
-        } else {
-            enforced.push(tracked);
-        }
-    }
-    // Deleted in mode Observe, or with nothing left here: nothing to revoke.
-    let (leaving, kept_as_is): (Vec<Leaving>, Vec<Leaving>) =
-        input.leaving.into_iter().partition(|l| {
-            let observed = l.deleted && l.tracked.grant.spec.mode == GrantMode::Observe;
-            !observed && (l.spec_places || !l.tracked.here.is_empty())
-        });
+    let sorted = Sorted::new(wanted, input.leaving, ctx);
 
     // Until their places are recorded, the grants this run may write are not clean elsewhere.
-    let writing: Vec<Arc<CrossAccountGrant>> = enforced
+    let writing: Vec<Arc<CrossAccountGrant>> = sorted
+        .enforced
         .iter()
-        .chain(&alone)
+        .chain(&sorted.alone)
         .map(|t| t.grant.clone())
         .collect();
     ctx.index_mut()
         .begin_run(key, writing.iter().map(|g| g.as_ref()));
-    let result = converge(
-        key, ctx, started, enforced, alone, observed, waiting, leaving, kept_as_is,
-    )
-    .await;
+    let (touched, run_next) = converge(key, ctx, started, sorted).await;
     ctx.index_mut()
         .end_run(key, writing.iter().map(|g| g.as_ref()));
-    let (touched, run_next) = result;
     later(run_next);
     for grant in touched {
         finish(&grant, ctx).await?;
@@ -114,20 +91,86 @@ async fn run_key(key: &ResourceKey, ctx: &Context) -> Result<Action, ControllerE
     Ok(Action::requeue(next))
 }
 
+/// The grants of a run, by what happens to them.
+struct Sorted {
+    /// Accounts not Ready: reported, not written (why, and when to look again).
+    waiting: Vec<(Tracked, String, Duration)>,
+    /// Written together in one engine run.
+    enforced: Vec<Tracked>,
+    /// Written each in an engine run of its own (AWS refused a document with its statements).
+    alone: Vec<Tracked>,
+    /// Mode Observe: planned, never written.
+    observed: Vec<Tracked>,
+    /// Revoked (or handed over) in the engine run of the enforced ones.
+    leaving: Vec<Leaving>,
+    /// Leaving with nothing to revoke here (deleted in mode Observe, or nothing left).
+    done: Vec<Leaving>,
+}
+
+impl Sorted {
+    fn new(wanted: Vec<Tracked>, leaving: Vec<Leaving>, ctx: &Context) -> Self {
+        let mut sorted = Sorted {
+            waiting: Vec::new(),
+            enforced: Vec::new(),
+            alone: Vec::new(),
+            observed: Vec::new(),
+            leaving: Vec::new(),
+            done: Vec::new(),
+        };
+        for tracked in wanted {
+            if let Some((message, again)) = not_ready(&tracked.grant, ctx) {
+                sorted.waiting.push((tracked, message, again));
+            } else if tracked.grant.spec.mode == GrantMode::Observe {
+                sorted.observed.push(tracked);
+            } else if refused(&tracked) {
+                sorted.alone.push(tracked);
+            } else {
+                sorted.enforced.push(tracked);
+            }
+        }
+        for l in leaving {
+            let observed = l.deleted && l.tracked.grant.spec.mode == GrantMode::Observe;
+            if !observed && (l.spec_places || !l.tracked.here.is_empty()) {
+                sorted.leaving.push(l);
+            } else {
+                sorted.done.push(l);
+            }
+        }
+        sorted
+    }
+}
+
+/// Runs the engine on `inputs` (never writing when `dry_run`), counted.
+async fn engine_run(
+    ctx: &Context,
+    directory: &crate::engine::AccountDirectory,
+    inputs: &[GrantInput],
+    dry_run: bool,
+) -> Arc<Report> {
+    let report = ctx
+        .engine
+        .run(directory, inputs, Operation::Apply, dry_run)
+        .await;
+    ctx.metrics.engine_run();
+    Arc::new(report)
+}
+
 /// The engine runs of the key and what they mean for each grant; returns the grants touched and
 /// when to look again.
-#[allow(clippy::too_many_arguments)]
 async fn converge(
     key: &ResourceKey,
     ctx: &Context,
     started: Instant,
-    enforced: Vec<Tracked>,
-    mut alone: Vec<Tracked>,
-    observed: Vec<Tracked>,
-    waiting: Vec<(Tracked, String, Duration)>,
-    leaving: Vec<Leaving>,
-    kept_as_is: Vec<Leaving>,
+    sorted: Sorted,
 ) -> (Vec<Arc<CrossAccountGrant>>, Duration) {
+    let Sorted {
+        waiting,
+        enforced,
+        mut alone,
+        observed,
+        leaving,
+        done,
+    } = sorted;
     let mut next = ctx.settings.resync;
     let mut later = |d: Duration| next = next.min(d);
     // One engine run for the grants written here and those leaving.
@@ -137,12 +180,7 @@ async fn converge(
     let mut results: Vec<(Tracked, Option<GrantReport>, Arc<Report>)> = Vec::new();
     let mut leaving_results = Vec::new();
     if !inputs.is_empty() {
-        let report = Arc::new(
-            ctx.engine
-                .run(&directory, &inputs, Operation::Apply, false)
-                .await,
-        );
-        ctx.metrics.engine_run();
+        let report = engine_run(ctx, &directory, &inputs, false).await;
         let together = if enforced.len() > 1 {
             refused_together(&report)
         } else {
@@ -169,25 +207,14 @@ async fn converge(
     }
     // Each alone: the one at fault fails by itself.
     for tracked in alone {
-        let inputs = [grant_input(&tracked, ctx)];
-        let report = Arc::new(
-            ctx.engine
-                .run(&directory, &inputs, Operation::Apply, false)
-                .await,
-        );
-        ctx.metrics.engine_run();
+        let report = engine_run(ctx, &directory, &[grant_input(&tracked, ctx)], false).await;
         let mine = report.grants.first().cloned();
         results.push((tracked, mine, report));
     }
     // Observe: planned against the policies as they are now, never written.
     if !observed.is_empty() {
         let inputs: Vec<GrantInput> = observed.iter().map(|t| grant_input(t, ctx)).collect();
-        let report = Arc::new(
-            ctx.engine
-                .run(&directory, &inputs, Operation::Apply, true)
-                .await,
-        );
-        ctx.metrics.engine_run();
+        let report = engine_run(ctx, &directory, &inputs, true).await;
         let mut reports = report.grants.iter().cloned();
         for tracked in observed {
             results.push((tracked, reports.next(), report.clone()));
@@ -198,7 +225,7 @@ async fn converge(
     let mut touched: Vec<Arc<CrossAccountGrant>> = Vec::new();
     for (tracked, message, again) in waiting {
         let grant = tracked.grant.clone();
-        let verdict = not_ready_verdict(&tracked, message);
+        let verdict = verdict::waiting(&tracked.status, &tracked.here, message);
         later(again.min(ctx.retry_soon(&object_key(&*grant))));
         settle(&grant, verdict, key, ctx, started).await;
         touched.push(grant);
@@ -217,7 +244,7 @@ async fn converge(
         if !verdict.stale.is_empty() {
             // Other principals: what the old ones had here goes.
             let stale = std::mem::take(&mut verdict.stale);
-            let failed = revoke_stale(&grant, stale, ctx).await;
+            let failed = revoke_stale(&tracked, stale, &directory, ctx).await;
             if !failed.is_empty() {
                 verdict.here.extend(failed);
                 verdict.next = Next::Retry;
@@ -233,7 +260,7 @@ async fn converge(
         }
         touched.push(leaving.tracked.grant.clone());
     }
-    for leaving in kept_as_is {
+    for leaving in done {
         if leaving.tracked.grant.spec.mode == GrantMode::Observe {
             tracing::info!(grant = %object_key(&*leaving.tracked.grant), "mode Observe: leaving AWS as it is");
         }
@@ -337,42 +364,50 @@ async fn left(
     key: &ResourceKey,
     ctx: &Context,
 ) -> bool {
-    let grant = &leaving.tracked.grant;
+    let (done, note) = revocation(report, &leaving.tracked.here, !leaving.deleted);
+    if done {
+        forget_here(leaving, key, ctx);
+    }
+    publish(&leaving.tracked.grant, note.as_slice(), ctx).await;
+    done
+}
+
+/// Whether the engine removed (or handed over) a grant's statements from `places`, and the event
+/// saying so: `Revoked` naming them when the grant `moved` (its deletion is said once, when its
+/// finalizer goes), `RevokeFailed` with the reason.
+fn revocation(
+    report: Option<&GrantReport>,
+    places: &[GrantedTarget],
+    moved: bool,
+) -> (bool, Option<Note>) {
     let ready = report.and_then(GrantReport::ready);
-    let done = ready.is_some_and(|c| matches!(c.reason, Reason::Revoked | Reason::Retained));
-    if !done {
-        let message = ready.map_or("no result".to_string(), |c| {
-            format!("{}: {}", c.reason, c.message)
-        });
-        publish(
-            grant,
-            &[Note {
+    match ready {
+        Some(c) if matches!(c.reason, Reason::Revoked | Reason::Retained) => {
+            let note = (moved && !places.is_empty()).then(|| {
+                let arns: Vec<&str> = places.iter().map(|t| t.arn.as_str()).collect();
+                Note {
+                    type_: EventType::Normal,
+                    reason: "Revoked".into(),
+                    message: format!(
+                        "removed its statements from {}, which its spec no longer names",
+                        arns.join(", ")
+                    ),
+                }
+            });
+            (true, note)
+        }
+        other => {
+            let message = other.map_or("no result".to_string(), |c| {
+                format!("{}: {}", c.reason, c.message)
+            });
+            let note = Note {
                 type_: EventType::Warning,
                 reason: "RevokeFailed".into(),
                 message,
-            }],
-            ctx,
-        )
-        .await;
-        return false;
+            };
+            (false, Some(note))
+        }
     }
-    forget_here(leaving, key, ctx);
-    if !leaving.deleted && !leaving.tracked.here.is_empty() {
-        let arns = leaving
-            .tracked
-            .here
-            .iter()
-            .map(|t| t.arn.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let note = Note {
-            type_: EventType::Normal,
-            reason: "Revoked".into(),
-            message: format!("removed its statements from {arns}, which its spec no longer names"),
-        };
-        publish(grant, &[note], ctx).await;
-    }
-    true
 }
 
 /// The grant has nothing left on `key` (and, its spec's key, where its spec says).
@@ -425,37 +460,6 @@ async fn finish(grant: &CrossAccountGrant, ctx: &Context) -> Result<(), Controll
     }
 }
 
-/// The status of a grant whose accounts are not Ready: what it has here stays.
-fn not_ready_verdict(tracked: &Tracked, message: String) -> Verdict {
-    let previous = &tracked.status;
-    let new_reason = find(&previous.conditions, READY)
-        .is_none_or(|c| c.reason != Reason::AccountNotReady.as_str());
-    let notes = if new_reason {
-        vec![Note {
-            type_: EventType::Warning,
-            reason: Reason::AccountNotReady.as_str().into(),
-            message: message.clone(),
-        }]
-    } else {
-        Vec::new()
-    };
-    Verdict {
-        ready: super::conditions::ConditionUpdate {
-            type_: READY,
-            status: "False",
-            reason: Reason::AccountNotReady.as_str().into(),
-            message,
-        },
-        drifted: None,
-        here: tracked.here.clone(),
-        stale: Vec::new(),
-        role_arn: previous.role_arn.clone(),
-        notes,
-        drift: None,
-        next: Next::As(Reason::AccountNotReady),
-    }
-}
-
 /// Why a grant's accounts cannot be written in yet, and when to look again: the resource's, and
 /// the grantee's when xacct writes the grantee side there.
 fn not_ready(grant: &CrossAccountGrant, ctx: &Context) -> Option<(String, Duration)> {
@@ -477,51 +481,29 @@ fn next_look(grant: &CrossAccountGrant, next: Next, ctx: &Context) -> Duration {
     }
 }
 
-/// Revokes the grant's statements from `stale` (places on the key it no longer wants); returns
-/// those where that failed.
+/// Revokes the grant's statements from `stale` (places on the key it no longer wants, its
+/// principals changed); returns those where that failed.
 async fn revoke_stale(
-    grant: &CrossAccountGrant,
+    tracked: &Tracked,
     stale: Vec<GrantedTarget>,
+    directory: &crate::engine::AccountDirectory,
     ctx: &Context,
 ) -> Vec<GrantedTarget> {
-    let mut input = GrantInput::new(grant.clone(), origin(grant));
-    input.written = places_of(&stale, ctx);
-    input.spec_places = false;
-    input.grant.spec.deletion_policy = DeletionPolicy::Delete;
-    let report = ctx
-        .engine
-        .run(&ctx.account_directory(), &[input], Operation::Delete, false)
-        .await;
-    ctx.metrics.engine_run();
-    let arns = stale
-        .iter()
-        .map(|t| t.arn.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    match report.grants.first().and_then(GrantReport::ready) {
-        Some(c) if c.reason == Reason::Revoked => {
-            let note = Note {
-                type_: EventType::Normal,
-                reason: "Revoked".into(),
-                message: format!(
-                    "removed its statements from {arns}, which its spec no longer names"
-                ),
-            };
-            publish(grant, &[note], ctx).await;
-            Vec::new()
-        }
-        other => {
-            let message = other.map_or("no result".to_string(), |c| {
-                format!("{}: {}", c.reason, c.message)
-            });
-            let note = Note {
-                type_: EventType::Warning,
-                reason: "RevokeFailed".into(),
-                message,
-            };
-            publish(grant, &[note], ctx).await;
-            stale
-        }
+    let leaving = Leaving {
+        tracked: Tracked {
+            here: stale,
+            ..tracked.clone()
+        },
+        deleted: false,
+        spec_places: false,
+    };
+    let report = engine_run(ctx, directory, &[leaving_input(&leaving, ctx)], false).await;
+    let (done, note) = revocation(report.grants.first(), &leaving.tracked.here, true);
+    publish(&tracked.grant, note.as_slice(), ctx).await;
+    if done {
+        Vec::new()
+    } else {
+        leaving.tracked.here
     }
 }
 

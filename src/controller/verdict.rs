@@ -137,17 +137,42 @@ pub fn judge(
             verdict.role_arn = report.role_arn.clone();
         }
     }
-    if status == "False" && new_reason {
-        verdict.notes.insert(
-            0,
-            Note::new(
-                EventType::Warning,
-                reason.as_str(),
-                verdict.ready.message.clone(),
-            ),
-        );
+    if let Some(note) = announce(previous, &verdict.ready) {
+        verdict.notes.insert(0, note);
     }
     verdict
+}
+
+/// The verdict for a grant whose accounts are not Ready (`message` says which): what it has here
+/// stays, unwritten.
+pub fn waiting(
+    previous: &CrossAccountGrantStatus,
+    here: &[GrantedTarget],
+    message: String,
+) -> Verdict {
+    let ready = ready("False", Reason::AccountNotReady, message);
+    Verdict {
+        notes: announce(previous, &ready).into_iter().collect(),
+        ready,
+        drifted: None,
+        here: here.to_vec(),
+        stale: Vec::new(),
+        role_arn: previous.role_arn.clone(),
+        drift: None,
+        next: Next::As(Reason::AccountNotReady),
+    }
+}
+
+/// The Warning event a failure gets once per change of reason.
+fn announce(previous: &CrossAccountGrantStatus, ready: &ConditionUpdate) -> Option<Note> {
+    let new_reason = find(&previous.conditions, READY).is_none_or(|c| c.reason != ready.reason);
+    (ready.status == "False" && new_reason).then(|| {
+        Note::new(
+            EventType::Warning,
+            ready.reason.clone(),
+            ready.message.clone(),
+        )
+    })
 }
 
 fn ready(status: &'static str, reason: Reason, message: String) -> ConditionUpdate {

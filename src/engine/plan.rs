@@ -58,8 +58,9 @@ pub enum GrantState {
         /// Applying a grant an account no longer consents to (see
         /// [`GrantError::withdraws_consent`]): the refusal; its statements are removed instead.
         withdrawn: Option<GrantError>,
-        /// Its statements are removed whatever the run's operation ([`GrantInput::leaving`]).
-        leaving: bool,
+        /// What happens to it: the run's operation, or `Delete` for a grant leaving
+        /// ([`GrantInput::leaving`]) or whose consent was withdrawn.
+        operation: Operation,
     },
     /// It cannot be converged; nothing is written for it.
     Failed(GrantError),
@@ -247,7 +248,7 @@ impl Engine {
                 role_arn,
                 retained: release,
                 withdrawn,
-                leaving: input.leaving,
+                operation: grant_operation,
             });
             let created = input
                 .grant

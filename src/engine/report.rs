@@ -189,10 +189,10 @@ impl Report {
                         role_arn,
                         retained,
                         withdrawn,
-                        leaving,
+                        operation,
                     } => planned_grant(
                         plan,
-                        *leaving,
+                        *operation,
                         owner,
                         targets,
                         role_arn,
@@ -228,7 +228,7 @@ impl Report {
 #[allow(clippy::too_many_arguments)]
 fn planned_grant(
     plan: &Plan,
-    leaving: bool,
+    operation: Operation,
     owner: &GrantOwner,
     targets: &[PlannedTarget],
     role_arn: &Option<String>,
@@ -271,14 +271,7 @@ fn planned_grant(
                 if dry_run { "would be" } else { "were" }
             ),
         ),
-        None => {
-            let operation = if leaving {
-                Operation::Delete
-            } else {
-                plan.operation
-            };
-            grant_condition(operation, dry_run, &plans, owner)
-        }
+        None => grant_condition(operation, dry_run, &plans, owner),
     };
     (targets.to_vec(), role_arn.clone(), changes, ready)
 }
