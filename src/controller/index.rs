@@ -356,11 +356,7 @@ impl GrantIndex {
         key: &ResourceKey,
         grants: impl IntoIterator<Item = &'a CrossAccountGrant>,
     ) {
-        for grant in grants {
-            if let Some(entry) = self.grants.get_mut(&ObjectRef::from_obj(grant)) {
-                entry.in_flight.insert(key.clone());
-            }
-        }
+        self.mark_in_flight(key, grants, true);
     }
 
     /// The run on `key` ended (its places are recorded).
@@ -369,9 +365,22 @@ impl GrantIndex {
         key: &ResourceKey,
         grants: impl IntoIterator<Item = &'a CrossAccountGrant>,
     ) {
+        self.mark_in_flight(key, grants, false);
+    }
+
+    fn mark_in_flight<'a>(
+        &mut self,
+        key: &ResourceKey,
+        grants: impl IntoIterator<Item = &'a CrossAccountGrant>,
+        in_flight: bool,
+    ) {
         for grant in grants {
             if let Some(entry) = self.grants.get_mut(&ObjectRef::from_obj(grant)) {
-                entry.in_flight.remove(key);
+                if in_flight {
+                    entry.in_flight.insert(key.clone());
+                } else {
+                    entry.in_flight.remove(key);
+                }
             }
         }
     }

@@ -452,17 +452,32 @@ mod tests {
         }
     }
 
+    /// `judge` for a grant whose places on the key are those `previous` records.
+    fn judged(
+        g: &CrossAccountGrant,
+        previous: &CrossAccountGrantStatus,
+        targets: Vec<TargetReport>,
+        report: &GrantReport,
+    ) -> Verdict {
+        judge(
+            g,
+            previous,
+            &previous.targets,
+            &run(targets),
+            Some(report),
+            AT,
+        )
+    }
+
     #[test]
     fn a_first_write_is_announced_as_applied_and_recorded_with_its_time_and_generation() {
         let g = grant("Enforce");
         let report = grant_report(Reason::Applied, "True", 2);
-        let v = judge(
+        let v = judged(
             &g,
             &Default::default(),
-            &[],
-            &run(vec![target(&["a"], "put", true, None)]),
-            Some(&report),
-            AT,
+            vec![target(&["a"], "put", true, None)],
+            &report,
         );
         assert_eq!(v.ready.reason, "Applied");
         assert_eq!(v.notes.len(), 1);
@@ -482,13 +497,11 @@ mod tests {
         let g = grant("Enforce");
         let previous = status("Converged", "True", 2);
         let report = grant_report(Reason::Applied, "True", 1);
-        let v = judge(
+        let v = judged(
             &g,
             &previous,
-            &previous.targets,
-            &run(vec![target(&["a"], "put", true, None)]),
-            Some(&report),
-            AT,
+            vec![target(&["a"], "put", true, None)],
+            &report,
         );
         assert_eq!(v.drift, Some(true));
         assert_eq!(v.notes[0].reason, "DriftCorrected");
@@ -503,14 +516,7 @@ mod tests {
         let g = grant("Enforce");
         let previous = status("Converged", "True", 2);
         let report = grant_report(Reason::Converged, "True", 0);
-        let v = judge(
-            &g,
-            &previous,
-            &previous.targets,
-            &run(vec![]),
-            Some(&report),
-            AT,
-        );
+        let v = judged(&g, &previous, vec![], &report);
         assert!(v.notes.is_empty() && v.drifted.is_none());
         assert_eq!(v.here, previous.targets, "no new time: nothing to write");
     }
@@ -523,14 +529,7 @@ mod tests {
             ..status("Converged", "True", 1)
         };
         let report = grant_report(Reason::Applied, "True", 1);
-        let v = judge(
-            &g,
-            &previous,
-            &previous.targets,
-            &run(vec![]),
-            Some(&report),
-            AT,
-        );
+        let v = judged(&g, &previous, vec![], &report);
         assert_eq!(v.stale.len(), 1);
         assert_eq!(v.stale[0].arn, "arn:aws:s3:::old-role");
         assert_eq!(v.here.len(), 1);
@@ -542,14 +541,7 @@ mod tests {
         let previous = status("Converged", "True", 1);
         let mut report = grant_report(Reason::InvalidSpec, "False", 0);
         report.targets.clear();
-        let v = judge(
-            &g,
-            &previous,
-            &previous.targets,
-            &run(vec![]),
-            Some(&report),
-            AT,
-        );
+        let v = judged(&g, &previous, vec![], &report);
         assert_eq!(v.here, previous.targets);
         assert!(v.ready.message.ends_with(
             "the statements written for generation 1 are left in place until the spec is fixed or the grant deleted"
@@ -560,7 +552,7 @@ mod tests {
         let again = CrossAccountGrantStatus {
             ..status("InvalidSpec", "False", 2)
         };
-        let v = judge(&g, &again, &again.targets, &run(vec![]), Some(&report), AT);
+        let v = judged(&g, &again, vec![], &report);
         assert!(v.notes.is_empty());
     }
 
@@ -569,28 +561,14 @@ mod tests {
         let g = grant("Enforce");
         let previous = status("NamespaceNotAllowed", "False", 2);
         let mut report = grant_report(Reason::NamespaceNotAllowed, "False", 2);
-        let v = judge(
-            &g,
-            &previous,
-            &previous.targets,
-            &run(vec![]),
-            Some(&report),
-            AT,
-        );
+        let v = judged(&g, &previous, vec![], &report);
         assert_eq!(v.next, Next::Retry, "a place is left");
         assert_eq!(
             v.notes[0].reason, "AccessRevoked",
             "the later revocation is said"
         );
         report.targets.clear();
-        let v = judge(
-            &g,
-            &previous,
-            &previous.targets,
-            &run(vec![]),
-            Some(&report),
-            AT,
-        );
+        let v = judged(&g, &previous, vec![], &report);
         assert!(v.here.is_empty());
         assert_eq!(v.next, Next::As(Reason::NamespaceNotAllowed));
     }
@@ -603,7 +581,7 @@ mod tests {
             ..status("Converged", "True", 2)
         };
         let report = grant_report(Reason::Pending, "False", 2);
-        let v = judge(&g, &previous, &[], &run(vec![]), Some(&report), AT);
+        let v = judged(&g, &previous, vec![], &report);
         assert_eq!(v.drift, Some(false));
         assert_eq!(
             v.notes
