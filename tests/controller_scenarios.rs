@@ -471,8 +471,7 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
         "the failing grant's reconciles count as failed: {text}"
     );
 
-    // Steady state. Wait for a resync pass first (statuses go from Applied to Converged), then
-    // count over three more.
+    // Steady state. Wait for a resync pass first, then count over three more.
     tokio::time::sleep(resync + Duration::from_secs(1)).await;
     let reconciles =
         |text: &str| counter_sum(text, r#"xacct_reconciles_total{kind="CrossAccountGrant""#);
@@ -585,6 +584,61 @@ async fn fifty_grants_created_together_on_one_bucket_converge_in_one_write() {
             "{name} in {present:?}"
         );
     }
+    h.finish().await;
+}
+
+/// One grant deleted and another created on the same bucket within the same second: the debounce
+/// brings both into one run, which removes the first's statements and adds the second's in one
+/// write; the first's finalizer goes, the second is Ready, the foreign statement stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_deleted_and_another_created_on_one_bucket_in_the_same_second_both_end_as_expected()
+{
+    let h = Harness::builder()
+        .buckets(&["lake"])
+        .config(|c| c.debounce = Duration::from_secs(1))
+        .start()
+        .await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
+    let grants = h.grants("batch");
+    create(&grants, &GrantFixture::new("batch", "leaver").build()).await;
+    h.wait_ready("batch", "leaver", "True", "Applied").await;
+    let writes_before = h.connector.calls().count("PutBucketPolicy");
+
+    grants
+        .delete("leaver", &DeleteParams::default())
+        .await
+        .expect("delete");
+    create(&grants, &GrantFixture::new("batch", "joiner").build()).await;
+
+    h.wait_ready("batch", "joiner", "True", "Applied").await;
+    eventually(30, "the deleted grant gone", || async {
+        gone(grants.get("leaver").await).then_some(())
+    })
+    .await;
+    let present = h.policy("lake").await;
+    let held = |name: &str| {
+        let owner = GrantOwner::new("default", "batch", name);
+        present
+            .iter()
+            .any(|s| s.as_deref().is_some_and(|s| held_by(s, &owner)))
+    };
+    assert!(
+        !held("leaver"),
+        "the deleted grant's statements stay: {present:?}"
+    );
+    assert!(
+        held("joiner"),
+        "the new grant's statements are missing: {present:?}"
+    );
+    assert!(
+        present.iter().any(|s| s.as_deref() == Some("Foreign")),
+        "the foreign statement is gone: {present:?}"
+    );
+    assert_eq!(
+        h.connector.calls().count("PutBucketPolicy") - writes_before,
+        1,
+        "one write removes one grant and adds the other"
+    );
     h.finish().await;
 }
 
@@ -1007,7 +1061,8 @@ async fn consent_withdrawn_by_the_resource_account_revokes_the_grant_on_both_sid
         "{:?}",
         h.events("batch").await
     );
-    h.wait_ready("web", "site", "True", "Converged").await;
+    // Its statements were never touched: Ready as its last write left it.
+    h.wait_ready("web", "site", "True", "Applied").await;
 
     // Consent given again: the grant comes back.
     merge_spec(
@@ -1254,9 +1309,10 @@ async fn a_steady_resync_writes_neither_aws_nor_status() {
         .await;
     }
     for name in &names {
-        h.wait_ready("batch", name, "True", "Converged").await;
+        h.wait_ready("batch", name, "True", "Applied").await;
     }
-    // Every grant has seen a resync since it converged: what follows is the steady state.
+    // Every grant has seen a resync since it was written (which keeps its Applied condition):
+    // what follows is the steady state.
     tokio::time::sleep(resync * 2).await;
     let versions = || async {
         let mut versions = Vec::new();

@@ -2,6 +2,7 @@
 //! kube emulator and moto, holding every grant of the workload: time until every grant is Ready,
 //! the AWS calls of that and of the next resync of every grant, its peak memory and CPU time.
 
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,12 +28,19 @@ pub struct ControllerRun {
     pub cold_calls: Calls,
     /// Grant reconciles until then.
     pub cold_reconciles: u64,
+    /// Engine runs until then (`xacct_engine_runs_total`).
+    pub cold_engine_runs: u64,
     /// The window in which every grant was reconciled once more by the resync (no drift).
     pub resync_window: Duration,
     /// AWS calls in that window.
     pub resync_calls: Calls,
     /// Grant reconciles in that window.
     pub resync_reconciles: u64,
+    /// Engine runs in that window.
+    pub resync_engine_runs: u64,
+    /// Grants written in that window (their resourceVersion changed: a status write, seen by
+    /// every watcher of the grants).
+    pub resync_grant_writes: u64,
     /// Peak resident set size (VmHWM), bytes.
     pub peak_rss: u64,
     /// Resident set size after the resync, bytes.
@@ -93,7 +101,14 @@ pub async fn run(
     );
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let log = dir.path().join("xacct-run.log");
+    // With XACCT_LOG set, the controller logs at that level to target/bench-xacct-run.log.
+    let level = std::env::var("XACCT_LOG").ok();
+    let log = match level {
+        Some(_) => {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-xacct-run.log")
+        }
+        None => dir.path().join("xacct-run.log"),
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -111,7 +126,7 @@ pub async fn run(
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("KUBECONFIG", kube.kubeconfig(dir.path()))
-        .env("XACCT_LOG", "warn")
+        .env("XACCT_LOG", level.as_deref().unwrap_or("warn"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"));
     for (k, v) in moto.env() {
@@ -162,6 +177,8 @@ pub async fn run(
     }
     let cold_calls = Calls::from_metrics(&text);
     let cold_reconciles = reconciles(&text);
+    let cold_engine_runs = gauge(&text, "xacct_engine_runs_total");
+    let versions_before = versions(&client).await;
     eprintln!(
         "  every grant Ready after {converge:.1?} ({cold_reconciles} reconciles); waiting for the resync"
     );
@@ -183,6 +200,12 @@ pub async fn run(
     let resync_window = window.elapsed();
     let resync_calls = Calls::from_metrics(&text).since(&cold_calls);
     let resync_reconciles = reconciles(&text) - cold_reconciles;
+    let resync_engine_runs = gauge(&text, "xacct_engine_runs_total") - cold_engine_runs;
+    let versions_after = versions(&client).await;
+    let resync_grant_writes = versions_after
+        .iter()
+        .filter(|(key, version)| versions_before.get(*key) != Some(version))
+        .count() as u64;
     let peak_rss = memory(pid, "VmHWM").unwrap_or(0);
     let rss_after = memory(pid, "VmRSS").unwrap_or(0);
     let cpu_resync = cpu_time(pid).saturating_sub(cpu_converge);
@@ -193,9 +216,12 @@ pub async fn run(
         converge_99: converge_99.unwrap_or(converge),
         cold_calls,
         cold_reconciles,
+        cold_engine_runs,
         resync_window,
         resync_calls,
         resync_reconciles,
+        resync_engine_runs,
+        resync_grant_writes,
         peak_rss,
         rss_after,
         cpu_converge,
@@ -204,7 +230,27 @@ pub async fn run(
     }
 }
 
-/// A gauge's value (0 when absent).
+/// Every grant's resourceVersion, by namespace/name.
+async fn versions(client: &kube::Client) -> HashMap<String, String> {
+    let api: Api<CrossAccountGrant> = Api::all(client.clone());
+    let list = api
+        .list(&Default::default())
+        .await
+        .expect("list the grants");
+    list.items
+        .into_iter()
+        .map(|g| {
+            let key = format!(
+                "{}/{}",
+                g.metadata.namespace.unwrap_or_default(),
+                g.metadata.name.unwrap_or_default()
+            );
+            (key, g.metadata.resource_version.unwrap_or_default())
+        })
+        .collect()
+}
+
+/// A gauge's or counter's value (0 when absent).
 fn gauge(text: &str, series: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series))

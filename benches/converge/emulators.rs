@@ -72,9 +72,8 @@ impl Drop for Moto {
     }
 }
 
-/// The kube emulator (../shared/tools/kube-emulator.py, or `XACCT_KUBE_EMULATOR`), through
-/// benches/kube_emulator.py, which makes its requests cost O(1) instead of O(requests and objects
-/// so far) without changing its answers.
+/// The kube emulator (../shared/tools/kube-emulator.py, or `XACCT_KUBE_EMULATOR`): a request costs
+/// about the same whatever the number of objects.
 pub struct KubeEmulator {
     child: Child,
     /// `http://127.0.0.1:PORT`.
@@ -91,8 +90,7 @@ impl KubeEmulator {
             .arg("-c")
             .arg(r#""$0" "$1" & pid=$!; cat >/dev/null; kill $pid"#)
             .arg(python())
-            .arg(root().join("benches/kube_emulator.py"))
-            .env("XACCT_KUBE_EMULATOR", &emulator);
+            .arg(&emulator);
         let (child, url) = spawn_printing_url(command, "the kube emulator");
         KubeEmulator { child, url }
     }

@@ -471,9 +471,21 @@ impl Results {
             cell(n.map(|n| thousands(n.cold_calls.total()))),
         ));
         out.push_str(&format!(
-            "| grant reconciles | — | {} | — |\n\n",
+            "| grant reconciles | — | {} | — |\n",
             cell(c.map(|c| thousands(c.cold_reconciles))),
         ));
+        out.push_str(&format!(
+            "| engine runs (`xacct_engine_runs_total`; policies: {}) | 1 | {} | — |\n",
+            thousands(w.targets as u64),
+            cell(c.map(|c| thousands(c.cold_engine_runs))),
+        ));
+        if let (Some(e), Some(c)) = (e, c) {
+            out.push_str(&format!(
+                "| time until every grant is Ready ÷ xacct apply's | — | {} | — |\n",
+                ratio(c.converge.as_secs_f64(), e.cold.as_secs_f64()),
+            ));
+        }
+        out.push('\n');
         if c.is_some_and(|c| c.converge > self.resync_period) {
             out.push_str(
                 "Convergence took longer than the resync period: the controller's cold numbers \
@@ -502,8 +514,16 @@ impl Results {
             cell(c.map(|c| secs(c.cpu_resync))),
         ));
         out.push_str(&format!(
-            "| grant reconciles | — | {} | — |\n\n",
+            "| grant reconciles | — | {} | — |\n",
             cell(c.map(|c| thousands(c.resync_reconciles))),
+        ));
+        out.push_str(&format!(
+            "| engine runs | 1 | {} | — |\n",
+            cell(c.map(|c| thousands(c.resync_engine_runs))),
+        ));
+        out.push_str(&format!(
+            "| grants written in the Kubernetes API (status; a watch event for every watcher) | — | {} | — |\n\n",
+            cell(c.map(|c| thousands(c.resync_grant_writes))),
         ));
         out.push_str(&self.calls_table(false));
 
@@ -541,10 +561,14 @@ impl Results {
                 "\n### Controller memory\n\n| | |\n|---|---:|\n\
                  | peak RSS (VmHWM) of `xacct run` holding {} grants | **{}** |\n\
                  | RSS after the resync | {} |\n\
+                 | peak RSS per grant | {:.1} KiB |\n\
+                 | time until every grant is Ready, per grant | {:.2} ms |\n\
                  | creating the {} objects in the kube emulator (not timed above) | {} |\n",
                 thousands(w.grants as u64),
                 mib(c.peak_rss),
                 mib(c.rss_after),
+                c.peak_rss as f64 / 1024.0 / w.grants as f64,
+                c.converge.as_secs_f64() * 1000.0 / w.grants as f64,
                 thousands((w.grants + w.accounts) as u64),
                 secs(c.create_objects),
             ));
@@ -576,9 +600,10 @@ impl Results {
             "controller": self.controller.as_ref().map(|c| json!({
                 "convergeSeconds": c.converge.as_secs_f64(), "converge99Seconds": c.converge_99.as_secs_f64(),
                 "coldCalls": calls(&c.cold_calls),
-                "coldReconciles": c.cold_reconciles,
+                "coldReconciles": c.cold_reconciles, "coldEngineRuns": c.cold_engine_runs,
                 "resyncWindowSeconds": c.resync_window.as_secs_f64(), "resyncCalls": calls(&c.resync_calls),
-                "resyncReconciles": c.resync_reconciles,
+                "resyncReconciles": c.resync_reconciles, "resyncEngineRuns": c.resync_engine_runs,
+                "resyncGrantWrites": c.resync_grant_writes,
                 "peakRssBytes": c.peak_rss, "rssAfterBytes": c.rss_after,
                 "cpuConvergeSeconds": c.cpu_converge.as_secs_f64(), "cpuResyncSeconds": c.cpu_resync.as_secs_f64(),
                 "kubeEmulatorCpuConvergeSeconds": c.emulators_cpu_converge.0.as_secs_f64(),

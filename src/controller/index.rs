@@ -146,6 +146,8 @@ impl RunInput {
 pub struct GrantIndex {
     /// Each account's default region, as the account watch last said.
     regions: HashMap<String, Option<String>>,
+    /// Each account's generation and Ready status, as the account watch last said.
+    account_states: HashMap<String, (Option<i64>, Option<String>)>,
     grants: HashMap<GrantRef, Entry>,
     /// The grants each key concerns (its spec's, its recorded places').
     on: HashMap<ResourceKey, HashSet<GrantRef>>,
@@ -234,27 +236,37 @@ impl GrantIndex {
     }
 
     /// An account was created or changed: grants on its resources that name no region move to
-    /// its new default region. Returns the keys of the grants that name it, before and after.
+    /// its new default region, and a change of its spec or readiness concerns every grant naming
+    /// it. Returns the keys of those grants, before and after.
     pub fn apply_account(&mut self, account: &AwsAccount) -> BTreeSet<ResourceKey> {
         let name = account.metadata.name.clone().unwrap_or_default();
-        if self.regions.get(&name) == Some(&account.spec.region) {
-            return BTreeSet::new();
+        let mut touched = BTreeSet::new();
+        if self.regions.get(&name) != Some(&account.spec.region) {
+            self.regions
+                .insert(name.clone(), account.spec.region.clone());
+            touched = self.rekey(&name);
         }
-        self.regions
-            .insert(name.clone(), account.spec.region.clone());
-        self.rekey(&name)
+        let state = (account.metadata.generation, ready_status(account));
+        if self.account_states.insert(name.clone(), state.clone()) != Some(state) {
+            touched.extend(self.keys_naming(&name));
+        }
+        touched
     }
 
-    /// An account is gone: grants on its resources fall back to the default region.
+    /// An account is gone: grants on its resources fall back to the default region, and every
+    /// grant naming it is run again (to say so).
     pub fn delete_account(&mut self, account: &AwsAccount) -> BTreeSet<ResourceKey> {
         let name = account.metadata.name.clone().unwrap_or_default();
         self.regions.remove(&name);
-        self.rekey(&name)
+        self.account_states.remove(&name);
+        let mut touched = self.rekey(&name);
+        touched.extend(self.keys_naming(&name));
+        touched
     }
 
     /// The keys whose runs concern the grants naming `account` (as the resource's or the
-    /// grantee's account): what a change of its readiness touches.
-    pub fn keys_naming(&self, account: &str) -> BTreeSet<ResourceKey> {
+    /// grantee's account).
+    fn keys_naming(&self, account: &str) -> BTreeSet<ResourceKey> {
         self.naming
             .get(account)
             .into_iter()
@@ -510,6 +522,12 @@ impl GrantIndex {
     }
 }
 
+/// The status of an account's Ready condition, if it has one.
+fn ready_status(account: &AwsAccount) -> Option<String> {
+    let conditions = &account.status.as_ref()?.conditions;
+    super::conditions::find(conditions, super::conditions::READY).map(|c| c.status.clone())
+}
+
 fn sorted(grants: impl Iterator<Item = GrantRef>) -> Vec<GrantRef> {
     let mut grants: Vec<GrantRef> = grants.collect();
     grants.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -761,7 +779,7 @@ mod tests {
             index
                 .apply_account(&account("data-prod", Some("eu-west-1")))
                 .is_empty(),
-            "the same region (a status change): nothing moves"
+            "the same account again: nothing moves"
         );
         let touched = index.apply_account(&account("data-prod", Some("us-west-2")));
         assert_eq!(
@@ -776,12 +794,22 @@ mod tests {
             ["a"]
         );
         // Readiness: the keys of every grant naming the account, the grantee's too.
+        let mut dev = account("dev", None);
+        index.apply_account(&dev);
+        dev.status = Some(serde_json::from_value(json!({"conditions": [{"type": "Ready",
+            "status": "True", "reason": "Verified", "message": "", "lastTransitionTime": "2027-01-01T00:00:00Z"}]}))
+        .expect("a status"));
         assert_eq!(
-            index.keys_naming("dev"),
+            index.apply_account(&dev),
             BTreeSet::from([key_in_region("lake", "us-west-2")])
         );
-        assert!(index.keys_naming("other").is_empty());
-        index.delete_account(&account("data-prod", None));
+        assert!(index.apply_account(&dev).is_empty(), "the same readiness");
+        assert!(index.apply_account(&account("other", None)).is_empty());
+        let touched = index.delete_account(&account("data-prod", None));
+        assert_eq!(
+            touched,
+            BTreeSet::from([key_in_region("lake", "us-west-2"), key("lake")])
+        );
         assert_eq!(wanted(&index.run_input(&key("lake"))), ["a"]);
     }
 

@@ -219,8 +219,9 @@ async fn run_controllers(
     let share_watch = grant_watch.clone();
     let accounts_api: Api<AwsAccount> = Api::all(client.clone());
 
-    // Grants feed the index, whose changes ask for runs on the keys they touch; status writes
-    // and the finalizer xacct adds touch none. Shares and accounts are reconciled one by one.
+    // Grants and accounts feed the index, whose changes ask for runs on the keys they touch;
+    // status writes and the finalizer xacct adds touch none. Shares and accounts are reconciled
+    // one by one.
     let (queue, requests) = queue::Queue::new();
     let queue = Arc::new(queue);
     let grant_events = watcher(grants_api, grant_watch)
@@ -243,27 +244,10 @@ async fn run_controllers(
         .reflect(share_writer)
         .applied_objects()
         .predicate_filter(lifecycle, Default::default());
-    let readiness_changes = || {
-        watcher(accounts_api.clone(), watcher::Config::default())
-            .default_backoff()
-            .applied_objects()
-            .predicate_filter(readiness, Default::default())
-    };
-    let grants_on_ready_accounts = {
-        let (index, queue) = (index.clone(), queue.clone());
-        readiness_changes()
-            .take_until(stopped(stop.clone()))
-            .for_each(move |account| {
-                if let Ok(account) = account {
-                    let keys = index
-                        .read()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .keys_naming(&account.name_any());
-                    queue.enqueue(keys);
-                }
-                future::ready(())
-            })
-    };
+    let readiness_changes = watcher(accounts_api.clone(), watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(readiness, Default::default());
 
     let reporter = Reporter {
         controller: config.reporter.clone(),
@@ -330,11 +314,11 @@ async fn run_controllers(
     )
     .take_until(stopped(stop.clone()))
     .for_each(|()| future::ready(()));
-    let grant_controller = future::join3(runs, grant_events, grants_on_ready_accounts);
+    let grant_controller = future::join(runs, grant_events);
     let shares_by_account = share_store.clone();
     let share_controller = Controller::for_stream(share_stream, share_store)
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
-        .watches_stream(readiness_changes(), move |account: AwsAccount| {
+        .watches_stream(readiness_changes, move |account: AwsAccount| {
             let name = account.name_any();
             shares_by_account
                 .state()

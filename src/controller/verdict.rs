@@ -86,8 +86,20 @@ pub fn judge(
         .map_or(("Unknown", Reason::Unknown, String::new()), |c| {
             (c.status, c.reason, c.message.clone())
         });
+    let mut ready = ready(status, reason, message);
+    if reason == Reason::Converged && !observe {
+        // Found as an earlier run of this generation left it: the condition stays as it is, so a
+        // resync writes no status.
+        let kept = find(&previous.conditions, READY).filter(|c| {
+            c.status == "True" && previous.observed_generation == grant.metadata.generation
+        });
+        if let Some(kept) = kept {
+            ready.reason = kept.reason.clone();
+            ready.message = kept.message.clone();
+        }
+    }
     let mut verdict = Verdict {
-        ready: ready(status, reason, message),
+        ready,
         drifted: None,
         here: here.to_vec(),
         stale: Vec::new(),
@@ -519,6 +531,21 @@ mod tests {
         let v = judged(&g, &previous, vec![], &report);
         assert!(v.notes.is_empty() && v.drifted.is_none());
         assert_eq!(v.here, previous.targets, "no new time: nothing to write");
+    }
+
+    #[test]
+    fn a_check_after_a_write_keeps_the_applied_condition_until_the_generation_changes() {
+        let mut g = grant("Enforce");
+        let previous = status("Applied", "True", 2);
+        let report = grant_report(Reason::Converged, "True", 0);
+        let v = judged(&g, &previous, vec![], &report);
+        assert_eq!(v.ready.reason, "Applied", "no status write at a resync");
+        g.metadata.generation = Some(3);
+        let v = judged(&g, &previous, vec![], &report);
+        assert_eq!(
+            v.ready.reason, "Converged",
+            "a new generation found in place"
+        );
     }
 
     #[test]
