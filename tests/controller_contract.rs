@@ -11,7 +11,7 @@ use http::{Method, Request, Response};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -76,13 +76,10 @@ async fn context_with(moto: &Moto, account: AwsAccount) -> (Arc<Context>, ApiHan
         client: client.clone(),
         engine,
         connector: connector.clone(),
-        recorder: Recorder::new(
-            client,
-            Reporter {
-                controller: "xacct".into(),
-                instance: None,
-            },
-        ),
+        reporter: Reporter {
+            controller: "xacct".into(),
+            instance: None,
+        },
         metrics: Arc::new(Metrics::new(connector.calls().clone(), index.clone())),
         settings: ReconcileSettings {
             resync: Duration::from_secs(300),

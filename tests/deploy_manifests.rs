@@ -37,20 +37,19 @@ const REGENERATE: &str = "cargo run -q -- crds > crds/xacct.dev_crds.yaml && \
 /// must grant exactly these. A change in src/ that makes another call must be added here and to
 /// deploy/rbac.yaml and charts/xacct/templates/{clusterrole,role}.yaml.
 const CLUSTER_WIDE_CALLS: &str = "
-xacct.dev      crossaccountgrants         list    watcher + reflector (controller/mod.rs; all namespaces or --namespace), check_crds
-xacct.dev      crossaccountgrants         watch   watcher + reflector
-xacct.dev      crossaccountgrants         patch   kube-runtime finalizer: JSON patch of xacct.dev/revoke
-xacct.dev      crossaccountgrants/status  patch   grant.rs write_status: patch_status, server-side apply
+xacct.dev      crossaccountgrants         list    watcher feeding the index (controller/mod.rs; all namespaces or --namespace), check_crds
+xacct.dev      crossaccountgrants         watch   watcher feeding the index
+xacct.dev      crossaccountgrants         patch   run.rs: JSON patch of the finalizer xacct.dev/revoke
+xacct.dev      crossaccountgrants/status  patch   run.rs finish, write_status: patch_status, server-side apply
 xacct.dev      snapshotshares             list    watcher + reflector (controller/mod.rs; all namespaces or --namespace)
 xacct.dev      snapshotshares             watch   watcher + reflector
 xacct.dev      snapshotshares             patch   kube-runtime finalizer (share.rs)
 xacct.dev      snapshotshares/status      patch   share.rs: patch_status, server-side apply
-xacct.dev      awsaccounts                list    watchers + reflector (accounts, readiness changes), check_crds
+xacct.dev      awsaccounts                list    watchers + reflector (accounts and the index, readiness changes for shares), check_crds
 xacct.dev      awsaccounts                watch   watchers + reflector
 xacct.dev      awsaccounts                patch   kube-runtime finalizer: JSON patch of xacct.dev/in-use
 xacct.dev      awsaccounts/status         patch   account.rs write_status: patch_status, server-side apply
 events.k8s.io  events                     create  kube-runtime Recorder::publish (the object's namespace; `default` for accounts)
-events.k8s.io  events                     patch   kube-runtime Recorder::publish of a repeated event (series)
 ";
 
 /// Namespaced calls, in the controller's own namespace (POD_NAMESPACE).

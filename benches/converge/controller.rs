@@ -30,27 +30,34 @@ pub struct ControllerRun {
     pub cold_reconciles: u64,
     /// Engine runs until then (`xacct_engine_runs_total`).
     pub cold_engine_runs: u64,
-    /// The window in which every grant was reconciled once more by the resync (no drift).
-    pub resync_window: Duration,
-    /// AWS calls in that window.
-    pub resync_calls: Calls,
-    /// Grant reconciles in that window.
-    pub resync_reconciles: u64,
-    /// Engine runs in that window.
-    pub resync_engine_runs: u64,
-    /// Grants written in that window (their resourceVersion changed: a status write, seen by
-    /// every watcher of the grants).
-    pub resync_grant_writes: u64,
+    /// The resync pass after that, unless the run stopped at convergence.
+    pub resync: Option<Resync>,
     /// Peak resident set size (VmHWM), bytes.
     pub peak_rss: u64,
-    /// Resident set size after the resync, bytes.
+    /// Resident set size at the end, bytes.
     pub rss_after: u64,
     /// CPU time of the controller until every grant was Ready.
     pub cpu_converge: Duration,
-    /// CPU time of the controller in the resync window.
-    pub cpu_resync: Duration,
     /// CPU time of the kube emulator and of moto until every grant was Ready.
     pub emulators_cpu_converge: (Duration, Duration),
+}
+
+/// The resync pass: every grant reconciled once more, with no drift.
+#[derive(Debug, Clone)]
+pub struct Resync {
+    /// The window in which every grant was reconciled once more.
+    pub window: Duration,
+    /// AWS calls in that window.
+    pub calls: Calls,
+    /// Grant reconciles in that window.
+    pub reconciles: u64,
+    /// Engine runs in that window.
+    pub engine_runs: u64,
+    /// Grants written in that window (their resourceVersion changed: a status write, seen by
+    /// every watcher of the grants).
+    pub grant_writes: u64,
+    /// CPU time of the controller in that window.
+    pub cpu: Duration,
 }
 
 struct Process(Child);
@@ -62,12 +69,17 @@ impl Drop for Process {
     }
 }
 
-/// Runs the phase: objects created, `xacct run` started with `resync`, measured, stopped.
+/// The resync period of a run that stops at convergence.
+pub const NO_RESYNC: Duration = Duration::from_secs(86_400);
+
+/// Runs the phase: objects created, `xacct run` started with `--resync-period period`, measured
+/// until every grant is Ready and, when `steady`, over the resync pass after that; stopped.
 pub async fn run(
     moto: &Moto,
     accounts: &[AwsAccount],
     grants: &[GrantInput],
-    resync: Duration,
+    period: Duration,
+    steady: bool,
 ) -> ControllerRun {
     let kube = KubeEmulator::start();
     let client = kube.client();
@@ -119,7 +131,7 @@ pub async fn run(
         .args([
             "run",
             "--resync-period",
-            &format!("{}s", resync.as_secs()),
+            &format!("{}s", period.as_secs()),
             "--metrics-addr",
             &format!("127.0.0.1:{port}"),
         ])
@@ -170,7 +182,7 @@ pub async fn run(
         cpu_time(kube_pid).saturating_sub(emulators_cpu.0),
         cpu_time(moto.pid()).saturating_sub(emulators_cpu.1),
     );
-    if converge > resync {
+    if converge > period {
         eprintln!(
             "  warning: convergence took longer than the resync period: resyncs are counted in it"
         );
@@ -178,37 +190,14 @@ pub async fn run(
     let cold_calls = Calls::from_metrics(&text);
     let cold_reconciles = reconciles(&text);
     let cold_engine_runs = gauge(&text, "xacct_engine_runs_total");
-    let versions_before = versions(&client).await;
-    eprintln!(
-        "  every grant Ready after {converge:.1?} ({cold_reconciles} reconciles); waiting for the resync"
-    );
+    eprintln!("  every grant Ready after {converge:.1?} ({cold_reconciles} reconciles)");
 
-    // Steady: until every grant was reconciled once more (the resync period's pass).
-    let window = Instant::now();
-    let text = loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let text = http_get(&metrics).await.unwrap_or_default();
-        if reconciles(&text) >= cold_reconciles + n {
-            break text;
-        }
-        assert!(
-            window.elapsed() < resync * 3 + Duration::from_secs(600),
-            "the resync did not reconcile every grant; log: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+    let resync = match steady {
+        true => Some(resync_pass(&metrics, &client, &text, n, period, &log, pid).await),
+        false => None,
     };
-    let resync_window = window.elapsed();
-    let resync_calls = Calls::from_metrics(&text).since(&cold_calls);
-    let resync_reconciles = reconciles(&text) - cold_reconciles;
-    let resync_engine_runs = gauge(&text, "xacct_engine_runs_total") - cold_engine_runs;
-    let versions_after = versions(&client).await;
-    let resync_grant_writes = versions_after
-        .iter()
-        .filter(|(key, version)| versions_before.get(*key) != Some(version))
-        .count() as u64;
     let peak_rss = memory(pid, "VmHWM").unwrap_or(0);
     let rss_after = memory(pid, "VmRSS").unwrap_or(0);
-    let cpu_resync = cpu_time(pid).saturating_sub(cpu_converge);
     stop(process);
     ControllerRun {
         create_objects,
@@ -217,16 +206,52 @@ pub async fn run(
         cold_calls,
         cold_reconciles,
         cold_engine_runs,
-        resync_window,
-        resync_calls,
-        resync_reconciles,
-        resync_engine_runs,
-        resync_grant_writes,
+        resync,
         peak_rss,
         rss_after,
         cpu_converge,
-        cpu_resync,
         emulators_cpu_converge,
+    }
+}
+
+/// Waits until every grant was reconciled once more by the resync (`cold` is the metrics text at
+/// convergence), and measures that window.
+async fn resync_pass(
+    metrics: &str,
+    client: &kube::Client,
+    cold: &str,
+    n: u64,
+    period: Duration,
+    log: &std::path::Path,
+    pid: u32,
+) -> Resync {
+    let versions_before = versions(client).await;
+    let cpu_before = cpu_time(pid);
+    let window = Instant::now();
+    let text = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let text = http_get(metrics).await.unwrap_or_default();
+        if reconciles(&text) >= reconciles(cold) + n {
+            break text;
+        }
+        assert!(
+            window.elapsed() < period * 3 + Duration::from_secs(600),
+            "the resync did not reconcile every grant; log: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    };
+    let versions_after = versions(client).await;
+    Resync {
+        window: window.elapsed(),
+        calls: Calls::from_metrics(&text).since(&Calls::from_metrics(cold)),
+        reconciles: reconciles(&text) - reconciles(cold),
+        engine_runs: gauge(&text, "xacct_engine_runs_total")
+            - gauge(cold, "xacct_engine_runs_total"),
+        grant_writes: versions_after
+            .iter()
+            .filter(|(key, version)| versions_before.get(*key) != Some(version))
+            .count() as u64,
+        cpu: cpu_time(pid).saturating_sub(cpu_before),
     }
 }
 

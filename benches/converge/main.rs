@@ -58,6 +58,10 @@ struct Args {
     /// (longer than convergence, so that convergence is not mixed with resyncs).
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     resync_period: Duration,
+    /// The controller phase stops once every grant is Ready: no steady-state pass (for runs whose
+    /// convergence takes longer than a resync period).
+    #[arg(long)]
+    cold_only: bool,
     /// Which phases to run.
     #[arg(long, value_enum, value_delimiter = ',',
           default_values_t = [Phase::Engine, Phase::Naive, Phase::Controller, Phase::Capacity])]
@@ -103,6 +107,10 @@ async fn main() {
         w.grants > 0 && w.targets > 0 && w.accounts > 0 && w.targets <= w.grants,
         "need grants >= targets > 0 and accounts > 0"
     );
+    let resync_period = match args.cold_only {
+        true => controller::NO_RESYNC,
+        false => args.resync_period,
+    };
     let started = Instant::now();
     let engine = if args.phases.contains(&Phase::Engine) {
         eprintln!("engine: {} grants, xacct apply twice", w.grants);
@@ -121,7 +129,7 @@ async fn main() {
         let moto = Moto::start();
         let names = w.create_resources(&*moto.connector().await).await;
         let (_, accounts, grants) = workload::parse(&w.manifests_yaml(&names));
-        Some(controller::run(&moto, &accounts, &grants, args.resync_period).await)
+        Some(controller::run(&moto, &accounts, &grants, resync_period, !args.cold_only).await)
     } else {
         None
     };
@@ -136,7 +144,7 @@ async fn main() {
         engine,
         naive,
         controller,
-        resync_period: args.resync_period,
+        resync_period,
     };
     print!("{}", results.markdown());
     if capacity {
@@ -345,8 +353,11 @@ impl Results {
             out.push(("xacct apply", calls.clone()));
         }
         if let Some(c) = &self.controller {
-            let calls = if cold { &c.cold_calls } else { &c.resync_calls };
-            out.push(("xacct run", calls.clone()));
+            match (cold, &c.resync) {
+                (true, _) => out.push(("xacct run", c.cold_calls.clone())),
+                (false, Some(r)) => out.push(("xacct run", r.calls.clone())),
+                (false, None) => {}
+            }
         }
         if let Some(n) = &self.naive {
             let calls = if cold { &n.cold_calls } else { &n.steady_calls };
@@ -433,6 +444,7 @@ impl Results {
         out.push_str("| | xacct apply (engine, every grant in one run) | xacct run (controller, until every grant is Ready) | naive script (boto3, per grant) |\n|---|---:|---:|---:|\n");
         let e = self.engine.as_ref();
         let c = self.controller.as_ref();
+        let r = c.and_then(|c| c.resync.as_ref());
         let n = self.naive.as_ref();
         let cell = |v: Option<String>| v.unwrap_or_else(|| "not run".into());
         out.push_str(&format!(
@@ -505,25 +517,25 @@ impl Results {
         out.push_str(&format!(
             "| wall time | {} | — (spread over the resync period; window measured: {}) | {} |\n",
             cell(e.map(|e| secs(e.steady))),
-            cell(c.map(|c| secs(c.resync_window))),
+            cell(r.map(|r| secs(r.window))),
             cell(n.map(|n| secs(n.steady))),
         ));
         out.push_str(&format!(
             "| CPU time of xacct | {} | {} | — |\n",
             cell(e.and_then(|e| e.cpu_steady).map(secs)),
-            cell(c.map(|c| secs(c.cpu_resync))),
+            cell(r.map(|r| secs(r.cpu))),
         ));
         out.push_str(&format!(
             "| grant reconciles | — | {} | — |\n",
-            cell(c.map(|c| thousands(c.resync_reconciles))),
+            cell(r.map(|r| thousands(r.reconciles))),
         ));
         out.push_str(&format!(
             "| engine runs | 1 | {} | — |\n",
-            cell(c.map(|c| thousands(c.resync_engine_runs))),
+            cell(r.map(|r| thousands(r.engine_runs))),
         ));
         out.push_str(&format!(
             "| grants written in the Kubernetes API (status; a watch event for every watcher) | — | {} | — |\n\n",
-            cell(c.map(|c| thousands(c.resync_grant_writes))),
+            cell(r.map(|r| thousands(r.grant_writes))),
         ));
         out.push_str(&self.calls_table(false));
 
@@ -548,11 +560,14 @@ impl Results {
                 "| wall time | {} | — |\n| AWS calls | {} | {} |\n| policy writes | {} | {} |\n",
                 ratio(n.cold.as_secs_f64(), c.converge.as_secs_f64()),
                 ratio(n.cold_calls.total() as f64, c.cold_calls.total() as f64),
-                ratio(n.steady_calls.total() as f64, c.resync_calls.total() as f64),
+                ratio(
+                    n.steady_calls.total() as f64,
+                    r.map_or(0.0, |r| r.calls.total() as f64)
+                ),
                 ratio(n.cold_calls.writes() as f64, c.cold_calls.writes() as f64),
                 ratio(
                     n.steady_calls.writes() as f64,
-                    c.resync_calls.writes() as f64
+                    r.map_or(0.0, |r| r.calls.writes() as f64)
                 ),
             ));
         }
@@ -560,7 +575,7 @@ impl Results {
             out.push_str(&format!(
                 "\n### Controller memory\n\n| | |\n|---|---:|\n\
                  | peak RSS (VmHWM) of `xacct run` holding {} grants | **{}** |\n\
-                 | RSS after the resync | {} |\n\
+                 | RSS at the end | {} |\n\
                  | peak RSS per grant | {:.1} KiB |\n\
                  | time until every grant is Ready, per grant | {:.2} ms |\n\
                  | creating the {} objects in the kube emulator (not timed above) | {} |\n",
@@ -601,11 +616,13 @@ impl Results {
                 "convergeSeconds": c.converge.as_secs_f64(), "converge99Seconds": c.converge_99.as_secs_f64(),
                 "coldCalls": calls(&c.cold_calls),
                 "coldReconciles": c.cold_reconciles, "coldEngineRuns": c.cold_engine_runs,
-                "resyncWindowSeconds": c.resync_window.as_secs_f64(), "resyncCalls": calls(&c.resync_calls),
-                "resyncReconciles": c.resync_reconciles, "resyncEngineRuns": c.resync_engine_runs,
-                "resyncGrantWrites": c.resync_grant_writes,
+                "resync": c.resync.as_ref().map(|r| json!({
+                    "windowSeconds": r.window.as_secs_f64(), "calls": calls(&r.calls),
+                    "reconciles": r.reconciles, "engineRuns": r.engine_runs,
+                    "grantWrites": r.grant_writes, "cpuSeconds": r.cpu.as_secs_f64(),
+                })),
                 "peakRssBytes": c.peak_rss, "rssAfterBytes": c.rss_after,
-                "cpuConvergeSeconds": c.cpu_converge.as_secs_f64(), "cpuResyncSeconds": c.cpu_resync.as_secs_f64(),
+                "cpuConvergeSeconds": c.cpu_converge.as_secs_f64(),
                 "kubeEmulatorCpuConvergeSeconds": c.emulators_cpu_converge.0.as_secs_f64(),
                 "motoCpuConvergeSeconds": c.emulators_cpu_converge.1.as_secs_f64(),
                 "createObjectsSeconds": c.create_objects.as_secs_f64(),

@@ -96,12 +96,7 @@ async fn verify(
                     account.spec.account_id
                 );
                 (
-                    ConditionUpdate {
-                        type_: READY,
-                        status: "True",
-                        reason: "Verified".into(),
-                        message,
-                    },
+                    ConditionUpdate::ready("True", "Verified", message),
                     true,
                     Action::requeue(ctx.settings.resync),
                 )
@@ -164,12 +159,7 @@ fn still_verified(previous: &AwsAccountStatus, generation: Option<i64>) -> bool 
 }
 
 fn failed(reason: &str, message: String) -> ConditionUpdate {
-    ConditionUpdate {
-        type_: READY,
-        status: "False",
-        reason: reason.into(),
-        message,
-    }
+    ConditionUpdate::ready("False", reason, message)
 }
 
 /// Why the external id could not be read from its Secret: which Secret, which key, what is wrong.

@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::Condition;
+use crate::engine::{ConditionReport, Reason};
 
 /// Condition types.
 pub const READY: &str = "Ready";
@@ -22,6 +23,26 @@ pub struct ConditionUpdate {
     pub reason: String,
     /// For people.
     pub message: String,
+}
+
+impl ConditionUpdate {
+    /// A Ready condition.
+    pub fn ready(status: &'static str, reason: impl Into<String>, message: String) -> Self {
+        ConditionUpdate {
+            type_: READY,
+            status,
+            reason: reason.into(),
+            message,
+        }
+    }
+
+    /// The Ready condition the engine reported (`Unknown` when none came).
+    pub fn reported(condition: Option<&ConditionReport>) -> Self {
+        match condition {
+            Some(c) => Self::ready(c.status, c.reason.as_str(), c.message.clone()),
+            None => Self::ready("Unknown", Reason::Unknown.as_str(), "no result".into()),
+        }
+    }
 }
 
 /// `existing` with `update` set: the transition time is kept when the status did not change.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::backoff::Backoff;
@@ -72,8 +72,8 @@ pub struct Context {
     pub engine: Engine,
     /// AWS credentials per account.
     pub connector: Arc<Connector>,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Who reports the events.
+    pub reporter: Reporter,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Settings.
@@ -132,16 +132,6 @@ impl Context {
             );
         }
         directory
-    }
-
-    /// Whether the AwsAccount cache holds its first full list (before that, a missing account may
-    /// just not be cached yet).
-    pub fn accounts_synced(&self) -> bool {
-        use futures::FutureExt;
-        matches!(
-            self.accounts.wait_until_ready().now_or_never(),
-            Some(Ok(()))
-        )
     }
 
     /// Why the AwsAccount `name` cannot be used yet, and when to look again; `None` when it can
@@ -224,7 +214,11 @@ impl Context {
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &object.object_ref(&())).await {
+        // A recorder per event: kube-runtime's keeps each event it published for six minutes (to
+        // count repeats as a series) and scans them all at every publish, which grows with the
+        // number of grants converging at once.
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        if let Err(e) = recorder.publish(&event, &object.object_ref(&())).await {
             tracing::warn!(error = %e, "could not publish event");
         }
     }

@@ -25,7 +25,7 @@ pub(super) async fn collect_periodically(
             return;
         }
         // Only with every grant and share in the caches: a missing one would count as gone.
-        if !ctx.accounts_synced() || !ctx.index().synced() || !super::synced(&ctx.shares) {
+        if !super::synced(&ctx.accounts) || !ctx.index().synced() || !super::synced(&ctx.shares) {
             tracing::info!("garbage collection postponed: the caches are not synced yet");
             continue;
         }

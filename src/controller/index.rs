@@ -59,6 +59,17 @@ impl std::fmt::Display for ResourceKey {
 /// A grant, by namespace and name.
 pub type GrantRef = ObjectRef<CrossAccountGrant>;
 
+/// The reference of `grant`: namespace and name only (held several times per grant; its uid and
+/// resourceVersion would only take memory).
+fn grant_ref(grant: &CrossAccountGrant) -> GrantRef {
+    let meta = &grant.metadata;
+    let object = ObjectRef::new(meta.name.as_deref().unwrap_or_default());
+    match &meta.namespace {
+        Some(namespace) => object.within(namespace),
+        None => object,
+    }
+}
+
 /// What the index holds of one grant.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -164,7 +175,7 @@ impl GrantIndex {
     /// the change). A change a run does not need to see (its own status write, the finalizer it
     /// added) touches nothing.
     pub fn apply_grant(&mut self, grant: &CrossAccountGrant) -> BTreeSet<ResourceKey> {
-        let object = ObjectRef::from_obj(grant);
+        let object = grant_ref(grant);
         if let Some(seen) = self.relisting.as_mut() {
             seen.insert(object.clone());
         }
@@ -207,7 +218,7 @@ impl GrantIndex {
 
     /// A grant is gone; returns the keys it concerned.
     pub fn delete_grant(&mut self, grant: &CrossAccountGrant) -> BTreeSet<ResourceKey> {
-        self.remove(&ObjectRef::from_obj(grant))
+        self.remove(&grant_ref(grant))
     }
 
     /// The grant watch lists every grant again (a restart or a lost watch).
@@ -335,7 +346,7 @@ impl GrantIndex {
         here: Vec<GrantedTarget>,
         change: impl FnOnce(&mut CrossAccountGrantStatus),
     ) -> bool {
-        let object = ObjectRef::from_obj(grant);
+        let object = grant_ref(grant);
         let Some(entry) = self.grants.get(&object) else {
             return false;
         };
@@ -387,7 +398,7 @@ impl GrantIndex {
         in_flight: bool,
     ) {
         for grant in grants {
-            if let Some(entry) = self.grants.get_mut(&ObjectRef::from_obj(grant)) {
+            if let Some(entry) = self.grants.get_mut(&grant_ref(grant)) {
                 if in_flight {
                     entry.in_flight.insert(key.clone());
                 } else {
@@ -400,19 +411,17 @@ impl GrantIndex {
     /// Whether `grant` is still the index's (same uid, generation and deletion): a run that
     /// began with another one records its places, not its conditions.
     pub fn is_current(&self, grant: &CrossAccountGrant) -> bool {
-        self.grants
-            .get(&ObjectRef::from_obj(grant))
-            .is_some_and(|e| {
-                let (now, then) = (&e.grant.metadata, &grant.metadata);
-                now.uid == then.uid
-                    && now.generation == then.generation
-                    && now.deletion_timestamp == then.deletion_timestamp
-            })
+        self.grants.get(&grant_ref(grant)).is_some_and(|e| {
+            let (now, then) = (&e.grant.metadata, &grant.metadata);
+            now.uid == then.uid
+                && now.generation == then.generation
+                && now.deletion_timestamp == then.deletion_timestamp
+        })
     }
 
     /// Being deleted, `grant`'s statements were removed where its spec says.
     pub fn spec_cleaned(&mut self, grant: &CrossAccountGrant) {
-        if let Some(entry) = self.grants.get_mut(&ObjectRef::from_obj(grant))
+        if let Some(entry) = self.grants.get_mut(&grant_ref(grant))
             && entry.grant.metadata.uid == grant.metadata.uid
         {
             entry.spec_clean = true;
@@ -422,15 +431,13 @@ impl GrantIndex {
     /// Whether `grant` is being deleted and has no statement left anywhere xacct knows of: its
     /// finalizer may go.
     pub fn clean(&self, grant: &CrossAccountGrant) -> bool {
-        self.grants
-            .get(&ObjectRef::from_obj(grant))
-            .is_some_and(|e| {
-                e.grant.metadata.uid == grant.metadata.uid
-                    && e.deleting()
-                    && e.spec_clean
-                    && e.status.targets.is_empty()
-                    && e.in_flight.is_empty()
-            })
+        self.grants.get(&grant_ref(grant)).is_some_and(|e| {
+            e.grant.metadata.uid == grant.metadata.uid
+                && e.deleting()
+                && e.spec_clean
+                && e.status.targets.is_empty()
+                && e.in_flight.is_empty()
+        })
     }
 
     /// `grant`'s status to write, with its version, when it differs from the last one written.
@@ -438,14 +445,14 @@ impl GrantIndex {
         &self,
         grant: &CrossAccountGrant,
     ) -> Option<(u64, CrossAccountGrantStatus)> {
-        let entry = self.grants.get(&ObjectRef::from_obj(grant))?;
+        let entry = self.grants.get(&grant_ref(grant))?;
         (entry.grant.metadata.uid == grant.metadata.uid && entry.version != entry.written)
             .then(|| (entry.version, entry.status.clone()))
     }
 
     /// The status of `version` was written for `grant`.
     pub fn status_written(&mut self, grant: &CrossAccountGrant, version: u64) {
-        if let Some(entry) = self.grants.get_mut(&ObjectRef::from_obj(grant))
+        if let Some(entry) = self.grants.get_mut(&grant_ref(grant))
             && entry.grant.metadata.uid == grant.metadata.uid
             && entry.written < version
         {

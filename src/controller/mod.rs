@@ -29,7 +29,7 @@ use futures::{StreamExt, TryStreamExt, future};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -257,7 +257,7 @@ async fn run_controllers(
         client: client.clone(),
         engine,
         connector,
-        recorder: Recorder::new(client.clone(), reporter),
+        reporter,
         metrics,
         settings: ReconcileSettings {
             resync: config.resync,
@@ -279,19 +279,18 @@ async fn run_controllers(
             queue.clone(),
         );
         tokio::spawn(async move {
-            while !index
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .synced()
+            // Runs start with every grant and account in the caches.
+            while !(synced(&accounts)
+                && index
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .synced())
             {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            if wait_until_synced(&accounts).await {
-                // Runs start with every grant and account in the caches.
-                queue.start();
-                ready.store(true, Ordering::SeqCst);
-                tracing::info!("caches synced: ready");
-            }
+            queue.start();
+            ready.store(true, Ordering::SeqCst);
+            tracing::info!("caches synced: ready");
         });
     }
 
@@ -340,8 +339,9 @@ async fn run_controllers(
     Ok(())
 }
 
-/// Whether the store has its first full list now (without waiting).
-fn synced<K: Resource + Clone + 'static>(store: &reflector::Store<K>) -> bool
+/// Whether the store holds its first full list (before that, a missing object may just not be
+/// cached yet).
+pub(crate) fn synced<K: Resource + Clone + 'static>(store: &reflector::Store<K>) -> bool
 where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
@@ -350,20 +350,6 @@ where
         .wait_until_ready()
         .now_or_never()
         .is_some_and(|r| r.is_ok())
-}
-
-/// Whether the store got its first full list. kube-runtime's readiness future only wakes the last
-/// of several waiters (the controller also waits on it), so this polls it again every 100 ms.
-async fn wait_until_synced<K: Resource + Clone + 'static>(store: &reflector::Store<K>) -> bool
-where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    loop {
-        match tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await {
-            Ok(result) => return result.is_ok(),
-            Err(_) => continue,
-        }
-    }
 }
 
 fn log_result<K: Resource, E: std::fmt::Display>(

@@ -570,13 +570,12 @@ fn has_finalizer(grant: &CrossAccountGrant) -> bool {
     grant.finalizers().iter().any(|f| f == GRANT_FINALIZER)
 }
 
-/// Adds the finalizer (a JSON patch that fails if the finalizers changed meanwhile), and tells
-/// the index the grant has it.
+/// Adds the finalizer (the patch fails if the finalizers changed meanwhile), and tells the index
+/// the grant has it.
 async fn add_finalizer(grant: &CrossAccountGrant, ctx: &Context) -> Result<(), kube::Error> {
     let api: Api<CrossAccountGrant> =
         Api::namespaced(ctx.client.clone(), &grant.namespace().unwrap_or_default());
-    let current = grant.metadata.finalizers.clone();
-    let patch = match &current {
+    let patch = match &grant.metadata.finalizers {
         None => serde_json::json!([
             {"op": "test", "path": "/metadata/finalizers", "value": null},
             {"op": "add", "path": "/metadata/finalizers", "value": [GRANT_FINALIZER]},
@@ -586,15 +585,7 @@ async fn add_finalizer(grant: &CrossAccountGrant, ctx: &Context) -> Result<(), k
             {"op": "add", "path": "/metadata/finalizers/-", "value": GRANT_FINALIZER},
         ]),
     };
-    let patch: json_patch::Patch =
-        serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
-    let updated = api
-        .patch(
-            &grant.name_any(),
-            &PatchParams::default(),
-            &Patch::Json::<()>(patch),
-        )
-        .await?;
+    let updated = patch_finalizers(grant, &api, patch).await?;
     ctx.index_mut().apply_grant(&updated);
     Ok(())
 }
@@ -604,26 +595,32 @@ async fn remove_finalizer(
     grant: &CrossAccountGrant,
     api: &Api<CrossAccountGrant>,
 ) -> Result<(), kube::Error> {
-    let finalizers = grant.finalizers();
-    let Some(position) = finalizers.iter().position(|f| f == GRANT_FINALIZER) else {
+    let Some(position) = grant.finalizers().iter().position(|f| f == GRANT_FINALIZER) else {
         return Ok(());
     };
     let patch = serde_json::json!([
         {"op": "test", "path": format!("/metadata/finalizers/{position}"), "value": GRANT_FINALIZER},
         {"op": "remove", "path": format!("/metadata/finalizers/{position}")},
     ]);
+    match patch_finalizers(grant, api, patch).await {
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// Applies a JSON patch of the grant's finalizers (its `test` operation makes it fail when they
+/// changed since the grant was read).
+async fn patch_finalizers(
+    grant: &CrossAccountGrant,
+    api: &Api<CrossAccountGrant>,
+    patch: serde_json::Value,
+) -> Result<CrossAccountGrant, kube::Error> {
     let patch: json_patch::Patch =
         serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
-    match api
-        .patch(
-            &grant.name_any(),
-            &PatchParams::default(),
-            &Patch::Json::<()>(patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
+    api.patch(
+        &grant.name_any(),
+        &PatchParams::default(),
+        &Patch::Json::<()>(patch),
+    )
+    .await
 }

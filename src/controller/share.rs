@@ -58,18 +58,13 @@ fn input(share: &SnapshotShare) -> ShareInput {
 
 #[tracing::instrument(skip_all, fields(kind = KIND, namespace = share.namespace().unwrap_or_default(), name = share.name_any()))]
 async fn apply(share: &SnapshotShare, ctx: &Context) -> Result<Action, ControllerError> {
-    if !ctx.accounts_synced() {
+    if !super::synced(&ctx.accounts) {
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let previous = share.status.clone().unwrap_or_default();
     let (update, report, action) =
         if let Some((message, again)) = ctx.account_not_ready(&share.spec.source.account) {
-            let update = ConditionUpdate {
-                type_: READY,
-                status: "False",
-                reason: "AccountNotReady".into(),
-                message,
-            };
+            let update = ConditionUpdate::ready("False", Reason::AccountNotReady.as_str(), message);
             (update, None, Action::requeue(again))
         } else {
             let report = ctx
@@ -82,22 +77,8 @@ async fn apply(share: &SnapshotShare, ctx: &Context) -> Result<Action, Controlle
                 )
                 .await
                 .remove(0);
-            let c = report.ready().cloned();
-            let update = c.as_ref().map_or_else(
-                || ConditionUpdate {
-                    type_: READY,
-                    status: "Unknown",
-                    reason: "Unknown".into(),
-                    message: String::new(),
-                },
-                |c| ConditionUpdate {
-                    type_: READY,
-                    status: c.status,
-                    reason: c.reason.to_string(),
-                    message: c.message.clone(),
-                },
-            );
-            let reason = c.as_ref().map_or(Reason::Unknown, |c| c.reason);
+            let update = ConditionUpdate::reported(report.ready());
+            let reason = report.ready().map_or(Reason::Unknown, |c| c.reason);
             let action =
                 Action::requeue(ctx.next_look(&object_key(share), reason, ctx.settings.resync));
             (update, Some(report), action)
@@ -162,7 +143,7 @@ async fn publish_steps(ctx: &Context, share: &SnapshotShare, report: &ShareRepor
 
 #[tracing::instrument(skip_all, fields(kind = KIND, namespace = share.namespace().unwrap_or_default(), name = share.name_any()))]
 async fn cleanup(share: &SnapshotShare, ctx: &Context) -> Result<Action, ControllerError> {
-    if !ctx.accounts_synced() {
+    if !super::synced(&ctx.accounts) {
         return Err(ControllerError::Finalizer(
             "the AwsAccount cache is not synced yet".into(),
         ));

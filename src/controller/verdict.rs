@@ -71,7 +71,7 @@ pub fn judge(
     let observe = grant.spec.mode == GrantMode::Observe;
     let Some(report) = report else {
         return Verdict {
-            ready: ready("Unknown", Reason::Unknown, "no result".into()),
+            ready: ConditionUpdate::reported(None),
             drifted: None,
             here: here.to_vec(),
             stale: Vec::new(),
@@ -81,12 +81,10 @@ pub fn judge(
             next: Next::As(Reason::Unknown),
         };
     };
-    let (status, reason, message) = report
+    let (status, reason) = report
         .ready()
-        .map_or(("Unknown", Reason::Unknown, String::new()), |c| {
-            (c.status, c.reason, c.message.clone())
-        });
-    let mut ready = ready(status, reason, message);
+        .map_or(("Unknown", Reason::Unknown), |c| (c.status, c.reason));
+    let mut ready = ConditionUpdate::reported(report.ready());
     if reason == Reason::Converged && !observe {
         // Found as an earlier run of this generation left it: the condition stays as it is, so a
         // resync writes no status.
@@ -162,7 +160,7 @@ pub fn waiting(
     here: &[GrantedTarget],
     message: String,
 ) -> Verdict {
-    let ready = ready("False", Reason::AccountNotReady, message);
+    let ready = ConditionUpdate::ready("False", Reason::AccountNotReady.as_str(), message);
     Verdict {
         notes: announce(previous, &ready).into_iter().collect(),
         ready,
@@ -185,15 +183,6 @@ fn announce(previous: &CrossAccountGrantStatus, ready: &ConditionUpdate) -> Opti
             ready.message.clone(),
         )
     })
-}
-
-fn ready(status: &'static str, reason: Reason, message: String) -> ConditionUpdate {
-    ConditionUpdate {
-        type_: READY,
-        status,
-        reason: reason.as_str().into(),
-        message,
-    }
 }
 
 /// The Drifted condition, whether drift was seen (`Some(corrected)`), and the event.
