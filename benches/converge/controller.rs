@@ -225,7 +225,17 @@ async fn resync_pass(
     log: &std::path::Path,
     pid: u32,
 ) -> Resync {
-    let versions_before = versions(client).await;
+    // The status writes of convergence come after the metric counts a grant Ready: the window
+    // starts once they are done (two lists a second apart agree).
+    let mut versions_before = versions(client).await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let again = versions(client).await;
+        if again == versions_before {
+            break;
+        }
+        versions_before = again;
+    }
     let cpu_before = cpu_time(pid);
     let window = Instant::now();
     let text = loop {
