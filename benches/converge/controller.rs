@@ -10,6 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use kube::Api;
 use kube::api::PostParams;
 use xacct::api::{AwsAccount, CrossAccountGrant};
+use xacct::controller::index::GrantIndex;
 use xacct::engine::GrantInput;
 
 use super::calls::Calls;
@@ -38,6 +39,11 @@ pub struct ControllerRun {
     pub rss_after: u64,
     /// CPU time of the controller until every grant was Ready.
     pub cpu_converge: Duration,
+    /// Bytes the grants take as listed from the API (with their status), and in an index built
+    /// from that list as `xacct run` builds it, measured in the benchmark's process.
+    pub grants_listed_bytes: u64,
+    /// See `grants_listed_bytes`.
+    pub index_bytes: u64,
     /// CPU time of the kube emulator and of moto until every grant was Ready.
     pub emulators_cpu_converge: (Duration, Duration),
 }
@@ -144,6 +150,10 @@ pub async fn run(
     for (k, v) in moto.env() {
         command.env(k, v);
     }
+    // glibc's malloc tuning, as the image may set it.
+    if let Ok(arenas) = std::env::var("MALLOC_ARENA_MAX") {
+        command.env("MALLOC_ARENA_MAX", arenas);
+    }
     let kube_pid = kube.pid().unwrap_or(0);
     let emulators_cpu = (cpu_time(kube_pid), cpu_time(moto.pid()));
     let started = Instant::now();
@@ -199,6 +209,7 @@ pub async fn run(
     let peak_rss = memory(pid, "VmHWM").unwrap_or(0);
     let rss_after = memory(pid, "VmRSS").unwrap_or(0);
     stop(process);
+    let (grants_listed_bytes, index_bytes) = index_size(&client, accounts).await;
     ControllerRun {
         create_objects,
         converge,
@@ -211,7 +222,36 @@ pub async fn run(
         rss_after,
         cpu_converge,
         emulators_cpu_converge,
+        grants_listed_bytes,
+        index_bytes,
     }
+}
+
+/// The bytes the grants take as listed (statuses included) and in an index built from them,
+/// with the accounts, as `xacct run` builds it.
+async fn index_size(client: &kube::Client, accounts: &[AwsAccount]) -> (u64, u64) {
+    let allocated = || super::ALLOCATOR.allocated() as u64;
+    let api: Api<CrossAccountGrant> = Api::all(client.clone());
+    let before = allocated();
+    let list = api
+        .list(&Default::default())
+        .await
+        .expect("list the grants");
+    let listed = allocated().saturating_sub(before);
+    let before = allocated();
+    let mut index = GrantIndex::default();
+    for account in accounts {
+        index.apply_account(account);
+    }
+    index.begin_relist();
+    for grant in &list.items {
+        index.apply_grant(grant);
+    }
+    index.end_relist();
+    let held = allocated().saturating_sub(before);
+    drop(list);
+    assert!(index.synced());
+    (listed, held)
 }
 
 /// Waits until every grant was reconciled once more by the resync (`cold` is the metrics text at

@@ -91,6 +91,10 @@ struct TwoPasses {
     resolve: Option<(Duration, Duration)>,
 }
 
+/// Counts the bytes allocated, to measure what the controller's index holds.
+#[global_allocator]
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -577,12 +581,17 @@ impl Results {
                  | peak RSS (VmHWM) of `xacct run` holding {} grants | **{}** |\n\
                  | RSS at the end | {} |\n\
                  | peak RSS per grant | {:.1} KiB |\n\
+                 | the grants as listed from the API, statuses included (measured apart) | {} |\n\
+                 | the index built from them as `xacct run` builds it (measured apart) | {} ({:.2} KiB per grant) |\n\
                  | time until every grant is Ready, per grant | {:.2} ms |\n\
                  | creating the {} objects in the kube emulator (not timed above) | {} |\n",
                 thousands(w.grants as u64),
                 mib(c.peak_rss),
                 mib(c.rss_after),
                 c.peak_rss as f64 / 1024.0 / w.grants as f64,
+                mib(c.grants_listed_bytes),
+                mib(c.index_bytes),
+                c.index_bytes as f64 / 1024.0 / w.grants as f64,
                 c.converge.as_secs_f64() * 1000.0 / w.grants as f64,
                 thousands((w.grants + w.accounts) as u64),
                 secs(c.create_objects),
@@ -626,6 +635,7 @@ impl Results {
                 "kubeEmulatorCpuConvergeSeconds": c.emulators_cpu_converge.0.as_secs_f64(),
                 "motoCpuConvergeSeconds": c.emulators_cpu_converge.1.as_secs_f64(),
                 "createObjectsSeconds": c.create_objects.as_secs_f64(),
+                "grantsListedBytes": c.grants_listed_bytes, "indexBytes": c.index_bytes,
             })),
         })
     }
