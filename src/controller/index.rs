@@ -181,12 +181,12 @@ impl GrantIndex {
         }
         let previous = self.grants.get(&object);
         let same_grant = previous.is_some_and(|p| p.grant.metadata.uid == grant.metadata.uid);
-        let version = &grant.metadata.resource_version;
         if same_grant
-            && version.is_some()
-            && previous.is_some_and(|p| &p.grant.metadata.resource_version == version)
+            && previous
+                .is_some_and(|p| p.grant.metadata == grant.metadata && p.grant.spec == grant.spec)
         {
             // Seen already (a watch that starts again replays every object): nothing to copy.
+            // Compared whole: an emulated API server may not bump resourceVersion on every change.
             return BTreeSet::new();
         }
         let mut bare = grant.clone();
