@@ -275,3 +275,16 @@ impl Context {
         (self.clock)()
     }
 }
+
+/// Whether the store holds its first full list (before that, a missing object may just not be
+/// cached yet).
+pub fn synced<K: Resource + Clone + 'static>(store: &Store<K>) -> bool
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    use futures::FutureExt;
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok())
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::context::Context;
+use super::context::{Context, synced};
 use crate::engine::live_owners;
 
 /// Every `period`, once the caches are synced, until `stop`.
@@ -25,7 +25,7 @@ pub(super) async fn collect_periodically(
             return;
         }
         // Only with every grant and share in the caches: a missing one would count as gone.
-        if !super::synced(&ctx.accounts) || !ctx.index().synced() || !super::synced(&ctx.shares) {
+        if !synced(&ctx.accounts) || !ctx.index().synced() || !synced(&ctx.shares) {
             tracing::info!("garbage collection postponed: the caches are not synced yet");
             continue;
         }

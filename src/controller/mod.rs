@@ -36,6 +36,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
 pub use account::ACCOUNT_FINALIZER;
+use context::synced;
 pub use context::{Clock, Context, FIELD_MANAGER, ReconcileSettings};
 pub use error::ControllerError;
 pub use metrics::Metrics;
@@ -337,19 +338,6 @@ async fn run_controllers(
     future::join3(grant_controller, share_controller, account_controller).await;
     tracing::info!("controllers stopped");
     Ok(())
-}
-
-/// Whether the store holds its first full list (before that, a missing object may just not be
-/// cached yet).
-pub(crate) fn synced<K: Resource + Clone + 'static>(store: &reflector::Store<K>) -> bool
-where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    use futures::FutureExt;
-    store
-        .wait_until_ready()
-        .now_or_never()
-        .is_some_and(|r| r.is_ok())
 }
 
 fn log_result<K: Resource, E: std::fmt::Display>(

@@ -10,7 +10,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 
 use super::conditions::{ConditionUpdate, READY, find, merge_condition};
-use super::context::{Context, object_key};
+use super::context::{Context, object_key, synced};
 use super::error::ControllerError;
 use crate::api::{SnapshotShare, SnapshotShareStatus};
 use crate::engine::{Operation, Reason, ShareInput, ShareReport};
@@ -58,7 +58,7 @@ fn input(share: &SnapshotShare) -> ShareInput {
 
 #[tracing::instrument(skip_all, fields(kind = KIND, namespace = share.namespace().unwrap_or_default(), name = share.name_any()))]
 async fn apply(share: &SnapshotShare, ctx: &Context) -> Result<Action, ControllerError> {
-    if !super::synced(&ctx.accounts) {
+    if !synced(&ctx.accounts) {
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let previous = share.status.clone().unwrap_or_default();
@@ -143,7 +143,7 @@ async fn publish_steps(ctx: &Context, share: &SnapshotShare, report: &ShareRepor
 
 #[tracing::instrument(skip_all, fields(kind = KIND, namespace = share.namespace().unwrap_or_default(), name = share.name_any()))]
 async fn cleanup(share: &SnapshotShare, ctx: &Context) -> Result<Action, ControllerError> {
-    if !super::synced(&ctx.accounts) {
+    if !synced(&ctx.accounts) {
         return Err(ControllerError::Finalizer(
             "the AwsAccount cache is not synced yet".into(),
         ));
