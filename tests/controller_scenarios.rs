@@ -315,20 +315,8 @@ async fn concurrent_grants_on_one_bucket_keep_each_others_statements() {
     let h = Harness::start(&["lake"]).await;
     create(&h.accounts(), &AccountFixture::data_prod().build()).await;
     let names: Vec<String> = (0..8).map(|i| format!("team-{i}")).collect();
-    for name in &names {
-        create(
-            &h.grants("batch"),
-            &GrantFixture::new("batch", name).bucket("lake").build(),
-        )
-        .await;
-    }
-    for name in &names {
-        // Applied, or already Converged on a later resync.
-        eventually(20, &format!("{name} Ready"), || async {
-            (h.ready("batch", name).await?.0 == "True").then_some(())
-        })
-        .await;
-    }
+    create_on(&h, &names, "lake").await;
+    wait_all_ready(&h, &names, 20).await;
     let present = h.policy("lake").await;
     // The grants differ only in name: their statements are shared (compacted), two in all.
     assert_eq!(present.len(), 1 + 2, "{present:?}");
@@ -384,20 +372,8 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
     let lake: Vec<String> = (0..12).map(|i| format!("lake-{i:02}")).collect();
     let pond: Vec<String> = (0..3).map(|i| format!("pond-{i}")).collect();
     // One after the other, as `kubectl apply` creates them.
-    for name in &lake {
-        create(
-            &h.grants("batch"),
-            &GrantFixture::new("batch", name).bucket("lake").build(),
-        )
-        .await;
-    }
-    for name in &pond {
-        create(
-            &h.grants("batch"),
-            &GrantFixture::new("batch", name).bucket("pond").build(),
-        )
-        .await;
-    }
+    create_on(&h, &lake, "lake").await;
+    create_on(&h, &pond, "pond").await;
     // A grant on the same bucket that fails (a namespace the account does not allow): it fails
     // alone, in the same runs as the others.
     create(
@@ -405,12 +381,7 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
         &GrantFixture::new("web", "outsider").bucket("lake").build(),
     )
     .await;
-    for name in lake.iter().chain(&pond) {
-        eventually(30, &format!("{name} Ready"), || async {
-            (h.ready("batch", name).await?.0 == "True").then_some(())
-        })
-        .await;
-    }
+    wait_all_ready(&h, lake.iter().chain(&pond), 30).await;
     h.wait_ready("web", "outsider", "False", "NamespaceNotAllowed")
         .await;
 
@@ -555,19 +526,8 @@ async fn fifty_grants_created_together_on_one_bucket_converge_in_one_write() {
     .await;
     h.wait_account_verified().await;
     let names: Vec<String> = (0..50).map(|i| format!("g-{i:02}")).collect();
-    for name in &names {
-        create(
-            &h.grants("batch"),
-            &GrantFixture::new("batch", name).bucket("lake").build(),
-        )
-        .await;
-    }
-    for name in &names {
-        eventually(60, &format!("{name} Ready"), || async {
-            (h.ready("batch", name).await?.0 == "True").then_some(())
-        })
-        .await;
-    }
+    create_on(&h, &names, "lake").await;
+    wait_all_ready(&h, &names, 60).await;
     assert_eq!(h.connector.calls().count("PutBucketPolicy"), 1, "one write");
     let reads = h.connector.calls().count("GetBucketPolicy");
     assert!(
@@ -1301,13 +1261,7 @@ async fn a_steady_resync_writes_neither_aws_nor_status() {
     )
     .await;
     let names: Vec<String> = (0..6).map(|i| format!("steady-{i}")).collect();
-    for name in &names {
-        create(
-            &h.grants("batch"),
-            &GrantFixture::new("batch", name).bucket("lake").build(),
-        )
-        .await;
-    }
+    create_on(&h, &names, "lake").await;
     for name in &names {
         h.wait_ready("batch", name, "True", "Applied").await;
     }
@@ -1357,4 +1311,26 @@ async fn an_account_verified_again_at_each_resync_keeps_its_status() {
         verified.status.and_then(|s| s.verified_at)
     );
     h.finish().await;
+}
+
+/// Creates grants `names` in namespace batch on `bucket`, one after the other (as `kubectl apply`
+/// does).
+async fn create_on(h: &Harness, names: &[String], bucket: &str) {
+    for name in names {
+        create(
+            &h.grants("batch"),
+            &GrantFixture::new("batch", name).bucket(bucket).build(),
+        )
+        .await;
+    }
+}
+
+/// Waits, at most `secs` seconds each, for grants `names` in namespace batch to be Ready.
+async fn wait_all_ready<'a>(h: &Harness, names: impl IntoIterator<Item = &'a String>, secs: u64) {
+    for name in names {
+        eventually(secs, &format!("{name} Ready"), || async {
+            (h.ready("batch", name).await?.0 == "True").then_some(())
+        })
+        .await;
+    }
 }

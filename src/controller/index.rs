@@ -265,7 +265,7 @@ impl GrantIndex {
                 .insert(name.clone(), account.spec.region.clone());
             touched = self.rekey(&name);
         }
-        let state = (account.metadata.generation, ready_status(account));
+        let state = account_state(account);
         if self.account_states.insert(name.clone(), state.clone()) != Some(state) {
             touched.extend(self.keys_naming(&name));
         }
@@ -537,10 +537,13 @@ impl GrantIndex {
     }
 }
 
-/// The status of an account's Ready condition, if it has one.
-fn ready_status(account: &AwsAccount) -> Option<String> {
-    let conditions = &account.status.as_ref()?.conditions;
-    super::conditions::find(conditions, super::conditions::READY).map(|c| c.status.clone())
+/// What grants and shares on an account react to: its generation and its Ready condition's
+/// status.
+pub fn account_state(account: &AwsAccount) -> (Option<i64>, Option<String>) {
+    let ready = account.status.as_ref().and_then(|s| {
+        super::conditions::find(&s.conditions, super::conditions::READY).map(|c| c.status.clone())
+    });
+    (account.metadata.generation, ready)
 }
 
 fn sorted(grants: impl Iterator<Item = GrantRef>) -> Vec<GrantRef> {

@@ -31,7 +31,7 @@ use kube::api::ListParams;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
@@ -423,16 +423,10 @@ fn lifecycle<K: Resource>(obj: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
-/// An account's readiness (and spec): what grants waiting on it react to.
+/// An account's readiness (and spec): what shares waiting on it react to.
 fn readiness(account: &AwsAccount) -> Option<u64> {
     let mut hasher = DefaultHasher::new();
-    predicates::generation(account).hash(&mut hasher);
-    let ready = account
-        .status
-        .as_ref()
-        .and_then(|s| conditions::find(&s.conditions, conditions::READY))
-        .map(|c| c.status.clone());
-    ready.hash(&mut hasher);
+    index::account_state(account).hash(&mut hasher);
     Some(hasher.finish())
 }
 

@@ -636,55 +636,23 @@ mod tests {
     #[test]
     fn only_a_refused_write_shared_by_several_grants_sets_them_apart() {
         use super::super::run::refused_together;
-        let refused = |t| refused_together(&run(vec![t]));
+        // A write of `action` on a policy holding `grants`, failed with `error`.
+        let refused = |grants: &[&str], action, error| {
+            refused_together(&run(vec![target(grants, action, false, Some(error))]))
+        };
         assert_eq!(
-            refused(target(
-                &["a", "b"],
-                "put",
-                false,
-                Some(AwsErrorKind::InvalidPolicy)
-            )),
+            refused(&["a", "b"], "put", AwsErrorKind::InvalidPolicy),
             std::collections::BTreeSet::from(["batch/a".to_string(), "batch/b".to_string()])
         );
         // One grant: alone it would fail the same.
-        assert!(
-            refused(target(
-                &["a"],
-                "put",
-                false,
-                Some(AwsErrorKind::InvalidPolicy)
-            ))
-            .is_empty()
-        );
+        assert!(refused(&["a"], "put", AwsErrorKind::InvalidPolicy).is_empty());
         // Throttling, access denied: not one grant's fault.
-        assert!(
-            refused(target(
-                &["a", "b"],
-                "put",
-                false,
-                Some(AwsErrorKind::Throttled)
-            ))
-            .is_empty()
-        );
-        assert!(
-            refused(target(
-                &["a", "b"],
-                "put",
-                false,
-                Some(AwsErrorKind::AccessDenied)
-            ))
-            .is_empty()
-        );
+        assert!(refused(&["a", "b"], "put", AwsErrorKind::Throttled).is_empty());
+        assert!(refused(&["a", "b"], "put", AwsErrorKind::AccessDenied).is_empty());
         // A policy that could not be read was never written.
-        assert!(
-            refused(target(
-                &["a", "b"],
-                "none",
-                false,
-                Some(AwsErrorKind::Other)
-            ))
-            .is_empty()
-        );
-        assert!(refused(target(&["a", "b"], "put", true, None)).is_empty());
+        assert!(refused(&["a", "b"], "none", AwsErrorKind::Other).is_empty());
+        // Written: nothing refused.
+        let written = refused_together(&run(vec![target(&["a", "b"], "put", true, None)]));
+        assert!(written.is_empty());
     }
 }
