@@ -70,16 +70,12 @@ pub fn judge(
 ) -> Verdict {
     let observe = grant.spec.mode == GrantMode::Observe;
     let Some(report) = report else {
-        return Verdict {
-            ready: ConditionUpdate::reported(None),
-            drifted: None,
-            here: here.to_vec(),
-            stale: Vec::new(),
-            role_arn: previous.role_arn.clone(),
-            notes: Vec::new(),
-            drift: None,
-            next: Next::As(Reason::Unknown),
-        };
+        return keeping(
+            previous,
+            here,
+            ConditionUpdate::reported(None),
+            Reason::Unknown,
+        );
     };
     let (status, reason) = report
         .ready()
@@ -96,16 +92,7 @@ pub fn judge(
             ready.message = kept.message.clone();
         }
     }
-    let mut verdict = Verdict {
-        ready,
-        drifted: None,
-        here: here.to_vec(),
-        stale: Vec::new(),
-        role_arn: previous.role_arn.clone(),
-        notes: Vec::new(),
-        drift: None,
-        next: Next::As(reason),
-    };
+    let mut verdict = keeping(previous, here, ready, reason);
     let new_reason = find(&previous.conditions, READY).is_none_or(|c| c.reason != reason.as_str());
     if reason.withdraws_consent() && !observe {
         // The engine removed its statements wherever it could; what it reports is where that
@@ -161,15 +148,29 @@ pub fn waiting(
     message: String,
 ) -> Verdict {
     let ready = ConditionUpdate::ready("False", Reason::AccountNotReady.as_str(), message);
+    let notes = announce(previous, &ready).into_iter().collect();
     Verdict {
-        notes: announce(previous, &ready).into_iter().collect(),
+        notes,
+        ..keeping(previous, here, ready, Reason::AccountNotReady)
+    }
+}
+
+/// A verdict that sets `ready` and keeps the rest as `previous` and `here` say.
+fn keeping(
+    previous: &CrossAccountGrantStatus,
+    here: &[GrantedTarget],
+    ready: ConditionUpdate,
+    reason: Reason,
+) -> Verdict {
+    Verdict {
         ready,
         drifted: None,
         here: here.to_vec(),
         stale: Vec::new(),
         role_arn: previous.role_arn.clone(),
+        notes: Vec::new(),
         drift: None,
-        next: Next::As(Reason::AccountNotReady),
+        next: Next::As(reason),
     }
 }
 
