@@ -7,8 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::events::v1::Event;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use xacct::api::{AwsAccount, CrossAccountGrant};
 use xacct::controller::index::GrantIndex;
 use xacct::engine::GrantInput;
@@ -46,6 +47,8 @@ pub struct ControllerRun {
     pub index_bytes: u64,
     /// CPU time of the kube emulator and of moto until every grant was Ready.
     pub emulators_cpu_converge: (Duration, Duration),
+    /// The Kubernetes writes `xacct run` makes per grant from cold, made alone: see [`kube_floor`].
+    pub kube_floor: Duration,
 }
 
 /// The resync pass: every grant reconciled once more, with no drift.
@@ -97,20 +100,7 @@ pub async fn run(
             .await
             .expect("create AwsAccount");
     }
-    futures::stream::iter(grants.iter().map(|input| {
-        let client = client.clone();
-        async move {
-            let namespace = input.grant.metadata.namespace.clone().unwrap_or_default();
-            let api: Api<CrossAccountGrant> = Api::namespaced(client, &namespace);
-            api.create(&PostParams::default(), &input.grant)
-                .await
-                .map(|_| ())
-        }
-    }))
-    .buffer_unordered(8)
-    .try_collect::<Vec<()>>()
-    .await
-    .expect("create CrossAccountGrants");
+    create_grants(&client, grants).await;
     let create_objects = started.elapsed();
     eprintln!(
         "  {} objects created in the kube emulator in {:.1?}",
@@ -210,6 +200,8 @@ pub async fn run(
     let rss_after = memory(pid, "VmRSS").unwrap_or(0);
     stop(process);
     let (grants_listed_bytes, index_bytes) = index_size(&client, accounts).await;
+    drop(kube);
+    let kube_floor = kube_floor(grants).await;
     ControllerRun {
         create_objects,
         converge,
@@ -224,7 +216,83 @@ pub async fn run(
         emulators_cpu_converge,
         grants_listed_bytes,
         index_bytes,
+        kube_floor,
     }
+}
+
+/// The three Kubernetes writes `xacct run` makes for each grant from cold (its finalizer, an
+/// event, its status), made by the benchmark alone, 8 at a time, in a fresh kube emulator holding
+/// the same grants: how long the emulator takes to absorb them, a floor for the controller's time
+/// from cold on this machine, whatever the controller does.
+async fn kube_floor(grants: &[GrantInput]) -> Duration {
+    let kube = KubeEmulator::start();
+    let client = kube.client();
+    create_grants(&client, grants).await;
+    let started = Instant::now();
+    eight_at_a_time(&client, grants, "the Kubernetes writes", |client, input| async move {
+            let meta = &input.grant.metadata;
+            let namespace = meta.namespace.clone().unwrap_or_default();
+            let name = meta.name.clone().unwrap_or_default();
+            let api: Api<CrossAccountGrant> = Api::namespaced(client.clone(), &namespace);
+            let finalizer = serde_json::json!({"metadata": {"finalizers": ["xacct.dev/revoke"]}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&finalizer))
+                .await?;
+            let events: Api<Event> = Api::namespaced(client, &namespace);
+            let event: Event = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("{name}.applied")},
+                "eventTime": "2026-12-03T10:00:00.000000Z", "reportingController": "xacct",
+                "reportingInstance": "xacct", "action": "Apply", "reason": "Applied", "type": "Normal",
+                "note": "statements in place", "regarding": {"apiVersion": "xacct.dev/v1alpha1",
+                "kind": "CrossAccountGrant", "namespace": namespace, "name": name}}))
+            .map_err(kube::Error::SerdeError)?;
+            events.create(&PostParams::default(), &event).await?;
+            let status = serde_json::json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
+                "status": {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True",
+                "reason": "Applied", "message": "statements in place in 1 policy",
+                "lastTransitionTime": "2026-12-03T10:00:00Z", "observedGeneration": 1}],
+                "targets": [{"arn": "arn:aws:s3:::bucket", "resource": input.grant.spec.resource,
+                "region": "us-east-1", "sids": ["XacctBenchBucket", "XacctBenchObjects"],
+                "generation": 1}]}});
+            api.patch_status(&name, &PatchParams::apply("xacct").force(), &Patch::Apply(&status))
+                .await
+                .map(|_| ())
+    })
+    .await;
+    started.elapsed()
+}
+
+/// Creates the workload's grants, 8 at a time.
+async fn create_grants(client: &kube::Client, grants: &[GrantInput]) {
+    eight_at_a_time(
+        client,
+        grants,
+        "create CrossAccountGrants",
+        |client, input| async move {
+            let namespace = input.grant.metadata.namespace.clone().unwrap_or_default();
+            let api: Api<CrossAccountGrant> = Api::namespaced(client, &namespace);
+            api.create(&PostParams::default(), &input.grant)
+                .await
+                .map(|_| ())
+        },
+    )
+    .await;
+}
+
+/// `request` for every grant, 8 at a time; panics with `what` on the first error.
+async fn eight_at_a_time<'a, F, Fut>(
+    client: &kube::Client,
+    grants: &'a [GrantInput],
+    what: &str,
+    request: F,
+) where
+    F: Fn(kube::Client, &'a GrantInput) -> Fut,
+    Fut: std::future::Future<Output = Result<(), kube::Error>>,
+{
+    futures::stream::iter(grants.iter().map(|input| request(client.clone(), input)))
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
 }
 
 /// The bytes the grants take as listed (statuses included) and in an index built from them,

@@ -45,6 +45,7 @@ impl Moto {
                 endpoint_url: Some(self.endpoint.clone()),
                 credentials: Some(Credentials::new("testing", "testing", None, None, "bench")),
                 region: Some("us-east-1".into()),
+                ..ConnectorOptions::default()
             })
             .await,
         )

@@ -11,6 +11,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{
@@ -85,8 +86,9 @@ struct Entry {
     written: u64,
     /// Being deleted: the run on its key revoked (or released) it where its spec says.
     spec_clean: bool,
-    /// The keys it is linked under in `on` (its keys when inserted).
-    linked: BTreeSet<ResourceKey>,
+    /// The keys it is linked under in `on` (its keys when inserted), sorted. A vector: a
+    /// `BTreeSet` of one key allocates a node for eleven.
+    linked: Vec<ResourceKey>,
     /// Keys whose run in flight may write its statements (recorded when the run ends).
     in_flight: BTreeSet<ResourceKey>,
 }
@@ -102,6 +104,12 @@ impl Entry {
             .collect();
         keys.insert(self.key.clone());
         keys
+    }
+
+    /// Whether its resource or its grantee is in `account`.
+    fn names(&self, account: &str) -> bool {
+        let spec = &self.grant.spec;
+        spec.resource.account == account || spec.grantee.account.as_deref() == Some(account)
     }
 
     fn deleting(&self) -> bool {
@@ -159,11 +167,9 @@ pub struct GrantIndex {
     regions: HashMap<String, Option<String>>,
     /// Each account's generation and Ready status, as the account watch last said.
     account_states: HashMap<String, (Option<i64>, Option<String>)>,
-    grants: HashMap<GrantRef, Entry>,
+    grants: HashMap<Arc<GrantRef>, Entry>,
     /// The grants each key concerns (its spec's, its recorded places').
-    on: HashMap<ResourceKey, HashSet<GrantRef>>,
-    /// The grants naming each account (the resource's or the grantee's).
-    naming: HashMap<String, HashSet<GrantRef>>,
+    on: HashMap<ResourceKey, HashSet<Arc<GrantRef>>>,
     /// Grants seen since the watch started listing again (`None`: not listing).
     relisting: Option<HashSet<GrantRef>>,
     /// The first full list has been seen.
@@ -182,11 +188,14 @@ impl GrantIndex {
         let previous = self.grants.get(&object);
         let same_grant = previous.is_some_and(|p| p.grant.metadata.uid == grant.metadata.uid);
         if same_grant
-            && previous
-                .is_some_and(|p| p.grant.metadata == grant.metadata && p.grant.spec == grant.spec)
+            && previous.is_some_and(|p| {
+                same_but_version(&p.grant.metadata, &grant.metadata) && p.grant.spec == grant.spec
+            })
         {
-            // Seen already (a watch that starts again replays every object): nothing to copy.
-            // Compared whole: an emulated API server may not bump resourceVersion on every change.
+            // Seen already (a watch that starts again replays every object), or only its status
+            // changed (the echo of a status write; the index keeps its own): nothing to copy.
+            // Compared whole but for the version: an emulated API server may not bump
+            // resourceVersion on every change.
             return BTreeSet::new();
         }
         let mut bare = grant.clone();
@@ -207,7 +216,7 @@ impl GrantIndex {
             version: 0,
             written: 0,
             spec_clean: false,
-            linked: BTreeSet::new(),
+            linked: Vec::new(),
             in_flight: BTreeSet::new(),
         };
         if same_grant && let Some(p) = previous {
@@ -243,8 +252,8 @@ impl GrantIndex {
         let gone: Vec<GrantRef> = self
             .grants
             .keys()
-            .filter(|g| !seen.contains(*g))
-            .cloned()
+            .filter(|g| !seen.contains(g.as_ref()))
+            .map(|g| GrantRef::clone(g))
             .collect();
         gone.iter().flat_map(|g| self.remove(g)).collect()
     }
@@ -286,18 +295,22 @@ impl GrantIndex {
     /// The keys whose runs concern the grants naming `account` (as the resource's or the
     /// grantee's account).
     fn keys_naming(&self, account: &str) -> BTreeSet<ResourceKey> {
-        self.naming
-            .get(account)
-            .into_iter()
-            .flatten()
-            .filter_map(|g| self.grants.get(g))
+        self.grants
+            .values()
+            .filter(|e| e.names(account))
             .flat_map(|e| e.keys(&self.regions))
             .collect()
     }
 
-    /// The grants naming `account`, by namespace and name.
+    /// The grants naming `account`, by namespace and name. A scan: accounts change rarely, and a
+    /// map by account would cost every grant an entry.
     pub fn naming(&self, account: &str) -> Vec<GrantRef> {
-        sorted(self.naming.get(account).into_iter().flatten().cloned())
+        sorted(
+            self.grants
+                .iter()
+                .filter(|(_, e)| e.names(account))
+                .map(|(g, _)| GrantRef::clone(g)),
+        )
     }
 
     /// The key of `resource` with the accounts' regions as the index knows them.
@@ -308,7 +321,13 @@ impl GrantIndex {
     /// The input of the run on `key`.
     pub fn run_input(&self, key: &ResourceKey) -> RunInput {
         let mut input = RunInput::default();
-        for object in sorted(self.on.get(key).into_iter().flatten().cloned()) {
+        for object in sorted(
+            self.on
+                .get(key)
+                .into_iter()
+                .flatten()
+                .map(|g| GrantRef::clone(g)),
+        ) {
             let Some(entry) = self.grants.get(&object) else {
                 continue;
             };
@@ -478,19 +497,14 @@ impl GrantIndex {
         self.grants.values().for_each(|e| f(&e.status));
     }
 
+    /// Links `entry` under its keys (one reference shared by the maps).
     fn insert(&mut self, object: GrantRef, mut entry: Entry) -> BTreeSet<ResourceKey> {
+        let object = Arc::new(object);
         let keys = entry.keys(&self.regions);
-        entry.linked = keys.clone();
+        entry.linked = keys.iter().cloned().collect();
         for key in &keys {
             self.on
                 .entry(key.clone())
-                .or_default()
-                .insert(object.clone());
-        }
-        let spec = &entry.grant.spec;
-        for account in std::iter::once(&spec.resource.account).chain(&spec.grantee.account) {
-            self.naming
-                .entry(account.clone())
                 .or_default()
                 .insert(object.clone());
         }
@@ -506,13 +520,9 @@ impl GrantIndex {
     }
 
     fn unlink(&mut self, object: &GrantRef, entry: &Entry) -> BTreeSet<ResourceKey> {
-        let keys = entry.linked.clone();
+        let keys: BTreeSet<ResourceKey> = entry.linked.iter().cloned().collect();
         for key in &keys {
             remove_from(&mut self.on, key, object);
-        }
-        let spec = &entry.grant.spec;
-        for account in std::iter::once(&spec.resource.account).chain(&spec.grantee.account) {
-            remove_from(&mut self.naming, account, object);
         }
         keys
     }
@@ -537,6 +547,16 @@ impl GrantIndex {
     }
 }
 
+/// Whether two versions of an object's metadata differ at most in their resourceVersion.
+fn same_but_version(a: &ObjectMeta, b: &ObjectMeta) -> bool {
+    if a.resource_version == b.resource_version {
+        return a == b;
+    }
+    let mut b = b.clone();
+    b.resource_version.clone_from(&a.resource_version);
+    *a == b
+}
+
 /// What grants and shares on an account react to: its generation and its Ready condition's
 /// status.
 pub fn account_state(account: &AwsAccount) -> (Option<i64>, Option<String>) {
@@ -553,7 +573,7 @@ fn sorted(grants: impl Iterator<Item = GrantRef>) -> Vec<GrantRef> {
 }
 
 fn remove_from<K: std::hash::Hash + Eq>(
-    map: &mut HashMap<K, HashSet<GrantRef>>,
+    map: &mut HashMap<K, HashSet<Arc<GrantRef>>>,
     key: &K,
     object: &GrantRef,
 ) {
@@ -736,6 +756,15 @@ mod tests {
         assert!(index.apply_grant(&finalized).is_empty());
         let after = index.run_input(&key("lake")).wanted[0].grant.clone();
         assert!(Arc::ptr_eq(&held, &after), "the replayed object was copied");
+        // The echo of a status write bumps only the resourceVersion: nothing is copied either.
+        let mut echo = placed(finalized.clone(), "lake");
+        echo.metadata.resource_version = Some("8".into());
+        assert!(index.apply_grant(&echo).is_empty());
+        let after = index.run_input(&key("lake")).wanted[0].grant.clone();
+        assert!(Arc::ptr_eq(&held, &after), "a status echo was copied");
+        // Its deletion, even without a new resourceVersion (as the kube emulator marks it), is not
+        // an echo.
+        assert_eq!(index.apply_grant(&deleting(finalized)), keys(&["lake"]));
     }
 
     #[test]
