@@ -989,6 +989,11 @@ fn chart_values_match_their_schema() {
         format!("--debounce={}", setting("debounce")),
         format!("--trust-policy-limit={}", setting("trustPolicyLimit")),
         format!("--log-format={}", setting("logFormat")),
+        format!("--max-attempts={}", values["aws"]["maxAttempts"]),
+        format!(
+            "--call-timeout={}",
+            values["aws"]["callTimeout"].as_str().unwrap_or_default()
+        ),
         format!(
             "--lease-name={}",
             values["leaderElection"]["leaseName"]
@@ -1037,6 +1042,11 @@ fn chart_values_match_their_schema() {
     refused(
         &|v| v["debounce"] = json!("soon"),
         "a debounce that is not a duration",
+    );
+    refused(&|v| v["aws"]["maxAttempts"] = json!(0), "no attempt at all");
+    refused(
+        &|v| v["aws"]["callTimeout"] = json!("forever"),
+        "a call timeout that is not a duration",
     );
     refused(
         &|v| v["trustPolicyLimit"] = json!(5000),

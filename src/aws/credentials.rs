@@ -10,6 +10,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::{
     ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future,
 };
+use aws_smithy_runtime::client::retries::RetryPartition;
 use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
 use tokio::sync::{Mutex, OnceCell};
@@ -17,14 +18,15 @@ use tokio::sync::{Mutex, OnceCell};
 use super::account::{AccountAccess, AssumeRole};
 use super::calls::CallLog;
 use super::error::{AwsError, AwsErrorKind};
+use super::retry::RetryBudget;
 
 /// The region used for STS and as a last resort when neither resource nor account names one.
 pub const FALLBACK_REGION: &str = "us-east-1";
 /// Refresh assumed-role credentials this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// How long one attempt of an AWS call may take, from sending the request to the end of the
-/// answer. An attempt that takes longer is abandoned and retried like a dropped connection (the
-/// SDK's standard retry mode: 3 attempts, exponential backoff with jitter). Without it, a
+/// answer. An attempt that takes longer is abandoned and retried like a dropped connection (within
+/// the [`RetryBudget`]). Without it, a
 /// connection left open without an answer would hold a run, or a grant's reconcile and the lock on
 /// its resource, forever (`tests/fault_injection.rs`). Policy calls answer in well under a second;
 /// this leaves room for a slow IAM.
@@ -39,12 +41,16 @@ pub struct ConnectorOptions {
     pub credentials: Option<Credentials>,
     /// The tool's own region, instead of the default chain's.
     pub region: Option<String>,
+    /// Attempts per call and the bound on a whole call.
+    pub retry: RetryBudget,
 }
 
 /// Hands out SDK configuration acting in a given account; one per process.
 pub struct Connector {
     base: SdkConfig,
     calls: CallLog,
+    /// Shared by every client: the retry settings the SDK keeps per partition (no retry quota).
+    retry_partition: RetryPartition,
     /// One cell per account, so a slow AssumeRole into one account holds up no other account.
     sessions: Mutex<HashMap<AccountAccess, Arc<OnceCell<Arc<SdkConfig>>>>>,
 }
@@ -63,11 +69,14 @@ impl Connector {
             loader = loader.region(Region::new(region));
         }
         // Merged with the SDK's defaults (its connect timeout stays).
-        loader = loader.timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .build(),
-        );
+        loader = loader
+            .retry_config(options.retry.retry_config())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .operation_timeout(options.retry.call_timeout)
+                    .build(),
+            );
         let mut base = loader.load().await;
         if base.region().is_none() {
             base = base
@@ -78,6 +87,7 @@ impl Connector {
         Connector {
             base,
             calls: CallLog::default(),
+            retry_partition: RetryBudget::partition(),
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -216,6 +226,7 @@ impl Connector {
     pub fn sts_client(&self, config: &SdkConfig) -> aws_sdk_sts::Client {
         aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(config)
+                .retry_partition(self.retry_partition.clone())
                 .interceptor(self.calls.clone())
                 .build(),
         )
@@ -225,6 +236,7 @@ impl Connector {
     pub fn s3_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
         let builder = aws_sdk_s3::config::Builder::from(config)
             .region(Region::new(region.to_string()))
+            .retry_partition(self.retry_partition.clone())
             .force_path_style(self.has_custom_endpoint())
             .interceptor(self.calls.clone());
         aws_sdk_s3::Client::from_conf(builder.build())
@@ -234,6 +246,7 @@ impl Connector {
     pub fn ecr_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_ecr::Client {
         let builder = aws_sdk_ecr::config::Builder::from(config)
             .region(Region::new(region.to_string()))
+            .retry_partition(self.retry_partition.clone())
             .interceptor(self.calls.clone());
         aws_sdk_ecr::Client::from_conf(builder.build())
     }
@@ -242,6 +255,7 @@ impl Connector {
     pub fn kms_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_kms::Client {
         let builder = aws_sdk_kms::config::Builder::from(config)
             .region(Region::new(region.to_string()))
+            .retry_partition(self.retry_partition.clone())
             .interceptor(self.calls.clone());
         aws_sdk_kms::Client::from_conf(builder.build())
     }
@@ -250,6 +264,7 @@ impl Connector {
     pub fn rds_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_rds::Client {
         let builder = aws_sdk_rds::config::Builder::from(config)
             .region(Region::new(region.to_string()))
+            .retry_partition(self.retry_partition.clone())
             .interceptor(self.calls.clone());
         aws_sdk_rds::Client::from_conf(builder.build())
     }
@@ -258,6 +273,7 @@ impl Connector {
     pub fn sagemaker_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_sagemaker::Client {
         let builder = aws_sdk_sagemaker::config::Builder::from(config)
             .region(Region::new(region.to_string()))
+            .retry_partition(self.retry_partition.clone())
             .interceptor(self.calls.clone());
         aws_sdk_sagemaker::Client::from_conf(builder.build())
     }
@@ -266,6 +282,7 @@ impl Connector {
     pub fn iam_client(&self, config: &SdkConfig) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::from_conf(
             aws_sdk_iam::config::Builder::from(config)
+                .retry_partition(self.retry_partition.clone())
                 .interceptor(self.calls.clone())
                 .build(),
         )
@@ -376,9 +393,17 @@ mod tests {
             endpoint_url: Some("http://127.0.0.1:9".into()),
             credentials: Some(Credentials::new("a", "b", None, None, "test")),
             region: Some("us-east-1".into()),
+            retry: RetryBudget {
+                max_attempts: 6,
+                call_timeout: Duration::from_secs(42),
+            },
         };
         let connector = Connector::new(options).await;
         assert_eq!(connector.attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        let timeouts = connector.base.timeout_config().expect("timeouts");
+        assert_eq!(timeouts.operation_timeout(), Some(Duration::from_secs(42)));
+        let retry = connector.base.retry_config().expect("retry config");
+        assert_eq!(retry.max_attempts(), 6);
         assert!(
             connector
                 .base

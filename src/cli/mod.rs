@@ -156,6 +156,36 @@ pub struct ControllerArgs {
     /// --namespace or --selector, which do not see every grant.
     #[arg(long, env = "XACCT_GC_PERIOD", value_parser = humantime::parse_duration)]
     pub gc_period: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// How hard each AWS call is tried (`xacct run` and the commands that call AWS).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AwsArgs {
+    /// Attempts per AWS call, the first included, for throttling and transient errors (exponential
+    /// backoff with jitter, at most 20 s apart; AWS's x-amz-retry-after honoured).
+    #[arg(long, env = "XACCT_MAX_ATTEMPTS", default_value_t = crate::aws::DEFAULT_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// The longest one AWS call may take, every attempt and wait included; past it the call fails
+    /// as unavailable (a dead endpoint fails in bounded time).
+    #[arg(long, env = "XACCT_CALL_TIMEOUT", default_value_t = crate::aws::DEFAULT_CALL_TIMEOUT.into(),
+          value_parser = parse_call_timeout)]
+    pub call_timeout: humantime::Duration,
+}
+
+impl AwsArgs {
+    /// The connector options these flags ask for (the rest from the SDK's default chain).
+    pub fn connector_options(&self) -> ConnectorOptions {
+        ConnectorOptions {
+            retry: crate::aws::RetryBudget {
+                max_attempts: self.max_attempts,
+                call_timeout: *self.call_timeout,
+            },
+            ..ConnectorOptions::default()
+        }
+    }
 }
 
 /// Options of plan, apply and delete.
@@ -184,6 +214,8 @@ pub struct RunArgs {
     /// How long `apply` waits for snapshot copies to become available before giving up (0: not at all).
     #[arg(long, env = "XACCT_WAIT", default_value = "15m", value_parser = humantime::parse_duration)]
     pub wait: std::time::Duration,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 /// Output formats.
@@ -193,6 +225,15 @@ pub enum Output {
     Text,
     /// For programs: the full report.
     Json,
+}
+
+/// At least 1 s: a shorter bound would fail calls that are answering.
+fn parse_call_timeout(s: &str) -> Result<humantime::Duration, String> {
+    let timeout = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if timeout < std::time::Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(timeout.into())
 }
 
 /// At least 1 s: zero would re-read every policy continuously.
@@ -274,6 +315,7 @@ fn controller_config(args: ControllerArgs) -> crate::controller::RunConfig {
         secrets_namespace: args.pod_namespace,
         reporter: "xacct".into(),
         gc_period: args.gc_period,
+        aws: args.aws.connector_options(),
     }
 }
 
@@ -338,7 +380,7 @@ async fn prepare(args: &RunArgs) -> Prepared {
         }
     }
 
-    let connector = Arc::new(Connector::new(ConnectorOptions::default()).await);
+    let connector = Arc::new(Connector::new(args.aws.connector_options()).await);
     let settings = EngineSettings {
         instance_id: args.instance_id.clone(),
         trust_policy_limit: args.trust_policy_limit,

@@ -71,6 +71,8 @@ pub struct RunConfig {
     pub reporter: String,
     /// Period of the garbage collection of statements whose grant is gone; `None`: off.
     pub gc_period: Option<Duration>,
+    /// How AWS is called (the retry budget; the rest from the SDK's default chain).
+    pub aws: ConnectorOptions,
 }
 
 pub use leader::LeaseConfig;
@@ -81,7 +83,7 @@ pub async fn run(config: RunConfig) -> Result<(), ControllerError> {
     let client = Client::try_default().await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(stop_on_signal(stop_tx.clone()));
-    let connector = Arc::new(Connector::new(ConnectorOptions::default()).await);
+    let connector = Arc::new(Connector::new(config.aws.clone()).await);
     run_with(client, connector, config, stop_tx, stop_rx).await
 }
 
@@ -98,6 +100,8 @@ fn log_start(config: &RunConfig) {
         resync = %humantime::format_duration(config.resync),
         trust_policy_limit = config.engine.trust_policy_limit,
         compaction = config.engine.compaction,
+        max_attempts = config.aws.retry.max_attempts,
+        call_timeout = %humantime::format_duration(config.aws.retry.call_timeout),
         metrics_addr = %config.metrics_addr,
         leader_elect = lease.is_some(),
         lease = lease.map(|l| format!("{}/{}", l.namespace, l.name)).unwrap_or_default(),

@@ -31,6 +31,8 @@ pub enum Fault {
     /// services `400 ThrottlingException` (`x-amzn-errortype` header and `__type`); IAM, STS and
     /// other query services `400 Throttling` in an `<ErrorResponse>`.
     Throttle,
+    /// [`Fault::Throttle`] with AWS's `x-amz-retry-after` header asking for this wait.
+    ThrottleRetryAfter(Duration),
     /// `RequestLimitExceeded` (EC2's throttling code) with status 503, in the service's protocol.
     RequestLimitExceeded,
     /// `500 InternalError` (S3) / `InternalFailure` (JSON and query services).
@@ -54,7 +56,10 @@ pub enum Fault {
 impl Fault {
     /// Whether the answer is a throttling error.
     pub fn is_throttle(&self) -> bool {
-        matches!(self, Fault::Throttle | Fault::RequestLimitExceeded)
+        matches!(
+            self,
+            Fault::Throttle | Fault::ThrottleRetryAfter(_) | Fault::RequestLimitExceeded
+        )
     }
 }
 
@@ -457,36 +462,35 @@ fn protocol(service: &str) -> Protocol {
 /// The error AWS would answer, in the service's protocol.
 fn error_response(service: &str, fault: Fault) -> Response<Full<Bytes>> {
     let request_id = "fault-proxy-0000";
-    let (status, code, message) = match (fault, protocol(service)) {
-        (Fault::Throttle, Protocol::RestXml) => (
+    let throttle = matches!(fault, Fault::Throttle | Fault::ThrottleRetryAfter(_));
+    let (status, code, message) = match (throttle, fault, protocol(service)) {
+        (true, _, Protocol::RestXml) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "SlowDown",
             "Please reduce your request rate.",
         ),
-        (Fault::Throttle, Protocol::Json) => (
+        (true, _, Protocol::Json) => (
             StatusCode::BAD_REQUEST,
             "ThrottlingException",
             "Rate exceeded",
         ),
-        (Fault::Throttle, Protocol::Query) => {
-            (StatusCode::BAD_REQUEST, "Throttling", "Rate exceeded")
-        }
-        (Fault::MalformedPolicy, _) => (
+        (true, _, Protocol::Query) => (StatusCode::BAD_REQUEST, "Throttling", "Rate exceeded"),
+        (_, Fault::MalformedPolicy, _) => (
             StatusCode::BAD_REQUEST,
             "MalformedPolicy",
             "Invalid principal in policy",
         ),
-        (Fault::RequestLimitExceeded, _) => (
+        (_, Fault::RequestLimitExceeded, _) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "RequestLimitExceeded",
             "Request limit exceeded.",
         ),
-        (_, Protocol::RestXml) => (
+        (_, _, Protocol::RestXml) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
             "We encountered an internal error. Please try again.",
         ),
-        (_, _) => (
+        (_, _, _) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalFailure",
             "The request processing has failed because of an unknown error, exception or failure.",
@@ -523,6 +527,9 @@ fn error_response(service: &str, fault: Fault) -> Response<Full<Bytes>> {
         .header("x-amzn-requestid", request_id);
     if let Protocol::Json = protocol(service) {
         response = response.header("x-amzn-errortype", code);
+    }
+    if let Fault::ThrottleRetryAfter(wait) = fault {
+        response = response.header("x-amz-retry-after", wait.as_millis().to_string());
     }
     response
         .body(Full::new(Bytes::from(body)))

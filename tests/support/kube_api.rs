@@ -97,6 +97,7 @@ pub fn run_config(resync: std::time::Duration) -> xacct::controller::RunConfig {
         secrets_namespace: "xacct-system".into(),
         reporter: "xacct".into(),
         gc_period: None,
+        aws: Default::default(),
     }
 }
 

@@ -54,6 +54,7 @@ impl Moto {
             endpoint_url: Some(self.endpoint.clone()),
             credentials: Some(Credentials::new("testing", "testing", None, None, "tests")),
             region: Some("us-east-1".into()),
+            ..ConnectorOptions::default()
         }
     }
 
