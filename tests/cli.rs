@@ -104,7 +104,8 @@ async fn plan_exit_status_is_2_with_changes_then_0_once_applied() {
     assert_eq!(report["grants"][0]["conditions"][0]["status"], "True");
     assert_eq!(report["grants"][0]["conditions"][0]["reason"], "Applied");
     assert_eq!(report["targets"][0]["done"], true);
-    assert_eq!(bucket_sids(&s3).await.len(), 2);
+    // A read grant without a prefix: one statement on the bucket and its objects.
+    assert_eq!(bucket_sids(&s3).await.len(), 1);
 
     let again = xacct(&moto, &["plan", "-f", path, "-o", "json"], &[]);
     assert_eq!(again.status.code(), Some(0));
@@ -252,9 +253,9 @@ async fn bad_grants_get_field_errors_and_no_writes_while_good_ones_converge() {
             "{name}: {got_message:?} should contain {message:?}"
         );
     }
-    // Only the good grant's two statements were written.
+    // Only the good grant's one statement (no prefix: bucket and objects together) was written.
     let written = bucket_sids(&s3).await;
-    assert_eq!(written.len(), 2, "{written:?}");
+    assert_eq!(written.len(), 1, "{written:?}");
 
     // The text output names the manifest and the field too.
     let plan = xacct(&moto, &["plan", "-f", path.to_str().unwrap()], &[]);
@@ -441,7 +442,8 @@ async fn apply_of_a_grant_whose_namespace_is_no_longer_allowed_removes_its_state
     let path = dir.path().to_str().unwrap();
     let apply = xacct(&moto, &["apply", "-f", path], &[]);
     assert_eq!(apply.status.code(), Some(0));
-    assert_eq!(bucket_sids(&s3).await.len(), 3);
+    // The foreign statement and the grant's one (no prefix: bucket and objects together).
+    assert_eq!(bucket_sids(&s3).await.len(), 2);
 
     // The account no longer allows the namespace: plan shows the removal and writes nothing.
     write(dir.path(), "accounts.yaml", &accounts("web"));
@@ -456,7 +458,7 @@ async fn apply_of_a_grant_whose_namespace_is_no_longer_allowed_removes_its_state
         text.contains("- remove Xacct") && text.contains("its access would be revoked"),
         "{text}"
     );
-    assert_eq!(bucket_sids(&s3).await.len(), 3, "plan writes nothing");
+    assert_eq!(bucket_sids(&s3).await.len(), 2, "plan writes nothing");
 
     let apply = xacct(&moto, &["apply", "-f", path, "-o", "json"], &[]);
     assert_eq!(apply.status.code(), Some(1));
@@ -466,7 +468,7 @@ async fn apply_of_a_grant_whose_namespace_is_no_longer_allowed_removes_its_state
     assert!(
         ready["message"]
             .as_str()
-            .is_some_and(|m| m.contains("its access was revoked: 2 statement(s) removed")),
+            .is_some_and(|m| m.contains("its access was revoked: 1 statement(s) removed")),
         "{ready}"
     );
     assert_eq!(report["grants"][0]["targets"], serde_json::json!([]));

@@ -144,9 +144,15 @@ async fn grants_share_statements_and_deleting_one_takes_out_only_its_principals(
         .iter()
         .filter_map(|s| s["Sid"].as_str().map(str::to_string))
         .collect();
+    // Read without a prefix is one statement per grant (bucket and objects together): the three
+    // share that one statement.
     for name in ["a", "b", "c"] {
         let owner = GrantOwner::new("default", "batch", name);
-        assert_eq!(sids.iter().filter(|s| held_by(s, &owner)).count(), 2);
+        assert_eq!(
+            sids.iter().filter(|s| held_by(s, &owner)).count(),
+            1,
+            "{name}: {doc}"
+        );
     }
     let trust: Value = serde_json::from_str(&trust_policy(&data.iam, "Shared").await).unwrap();
     let (assumers, statements) = allowed(&trust, "sts:AssumeRole");
@@ -251,4 +257,96 @@ async fn no_compaction_writes_statements_per_grant_and_layout_alone_is_never_rew
     assert_eq!(readers, set(&[role("A"), role("B"), role("C"), role("D")]));
     assert_eq!(statements, 3, "{doc}");
     assert_eq!(xacct(&moto, &["plan", "-f", &four]).status.code(), Some(0));
+}
+
+/// A shared `read` statement on `lake` as xacct wrote it before grant ids: `…Shared…`, then the
+/// shape's and the bin's digits, then per member the 16 hex digits of its own Sids and 5 hashing
+/// its principal.
+fn written_before_ids(members: &[(&str, &str)]) -> Value {
+    use sha2::{Digest, Sha256};
+    let instance = xacct::policy::instance_sid_prefix("default");
+    let entries: String = members
+        .iter()
+        .map(|(name, principal)| {
+            let grant = &GrantOwner::new("default", "batch", name).sid_prefix()[instance.len()..];
+            let mut hasher = Sha256::new();
+            hasher.update(role(principal).as_bytes());
+            hasher.update([0u8]);
+            let hash: String = hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("{grant}{}", &hash[..5])
+        })
+        .collect();
+    json!({"Sid": format!("{instance}Sharedabcdef00{entries}"), "Effect": "Allow",
+        "Principal": {"AWS": members.iter().map(|(_, p)| role(p)).collect::<Vec<_>>()},
+        "Action": ["s3:GetBucketLocation", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"],
+        "Resource": ["arn:aws:s3:::lake", "arn:aws:s3:::lake/*"]})
+}
+
+#[tokio::test]
+async fn shared_statements_written_before_grant_ids_are_kept_until_the_next_change_then_rewritten()
+{
+    let moto = Moto::start();
+    let connector = moto.connector().await;
+    let data = clients(&connector, DATA_ACCOUNT).await;
+    data.s3.create_bucket().bucket("lake").send().await.unwrap();
+    let foreign = json!({"Sid": "Console", "Effect": "Allow", "Principal": {"AWS": role("Auditor")},
+        "Action": "s3:GetObject", "Resource": "arn:aws:s3:::lake/*"});
+    let before = written_before_ids(&[("a", "A"), ("b", "B")]);
+    data.s3
+        .put_bucket_policy()
+        .bucket("lake")
+        .policy(
+            json!({"Version": "2012-10-17", "Statement": [foreign.clone(), before.clone()]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = grant("a", "S3Bucket", "lake", &["role/A"]);
+    let b = grant("b", "S3Bucket", "lake", &["role/B"]);
+    let c = grant("c", "S3Bucket", "lake", &["role/C"]);
+
+    // Read as the grants' own: nothing to change, and no write for the form alone.
+    let both = file(dir.path(), "ab.yaml", &[a.clone(), b.clone()]);
+    let plan = xacct(&moto, &["plan", "-f", &both]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    ok(xacct(&moto, &["apply", "-f", &both]));
+    let doc = bucket_policy(&data.s3, "lake").await;
+    assert_eq!(doc["Statement"], json!([foreign.clone(), before]));
+
+    // The next change writes today's form, every member's access in it.
+    let all = file(dir.path(), "abc.yaml", &[a.clone(), b, c]);
+    ok(xacct(&moto, &["apply", "-f", &all]));
+    let doc = bucket_policy(&data.s3, "lake").await;
+    let statements = doc["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2, "{doc}");
+    assert_eq!(statements[0], foreign);
+    let sid = statements[1]["Sid"].as_str().unwrap();
+    assert!(sid.contains("Group") && !sid.contains("Shared"), "{sid}");
+    for name in ["a", "b", "c"] {
+        assert!(
+            held_by(sid, &GrantOwner::new("default", "batch", name)),
+            "{name}"
+        );
+    }
+    let (who, _) = allowed(&doc, "s3:GetObjectVersion");
+    assert_eq!(who, set(&[role("A"), role("B"), role("C")]));
+
+    // Deleting one takes out its principal alone.
+    let only_a = file(dir.path(), "a.yaml", &[a]);
+    ok(xacct(&moto, &["delete", "-f", &only_a]));
+    let doc = bucket_policy(&data.s3, "lake").await;
+    let (who, _) = allowed(&doc, "s3:GetObjectVersion");
+    assert_eq!(who, set(&[role("B"), role("C")]));
+    assert_eq!(doc["Statement"][0], foreign);
 }

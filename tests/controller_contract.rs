@@ -282,11 +282,12 @@ async fn a_converged_grant_publishes_applied_and_writes_its_status_by_server_sid
         status["conditions"],
         json!([{"type": "Ready", "status": "True", "reason": "Applied", "observedGeneration": 1,
                 "lastTransitionTime": "2027-01-15T08:00:00Z",
-                "message": "2 statement(s) in arn:aws:s3:::lake written"}])
+                "message": "1 statement(s) in arn:aws:s3:::lake written"}])
     );
     assert_eq!(status["targets"][0]["arn"], "arn:aws:s3:::lake");
     assert_eq!(status["targets"][0]["resource"]["name"], "lake");
-    assert_eq!(status["targets"][0]["sids"].as_array().unwrap().len(), 2);
+    // Read without a prefix: one statement on the bucket and its objects.
+    assert_eq!(status["targets"][0]["sids"].as_array().unwrap().len(), 1);
     assert_eq!(status["targets"][0]["lastApplied"], "2027-01-15T08:00:00Z");
     respond(
         send,

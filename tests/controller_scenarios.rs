@@ -83,7 +83,8 @@ async fn retain_releases_the_grant_and_keeps_its_statements() {
     .await;
     h.wait_ready("batch", "keeper", "True", "Applied").await;
     let before = h.policy("lake").await;
-    assert_eq!(before.len(), 3);
+    // The foreign statement and the grant's one (read without a prefix: bucket and objects together).
+    assert_eq!(before.len(), 2, "{before:?}");
     h.grants("batch")
         .delete("keeper", &DeleteParams::default())
         .await
@@ -92,8 +93,8 @@ async fn retain_releases_the_grant_and_keeps_its_statements() {
         gone(h.grants("batch").get("keeper").await).then_some(())
     })
     .await;
-    // The statements stay, handed over: their Sids no longer carry xacct's marker, so nothing of
-    // xacct's (a garbage collection, a new grant of the same name) ever touches them again.
+    // The grant's statement stays, handed over: its Sid no longer carries xacct's marker, so
+    // nothing of xacct's (a garbage collection, a new grant of the same name) ever touches it again.
     let handed_over: Vec<Option<String>> = before
         .iter()
         .map(|sid| sid.as_ref().map(|s| s.replacen("Xacct", "Retained", 1)))
@@ -148,7 +149,8 @@ async fn a_forbidden_namespace_writes_nothing_until_the_account_allows_it() {
     )
     .await;
     h.wait_ready("web", "intruder", "True", "Applied").await;
-    assert_eq!(h.policy("lake").await.len(), 3);
+    // The foreign statement and the grant's one (read without a prefix: bucket and objects together).
+    assert_eq!(h.policy("lake").await.len(), 2);
     h.finish().await;
 }
 
@@ -318,8 +320,9 @@ async fn concurrent_grants_on_one_bucket_keep_each_others_statements() {
     create_on(&h, &names, "lake").await;
     wait_all_ready(&h, &names, 20).await;
     let present = h.policy("lake").await;
-    // The grants differ only in name: their statements are shared (compacted), two in all.
-    assert_eq!(present.len(), 1 + 2, "{present:?}");
+    // The grants differ only in name: their statement (read without a prefix: bucket and objects
+    // together) is shared (compacted), one in all.
+    assert_eq!(present.len(), 1 + 1, "{present:?}");
     for name in &names {
         let status = h.grants("batch").get(name).await.unwrap().status.unwrap();
         let owner = GrantOwner::new("default", "batch", name);
@@ -327,13 +330,9 @@ async fn concurrent_grants_on_one_bucket_keep_each_others_statements() {
             .iter()
             .filter(|s| s.as_deref().is_some_and(|s| held_by(s, &owner)))
             .collect();
-        assert_eq!(held.len(), 2, "{name}: {present:?}");
-        // The status names its own Sids, whose grant tag the shared statements list.
-        assert_eq!(
-            status.targets[0].sids,
-            [owner.sid("Bucket"), owner.sid("Objects")],
-            "{name}"
-        );
+        assert_eq!(held.len(), 1, "{name}: {present:?}");
+        // The status names its own Sid, whose grant tag the shared statement lists.
+        assert_eq!(status.targets[0].sids, [owner.sid("Access")], "{name}");
         // A statement lost to a concurrent write would have been restored as drift by a resync.
         assert!(
             status.conditions.iter().all(|c| c.type_ != "Drifted"),
@@ -395,6 +394,7 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
     );
     assert_eq!(puts, 2, "one write per bucket");
     assert!(reads <= 4, "{reads} reads: at most two per bucket");
+    let mut fullest: f64 = 0.0;
     for (bucket, names) in [("lake", &lake), ("pond", &pond)] {
         let present = h.policy(bucket).await;
         assert_eq!(
@@ -409,20 +409,29 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
             let status = h.grants("batch").get(name).await.unwrap().status.unwrap();
             assert_eq!(status.targets.len(), 1, "{name}");
             assert_eq!(status.targets[0].arn, format!("arn:aws:s3:::{bucket}"));
-            // Its two statements (bucket, objects), its own or shared with grants of the same
-            // shape (compaction), each once.
+            // Its one statement (read without a prefix: bucket and objects together), its own or
+            // shared with grants of the same shape (compaction), once.
             let owner = GrantOwner::new("default", "batch", name);
             let held: Vec<&str> = present
                 .iter()
                 .filter_map(|s| s.as_deref())
                 .filter(|s| held_by(s, &owner))
                 .collect();
-            assert_eq!(held.len(), 2, "{name} in {bucket}: {present:?}");
-            assert_eq!(
-                status.targets[0].sids,
-                [owner.sid("Bucket"), owner.sid("Objects")],
-                "{name}"
-            );
+            assert_eq!(held.len(), 1, "{name} in {bucket}: {present:?}");
+            assert_eq!(status.targets[0].sids, [owner.sid("Access")], "{name}");
+            // How full the policy is, as S3 counts it: the bytes of the document it holds.
+            let text =
+                h.s3.get_bucket_policy()
+                    .bucket(bucket)
+                    .send()
+                    .await
+                    .unwrap()
+                    .policy
+                    .unwrap_or_default();
+            let size = status.targets[0].size.clone().expect("a size");
+            assert_eq!((size.limit, size.unit.as_str()), (20_480, "bytes"));
+            assert_eq!(size.used as usize, text.len(), "{name}");
+            fullest = fullest.max(size.ratio());
         }
     }
     let outsider = GrantOwner::new("default", "web", "outsider");
@@ -434,6 +443,24 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
         "nothing written for the failing grant"
     );
     let text = http_get(&metrics).await.expect("metrics");
+    // The gauge shows the fullest of the account's bucket policies (lake's 12 grants), one
+    // series for the account and kind.
+    let gauge: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"xacct_policy_size_ratio{account="data-prod",kind="S3BucketPolicy"} "#)
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the gauge");
+    assert!(
+        (gauge - fullest).abs() < 1e-9,
+        "{gauge} vs {fullest}: {text}"
+    );
+    assert_eq!(
+        text.matches("xacct_policy_size_ratio{").count(),
+        1,
+        "{text}"
+    );
     assert!(
         counter_sum(
             &text,
@@ -468,7 +495,7 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
     assert!(reads > 0, "the resync reads the buckets (drift detection)");
 
     // Drift: someone puts lake's policy back to its foreign statement alone. The next resync
-    // restores every lake grant's statements in one write, and each grant reports it.
+    // restores every lake grant's statement in one write, and each grant reports it.
     let writes = h.writes();
     let doc = json!({"Version": "2012-10-17", "Statement": [foreign("lake")]});
     h.s3.put_bucket_policy()
@@ -502,7 +529,7 @@ async fn grants_on_one_bucket_are_converged_together_and_resynced_with_one_read(
             .iter()
             .filter(|s| s.as_deref().is_some_and(|s| held_by(s, &owner)))
             .count();
-        assert_eq!(held, 2, "{name} restored: {present:?}");
+        assert_eq!(held, 1, "{name} restored: {present:?}");
     }
     assert_eq!(
         h.writes() - writes,
@@ -611,8 +638,8 @@ async fn a_grant_moved_to_another_bucket_leaves_nothing_behind() {
         json!({"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "new-lake"}}),
     )
     .await;
-    eventually(20, "the statements to move", || async {
-        (h.policy("old-lake").await.len() == 1 && h.policy("new-lake").await.len() == 3)
+    eventually(20, "the statement to move", || async {
+        (h.policy("old-lake").await.len() == 1 && h.policy("new-lake").await.len() == 2)
             .then_some(())
     })
     .await;
@@ -654,7 +681,8 @@ async fn a_namespaced_controller_leaves_other_namespaces_alone() {
         None,
         "another namespace's grant is not touched"
     );
-    assert_eq!(h.policy("lake").await.len(), 3);
+    // The foreign statement and batch/mine's one (read without a prefix: bucket and objects together).
+    assert_eq!(h.policy("lake").await.len(), 2);
     h.finish().await;
 }
 
@@ -856,7 +884,7 @@ async fn the_periodic_garbage_collection_removes_statements_of_grants_that_are_g
     )
     .await;
     h.wait_ready("batch", "live", "True", "Applied").await;
-    // A grant deleted while its finalizer was removed by hand left these behind.
+    // A grant deleted while its finalizer was removed by hand left this behind.
     let gone = xacct::policy::GrantOwner::new("default", "batch", "gone");
     let mut doc: Value = serde_json::from_str(
         &h.s3
@@ -869,8 +897,9 @@ async fn the_periodic_garbage_collection_removes_statements_of_grants_that_are_g
             .unwrap(),
     )
     .unwrap();
-    doc["Statement"].as_array_mut().unwrap().push(json!({"Sid": gone.sid("Objects"), "Effect": "Allow",
-        "Principal": {"AWS": format!("arn:aws:iam::{DEV_ACCOUNT}:root")}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::lake/*"}));
+    doc["Statement"].as_array_mut().unwrap().push(json!({"Sid": gone.sid("Access"), "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{DEV_ACCOUNT}:root")}, "Action": ["s3:GetObject", "s3:ListBucket"],
+        "Resource": ["arn:aws:s3:::lake", "arn:aws:s3:::lake/*"]}));
     h.s3.put_bucket_policy()
         .bucket("lake")
         .policy(doc.to_string())
@@ -878,11 +907,18 @@ async fn the_periodic_garbage_collection_removes_statements_of_grants_that_are_g
         .await
         .unwrap();
     eventually(20, "the orphaned statement to be collected", || async {
-        (!h.policy("lake").await.contains(&Some(gone.sid("Objects")))).then_some(())
+        (!h.policy("lake").await.contains(&Some(gone.sid("Access")))).then_some(())
     })
     .await;
-    // The live grant's statements and the foreign one stay.
-    assert_eq!(h.policy("lake").await.len(), 3);
+    // The live grant's statement and the foreign one stay.
+    let live = GrantOwner::new("default", "batch", "live");
+    let present = h.policy("lake").await;
+    assert_eq!(present.len(), 2, "{present:?}");
+    assert!(present.contains(&Some("Foreign".into())), "{present:?}");
+    assert!(
+        present.iter().flatten().any(|s| held_by(s, &live)),
+        "{present:?}"
+    );
     h.finish().await;
 }
 
@@ -910,7 +946,8 @@ async fn grant_on_both_sides(h: &Harness) -> aws_sdk_iam::Client {
         .build();
     create(&h.grants("batch"), &job).await;
     h.wait_ready("batch", "job", "True", "Applied").await;
-    assert_eq!(h.policy("lake").await.len(), 3);
+    // The foreign statement and the grant's one (read without a prefix: bucket and objects together).
+    assert_eq!(h.policy("lake").await.len(), 2);
     assert!(
         support::role_policy(&dev, "JobA", INLINE_POLICY_NAME)
             .await
@@ -947,7 +984,8 @@ async fn mover_on_old_lake(buckets: &[&str]) -> Harness {
     )
     .await;
     h.wait_ready("batch", "mover", "True", "Applied").await;
-    assert_eq!(h.policy("old-lake").await.len(), 3);
+    // The foreign statement and the grant's one (read without a prefix: bucket and objects together).
+    assert_eq!(h.policy("old-lake").await.len(), 2);
     h
 }
 
@@ -994,11 +1032,11 @@ async fn consent_withdrawn_by_the_resource_account_revokes_the_grant_on_both_sid
     );
     eventually(
         20,
-        "the bucket to keep only the foreign and web's statements",
+        "the bucket to keep only the foreign and web's statement",
         || async {
             let sids = h.policy("lake").await;
             let owner = GrantOwner::new("default", "batch", "job");
-            (sids.len() == 3
+            (sids.len() == 2
                 && sids.contains(&Some("Foreign".to_string()))
                 && !sids.iter().flatten().any(|s| held_by(s, &owner)))
             .then_some(())
@@ -1021,7 +1059,7 @@ async fn consent_withdrawn_by_the_resource_account_revokes_the_grant_on_both_sid
         "{:?}",
         h.events("batch").await
     );
-    // Its statements were never touched: Ready as its last write left it.
+    // Its statement was never touched: Ready as its last write left it.
     h.wait_ready("web", "site", "True", "Applied").await;
 
     // Consent given again: the grant comes back.
@@ -1077,7 +1115,8 @@ async fn turning_public_principals_off_revokes_a_grant_to_anyone() {
     )
     .await;
     h.wait_ready("batch", "public", "True", "Applied").await;
-    assert_eq!(h.policy("lake").await.len(), 3);
+    // The foreign statement and the grant's one (read without a prefix: bucket and objects together).
+    assert_eq!(h.policy("lake").await.len(), 2);
 
     merge_spec(
         &h.accounts(),
@@ -1142,7 +1181,7 @@ async fn a_grant_moved_to_a_missing_bucket_or_an_account_not_ready_leaves_nothin
     )
     .await;
     h.wait_ready("batch", "mover", "True", "Applied").await;
-    assert_eq!(h.policy("lake").await.len(), 3);
+    assert_eq!(h.policy("lake").await.len(), 2);
     // No assumeRole: the tool's own credentials act in another account, so it never verifies.
     let unverified = AccountFixture::new("elsewhere", "333333333333").no_assume_role();
     create(&h.accounts(), &unverified.build()).await;
@@ -1173,7 +1212,8 @@ async fn an_invalid_spec_leaves_what_was_written_and_says_so() {
     .await;
     h.wait_ready("batch", "typo", "True", "Applied").await;
     let before = h.policy("lake").await;
-    assert_eq!(before.len(), 3);
+    // The foreign statement and the grant's one (read without a prefix: bucket and objects together).
+    assert_eq!(before.len(), 2, "{before:?}");
     let writes = h.writes();
     // An action of another service: refused by the engine's checks, not by the schema.
     merge_spec(
@@ -1207,14 +1247,15 @@ async fn events_name_each_written_policy_once_and_drift_names_only_what_was_rest
     assert_eq!(applied.len(), 1, "{applied:?}");
     let note = &applied[0];
     let owner = GrantOwner::new("default", "batch", "job");
-    let (bucket, objects) = (owner.sid("Bucket"), owner.sid("Objects"));
+    // Read without a prefix: one statement on each side, for the bucket and its objects.
+    let access = owner.sid("Access");
     for policy in ["arn:aws:s3:::lake", role.as_str()] {
         assert_eq!(note.matches(policy).count(), 1, "{policy} once: {note}");
-        let written = format!("{policy} (added {bucket}, {objects})");
+        let written = format!("{policy} (added {access})");
         assert!(note.contains(&written), "{written}: {note}");
     }
 
-    // One bucket statement removed by hand: only the bucket policy is rewritten, and named.
+    // The bucket statement removed by hand: only the bucket policy is rewritten, and named.
     let policy =
         h.s3.get_bucket_policy()
             .bucket("lake")
@@ -1225,7 +1266,7 @@ async fn events_name_each_written_policy_once_and_drift_names_only_what_was_rest
     doc["Statement"]
         .as_array_mut()
         .unwrap()
-        .retain(|s| s["Sid"] != objects.as_str());
+        .retain(|s| s["Sid"] != access.as_str());
     h.s3.put_bucket_policy()
         .bucket("lake")
         .policy(doc.to_string())
@@ -1237,7 +1278,7 @@ async fn events_name_each_written_policy_once_and_drift_names_only_what_was_rest
     })
     .await;
     assert!(
-        corrected.contains("arn:aws:s3:::lake") && corrected.contains(&objects),
+        corrected.contains("arn:aws:s3:::lake") && corrected.contains(&access),
         "{corrected}"
     );
     assert!(

@@ -995,6 +995,10 @@ fn chart_values_match_their_schema() {
             values["aws"]["callTimeout"].as_str().unwrap_or_default()
         ),
         format!(
+            "--principal-wait={}",
+            values["aws"]["principalWait"].as_str().unwrap_or_default()
+        ),
+        format!(
             "--lease-name={}",
             values["leaderElection"]["leaseName"]
                 .as_str()
@@ -1047,6 +1051,10 @@ fn chart_values_match_their_schema() {
     refused(
         &|v| v["aws"]["callTimeout"] = json!("forever"),
         "a call timeout that is not a duration",
+    );
+    refused(
+        &|v| v["aws"]["principalWait"] = json!("a while"),
+        "a principal wait that is not a duration",
     );
     refused(
         &|v| v["trustPolicyLimit"] = json!(5000),

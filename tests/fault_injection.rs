@@ -769,8 +769,11 @@ fn assert_backoff(attempts: &BTreeMap<String, Vec<Instant>>) {
 async fn apply_converges_through_dropped_connections_server_errors_and_latency() {
     let mut world = World::start().await;
     let (accounts, grants) = estate(&mut world).await;
+    // The seed decides by each request's content: a change to what xacct writes may call for
+    // another one that gives what the assertions below need (seed 5 stopped losing a write's
+    // answer when S3 grants without a prefix became one statement).
     world.proxy.set_plan(FaultPlan::new(
-        seed(5),
+        seed(7),
         0.3,
         &[
             Fault::InternalError,
@@ -1063,58 +1066,140 @@ async fn fetch(url: &str) -> Option<String> {
     body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
-/// The controller converges the grants on one bucket in one run; when AWS refuses the document
-/// because of one of them (a principal that does not exist), that grant fails and the others do
-/// not: the bucket's grants are converged one by one for a while.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_policy_refused_for_one_grant_fails_that_grant_and_not_the_others_in_its_run() {
-    let mut world = World::start().await;
-    world.bucket("lake").await;
-    world.proxy.refuse_policies_naming("role/Ghost");
+/// Reader grants and one naming `principal` on `lake`, created before the controller starts (so
+/// that its first run on the bucket has them all), the controller running with `principal_wait`.
+async fn readers_and(
+    world: &World,
+    name: &'static str,
+    principal: &str,
+    principal_wait: Duration,
+) -> (Harness, [&'static str; 4]) {
     let mut h = Harness::builder()
         .through(world.moto.options(), world.tool.clone())
         .resync(Duration::from_secs(30))
+        .config(|c| c.engine.principal_wait = principal_wait)
         .prepare()
         .await;
     create(&h.accounts(), &AccountFixture::data_prod().build()).await;
-    // Created before the controller starts, so that its first run on the bucket has them all.
     let grants = h.grants("apps");
-    let names = ["reader-a", "ghost", "reader-b", "reader-c"];
-    for name in names {
-        let grant = GrantFixture::new("apps", name).bucket("lake");
-        let grant = if name == "ghost" {
-            grant.principals(&["role/Ghost"])
+    let names = ["reader-a", name, "reader-b", "reader-c"];
+    for n in names {
+        let grant = GrantFixture::new("apps", n).bucket("lake");
+        let grant = if n == name {
+            grant.principals(&[principal])
         } else {
             grant
         };
         create(&grants, &grant.build()).await;
     }
     h.run();
-    let ready = |name: &'static str| {
-        let grants = grants.clone();
-        async move {
-            let status = grants.get(name).await.ok()?.status?;
-            let c = status.conditions.into_iter().find(|c| c.type_ == "Ready")?;
-            Some((c.status, c.reason))
-        }
+    (h, names)
+}
+
+/// The Ready condition of `apps/name`: status, reason, message.
+async fn ready_of(h: &Harness, name: &str) -> Option<(String, String, String)> {
+    let status = h.grants("apps").get(name).await.ok()?.status?;
+    let c = status.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+    Some((c.status, c.reason, c.message))
+}
+
+/// The grants of `apps` with an event of `reason`.
+async fn with_event(h: &Harness, reason: &str) -> BTreeSet<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(h.client.clone(), "apps");
+    events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.regarding.and_then(|r| r.name))
+        .collect()
+}
+
+/// How many statements of `lake`'s policy hold access of `apps/name`.
+async fn held_on_lake(world: &World, name: &str) -> usize {
+    let policy = world
+        .read(&Holder::Bucket("lake".into()))
+        .await
+        .expect("a policy");
+    let owner = GrantOwner::new("default", "apps", name);
+    support::sids(&policy)
+        .into_iter()
+        .flatten()
+        .filter(|sid| support::held_by(sid, &owner))
+        .count()
+}
+
+/// The controller converges the grants on one bucket in one run; when AWS refuses the document
+/// because of one of them (a principal that does not exist), that grant is tried again alone for
+/// `--principal-wait`, then fails, and the others are never held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_that_never_appears_fails_its_grant_alone_after_the_wait() {
+    let mut world = World::start().await;
+    world.bucket("lake").await;
+    world.proxy.refuse_principal("role/Ghost", None);
+    let wait = Duration::from_secs(6);
+    let (h, names) = readers_and(&world, "ghost", "role/Ghost", wait).await;
+    let metrics_url = h.metrics_url.clone();
+    let outcome = |text: &str, outcome: &str| {
+        let line =
+            format!(r#"xacct_reconciles_total{{kind="CrossAccountGrant",outcome="{outcome}"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
     };
-    eventually(30, "the readers Ready and the ghost refused", || async {
+    // First: the readers Ready, the ghost refused and tried again (reconciles counted waiting).
+    let waiting = eventually(30, "the readers Ready and the ghost awaited", || async {
         world.assert_foreign_intact("while converging").await;
-        let mut all = Vec::new();
-        for name in names {
-            all.push(ready(name).await?);
+        for name in names.iter().filter(|n| **n != "ghost") {
+            (ready_of(&h, name).await?.0 == "True").then_some(())?;
         }
-        let readers_ready = names
-            .iter()
-            .zip(&all)
-            .all(|(name, (status, _))| *name == "ghost" || status == "True");
-        let ghost = &all[1];
-        (readers_ready && ghost.0 == "False" && ghost.1 == "PolicyRejected").then_some(())
+        let (status, reason, message) = ready_of(&h, "ghost").await?;
+        (status == "False" && reason == "PrincipalNotFound" && message.contains("trying again"))
+            .then_some(message)
     })
     .await;
+    assert!(
+        waiting.contains("arn:aws:iam::111111111111:role/Ghost"),
+        "the message names the principal: {waiting}"
+    );
+    let text = eventually(10, "the metrics", || fetch(&metrics_url)).await;
+    assert!(outcome(&text, "waiting") >= 1.0, "{text}");
+    // Then, the wait over: failed, looked at again only at the resync.
+    eventually(30, "the ghost given up", || async {
+        let (_, reason, message) = ready_of(&h, "ghost").await?;
+        (reason == "PrincipalNotFound" && message.contains("still refused after 6s")).then_some(())
+    })
+    .await;
+    let refusals = || {
+        world
+            .proxy
+            .seen()
+            .iter()
+            .filter(|s| s.fault == Some(Fault::PrincipalRefused))
+            .count()
+    };
+    let after_giving_up = refusals();
+    // Retried at 2 s, 4 s (doubling) within the 6 s: a handful of refusals, no hot loop.
+    assert!(
+        (3..=7).contains(&after_giving_up),
+        "{after_giving_up} refusals"
+    );
+    let text = eventually(10, "the metrics", || fetch(&metrics_url)).await;
+    assert!(outcome(&text, "failed") >= 1.0, "{text}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        refusals(),
+        after_giving_up,
+        "no retry before the resync once given up"
+    );
+
     // It was refused in a run with the others: they were converged together first.
     let together = world.proxy.seen().into_iter().any(|s| {
-        s.fault == Some(Fault::MalformedPolicy)
+        s.fault == Some(Fault::PrincipalRefused)
             && s.body.contains("role/Ghost")
             && s.body.contains("role/reader-")
     });
@@ -1123,31 +1208,51 @@ async fn a_policy_refused_for_one_grant_fails_that_grant_and_not_the_others_in_i
         "a document with the ghost and the readers was refused"
     );
     // The readers were never reported refused: only the ghost was.
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(h.client.clone(), "apps");
-    let refused: BTreeSet<String> = events
-        .list(&Default::default())
-        .await
-        .expect("events")
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("PolicyRejected"))
-        .filter_map(|e| e.regarding.and_then(|r| r.name))
-        .collect();
-    assert_eq!(refused, BTreeSet::from(["ghost".to_string()]));
-    let policy = world
-        .read(&Holder::Bucket("lake".into()))
-        .await
-        .expect("a policy");
+    assert_eq!(
+        with_event(&h, "PrincipalNotFound").await,
+        BTreeSet::from(["ghost".to_string()])
+    );
     for name in names {
-        let owner = GrantOwner::new("default", "apps", name);
-        let held = support::sids(&policy)
-            .into_iter()
-            .flatten()
-            .filter(|sid| support::held_by(sid, &owner))
-            .count();
-        let want = if name == "ghost" { 0 } else { 2 };
-        assert_eq!(held, want, "{name}: {policy}");
+        // Read without a prefix: one statement (bucket and objects together), shared here.
+        let want = if name == "ghost" { 0 } else { 1 };
+        assert_eq!(held_on_lake(&world, name).await, want, "{name}");
+    }
+    world.assert_foreign_intact("at the end").await;
+    h.finish().await;
+}
+
+/// A role created moments ago: AWS refuses the documents naming it a few times, then accepts
+/// them. The controller tries its grant again alone with growing waits until it converges; the
+/// others on the bucket are Ready meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_that_appears_is_converged_by_the_controller() {
+    let mut world = World::start().await;
+    world.bucket("lake").await;
+    // The batch, the grant alone, and its first retry are refused.
+    world.proxy.refuse_principal("role/Fresh", Some(3));
+    let (h, names) = readers_and(&world, "fresh", "role/Fresh", Duration::from_secs(300)).await;
+    eventually(40, "every grant Ready", || async {
+        world.assert_foreign_intact("while converging").await;
+        for name in names {
+            (ready_of(&h, name).await?.0 == "True").then_some(())?;
+        }
+        Some(())
+    })
+    .await;
+    // It went through PrincipalNotFound (announced once), and only it did.
+    assert_eq!(
+        with_event(&h, "PrincipalNotFound").await,
+        BTreeSet::from(["fresh".to_string()])
+    );
+    let refusals = world
+        .proxy
+        .seen()
+        .iter()
+        .filter(|s| s.fault == Some(Fault::PrincipalRefused))
+        .count();
+    assert_eq!(refusals, 3);
+    for name in names {
+        assert_eq!(held_on_lake(&world, name).await, 1, "{name}");
     }
     world.assert_foreign_intact("at the end").await;
     h.finish().await;
@@ -1265,13 +1370,16 @@ async fn a_grant_moved_and_deleted_while_a_run_writes_it_leaves_no_statement_any
     .await;
     let owner = GrantOwner::new("default", "apps", "mover");
     for bucket in ["lake", "pond"] {
-        let policy = world
-            .read(&Holder::Bucket(bucket.into()))
-            .await
-            .unwrap_or_default();
+        let Some(policy) = world.read(&Holder::Bucket(bucket.into())).await else {
+            continue;
+        };
+        // Its statement (read without a prefix: Access), its own or shared, by any Sid.
         assert!(
-            !policy.contains(&owner.sid("Bucket")) && !policy.contains(&owner.sid("Objects")),
-            "{bucket} still holds the grant's statements: {policy}"
+            !support::sids(&policy)
+                .iter()
+                .flatten()
+                .any(|sid| support::held_by(sid, &owner)),
+            "{bucket} still holds the grant's statement: {policy}"
         );
     }
     let wrote_lake = world

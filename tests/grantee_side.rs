@@ -212,14 +212,17 @@ async fn batch_job_roles_read_s3_and_pull_ecr_across_accounts_on_both_sides() {
     assert_clean(&applied);
 
     // Resource side: the bucket and repository policies name the roles (the instance profile
-    // resolved to its role).
+    // resolved to its role). Read without a prefix is one statement on the bucket and its objects.
     let bucket = bucket_policy(&data.s3, "lake")
         .await
         .expect("bucket policy");
-    assert!(has(
-        &bucket,
-        json!({"Effect": "Allow", "Principal": {"AWS": job_role}, "Action": ["s3:GetBucketLocation", "s3:ListBucket"], "Resource": "arn:aws:s3:::lake"})
-    ));
+    assert!(
+        has(
+            &bucket,
+            json!({"Effect": "Allow", "Principal": {"AWS": job_role}, "Action": ["s3:GetBucketLocation", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"], "Resource": ["arn:aws:s3:::lake", "arn:aws:s3:::lake/*"]})
+        ),
+        "{bucket}"
+    );
     let repo = data
         .ecr
         .get_repository_policy()
@@ -246,10 +249,13 @@ async fn batch_job_roles_read_s3_and_pull_ecr_across_accounts_on_both_sides() {
     let job = role_policy(&dev.iam, "BatchJobRole", INLINE_POLICY_NAME)
         .await
         .expect("xacct's inline policy on the job role");
-    assert!(has(
-        &job,
-        json!({"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"], "Resource": "arn:aws:s3:::lake/*"})
-    ));
+    assert!(
+        has(
+            &job,
+            json!({"Effect": "Allow", "Action": ["s3:GetBucketLocation", "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"], "Resource": ["arn:aws:s3:::lake", "arn:aws:s3:::lake/*"]})
+        ),
+        "{job}"
+    );
     assert!(has(
         &job,
         json!({"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key_arn})

@@ -172,6 +172,7 @@ async fn run_logs_json_lines_at_info_with_start_up_leadership_span_fields_writes
         .env("XACCT_LOG_FORMAT", "json")
         .env("XACCT_DEBOUNCE", "300ms")
         .env("XACCT_MAX_ATTEMPTS", "7")
+        .env("XACCT_PRINCIPAL_WAIT", "45s")
         .env("XACCT_CALL_TIMEOUT", "90s")
         .env("POD_NAMESPACE", "xacct-system")
         .stderr(Stdio::piped());
@@ -247,6 +248,7 @@ async fn run_logs_json_lines_at_info_with_start_up_leadership_span_fields_writes
     // the calls tests/retry_budget.rs checks through the binary).
     assert_eq!(settings["max_attempts"], 7, "XACCT_MAX_ATTEMPTS");
     assert_eq!(settings["call_timeout"], "1m 30s", "XACCT_CALL_TIMEOUT");
+    assert_eq!(settings["principal_wait"], "45s", "XACCT_PRINCIPAL_WAIT");
     assert_eq!(settings["metrics_addr"], format!("127.0.0.1:{port}"));
     assert_eq!(settings["leader_elect"], true);
     assert_eq!(settings["lease"], "xacct-system/xacct-controller");

@@ -149,9 +149,30 @@ async fn grants_converge_in_one_write_keep_foreign_statements_and_revoke_cleanly
         .flatten()
         .filter(|s| s.starts_with("Xacct"))
         .collect();
-    // batch: List (prefix-conditioned), Bucket (GetBucketLocation), Objects; the other three: Bucket + Objects.
-    assert_eq!(owned.len(), 3 + 2 * 3, "{policy}");
+    // batch (with a prefix): List (prefix-conditioned), Bucket (GetBucketLocation), Objects; the
+    // other three (no prefix): one Access statement each, naming the bucket and its objects.
+    assert_eq!(owned.len(), 3 + 3, "{policy}");
     let doc: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    let both = json!([
+        format!("arn:aws:s3:::{BUCKET}"),
+        format!("arn:aws:s3:::{BUCKET}/*")
+    ]);
+    for principal in ["role/EcsTaskRole", "role/Ec2InstanceRole", "user/analyst"] {
+        let statements: Vec<_> = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                s["Principal"]["AWS"] == json!(format!("arn:aws:iam::{DEV_ACCOUNT}:{principal}"))
+            })
+            .collect();
+        assert_eq!(statements.len(), 1, "{principal}: {policy}");
+        assert!(
+            statements[0]["Sid"].as_str().unwrap().ends_with("Access"),
+            "{principal}: {policy}"
+        );
+        assert_eq!(statements[0]["Resource"], both, "{principal}: {policy}");
+    }
     let batch_objects = doc["Statement"]
         .as_array()
         .unwrap()
@@ -321,7 +342,8 @@ async fn a_statement_added_between_plan_and_write_survives() {
     assert!(applied.targets.iter().all(|t| t.error.is_none()));
     let policy = bucket_policy(&data.s3).await.unwrap();
     assert!(has_statement(&policy, &foreign_statement()), "{policy}");
-    assert_eq!(sids(&policy).len(), 1 + 9);
+    // The foreign statement, batch's List, Bucket and Objects, one Access per other grant.
+    assert_eq!(sids(&policy).len(), 1 + 3 + 3, "{policy}");
 }
 
 #[tokio::test]
@@ -480,8 +502,8 @@ spec:
     let policy = bucket_policy(&data.s3).await.unwrap();
     assert_eq!(
         sids(&policy).len(),
-        1 + 2,
-        "the foreign statement and the small grant's two: {policy}"
+        1 + 1,
+        "the foreign statement and the small grant's one: {policy}"
     );
     assert!(has_statement(&policy, &foreign_statement()));
 }

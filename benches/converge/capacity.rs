@@ -194,6 +194,11 @@ impl Sizer {
     }
 
     fn size(&self, n: usize) -> usize {
+        self.limit.measure(&self.policy(n).0.to_compact_string())
+    }
+
+    /// The policy holding `n` grants, and those grants.
+    fn policy(&self, n: usize) -> (PolicyDocument, Vec<ResolvedGrant>) {
         let grants: Vec<ResolvedGrant> = (0..n)
             .map(|i| ResolvedGrant {
                 owner: GrantOwner::new(
@@ -210,17 +215,43 @@ impl Sizer {
             .flat_map(|g| resource_statements(g, &self.arn).expect("statements build"))
             .collect();
         let scope = OwnershipScope::new(grants.iter().map(|g| &g.owner));
-        let merged = converge(
-            self.current.as_ref(),
+        (
+            self.converge(self.current.as_ref(), &scope, &desired),
+            grants,
+        )
+    }
+
+    fn converge(
+        &self,
+        current: Option<&PolicyDocument>,
+        scope: &OwnershipScope,
+        desired: &[Statement],
+    ) -> PolicyDocument {
+        converge(
+            current,
             &self.settings.instance_id,
             self.settings.compaction,
-            &scope,
+            scope,
             &OwnershipScope::default(),
-            &desired,
+            desired,
         )
-        .expect("merge");
-        self.limit.measure(&merged.document.to_compact_string())
+        .expect("merge")
+        .document
     }
+}
+
+/// `row`'s policy holding `n` grants (`layout`), then the same policy once the first grant is
+/// revoked (a run that knows only that grant), and the principal of each grant, in order.
+#[allow(dead_code, reason = "used by tests/capacity.rs, not by the benchmark")]
+pub fn revoke_first(
+    row: &Row,
+    layout: Layout,
+    n: usize,
+) -> (PolicyDocument, PolicyDocument, Vec<String>) {
+    let sizer = Sizer::new(row, layout);
+    let (full, grants) = sizer.policy(n);
+    let revoked = sizer.converge(Some(&full), &OwnershipScope::new([&grants[0].owner]), &[]);
+    (full, revoked, (0..n).map(principal).collect())
 }
 
 /// The largest number of grants that fit on one policy of `row`'s kind in `layout`.

@@ -258,16 +258,43 @@ pub struct GrantedTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Sids of this grant's own statements there. Where grants' statements differ only in their
-    /// principals they share statements instead (compaction), whose Sid (`Xacct…Shared…`) lists
-    /// each member by the 16 hex digits that follow the instance's 6 in the member's own Sids.
+    /// principals they share statements instead (compaction), whose Sid (`Xacct…Group…`) lists
+    /// each member by the 7 letters and digits of its `id`.
     #[serde(default)]
     pub sids: Vec<String>,
+    /// The policy's size against its service's limit, as of the last check; refreshed with the
+    /// grant's status, and at least whenever the policy crosses a tenth of its limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<PolicySize>,
     /// When the statements were last written or confirmed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied: Option<String>,
     /// The grant's generation whose statements these are (what an invalid spec leaves in place).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
+}
+
+/// A policy document's size against its service's limit, in the unit the service counts.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySize {
+    /// Its size (xacct's statements and everyone else's).
+    pub used: u32,
+    /// The service's limit.
+    pub limit: u32,
+    /// What is counted: `bytes`, `characters` or `non-whitespace characters`.
+    pub unit: String,
+}
+
+impl PolicySize {
+    /// `used` as a share of `limit` (0 when the limit is 0).
+    pub fn ratio(&self) -> f64 {
+        if self.limit == 0 {
+            0.0
+        } else {
+            f64::from(self.used) / f64::from(self.limit)
+        }
+    }
 }
 
 /// One policy document xacct writes statements into.

@@ -15,7 +15,7 @@ pub use account::{
 pub use common::{Condition, DeletionPolicy};
 pub use grant::{
     AccessPreset, CrossAccountGrant, CrossAccountGrantSpec, CrossAccountGrantStatus, GrantMode,
-    GrantedTarget, GranteeSide, GranteeSpec, PolicyKind, PolicyLocation, ResourceKind,
+    GrantedTarget, GranteeSide, GranteeSpec, PolicyKind, PolicyLocation, PolicySize, ResourceKind,
     ResourceSpec,
 };
 

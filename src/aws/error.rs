@@ -17,8 +17,11 @@ pub enum AwsErrorKind {
     Throttled,
     /// AWS did not answer, or answered 5xx.
     Unavailable,
-    /// AWS refused the policy document (syntax, unknown principal, size).
+    /// AWS refused the policy document (syntax, size).
     InvalidPolicy,
+    /// AWS refused the policy document because it does not know a principal it names: one that
+    /// does not exist, or one created seconds ago that IAM has not propagated yet.
+    PrincipalNotFound,
     /// `sts:AssumeRole` into the account failed.
     AssumeRoleFailed,
     /// The credentials act in another account than the AwsAccount says.
@@ -83,7 +86,13 @@ impl AwsError {
                 let e = service.err();
                 let code = e.code().map(str::to_string);
                 let message = e.message().unwrap_or("no message").to_string();
-                (classify(code.as_deref(), not_found_codes), code, message)
+                let kind = match classify(code.as_deref(), not_found_codes) {
+                    AwsErrorKind::InvalidPolicy if names_unknown_principal(&message) => {
+                        AwsErrorKind::PrincipalNotFound
+                    }
+                    kind => kind,
+                };
+                (kind, code, message)
             }
             SdkError::TimeoutError(_) => (AwsErrorKind::Unavailable, None, "timed out".to_string()),
             SdkError::DispatchFailure(_) => (
@@ -122,6 +131,16 @@ pub(crate) fn is_throttling_code(code: &str) -> bool {
             | "RequestThrottledException"
             | "ProvisionedThroughputExceededException"
     )
+}
+
+/// Whether a policy refusal's message says a principal is unknown, in the words of S3 and IAM
+/// ("Invalid principal in policy"), KMS ("one or more invalid principals") and ECR ("Principal not
+/// found").
+pub(crate) fn names_unknown_principal(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["invalid principal", "principal not found"]
+        .iter()
+        .any(|words| message.contains(words))
 }
 
 fn classify(code: Option<&str>, not_found_codes: &[&str]) -> AwsErrorKind {
@@ -177,6 +196,7 @@ impl fmt::Display for AwsErrorKind {
             AwsErrorKind::Throttled => "throttled",
             AwsErrorKind::Unavailable => "unavailable",
             AwsErrorKind::InvalidPolicy => "policy refused",
+            AwsErrorKind::PrincipalNotFound => "principal not found",
             AwsErrorKind::AssumeRoleFailed => "assume role failed",
             AwsErrorKind::AccountMismatch => "account mismatch",
             AwsErrorKind::Other => "error",
@@ -216,6 +236,22 @@ mod tests {
             AwsErrorKind::Unavailable
         );
         assert_eq!(classify(Some("Whatever"), &[]), AwsErrorKind::Other);
+        // A refused principal is told apart by the message, each service's words.
+        for message in [
+            "Invalid principal in policy",
+            "Invalid principal in policy: \"AWS\":\"arn:aws:iam::111111111111:role/New\"",
+            "Policy contains a statement with one or more invalid principals.",
+            "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Principal not found'",
+        ] {
+            assert!(names_unknown_principal(message), "{message}");
+        }
+        for message in [
+            "Policies must be valid JSON and the first byte must be '{'",
+            "Policy has invalid action",
+            "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid repository policy provided'",
+        ] {
+            assert!(!names_unknown_principal(message), "{message}");
+        }
         assert_eq!(classify(None, &[]), AwsErrorKind::Other);
     }
 }

@@ -59,6 +59,15 @@ pub trait PolicyBackend: Send + Sync {
     async fn others_size(&self, _target: &TargetRef) -> Result<usize, AwsError> {
         Ok(0)
     }
+    /// Whether the IAM role or user with this ARN exists in `account`; `None` when the ARN names
+    /// neither (an account, a service) or this backend cannot tell.
+    async fn principal_exists(
+        &self,
+        _account: &AccountAccess,
+        _arn: &str,
+    ) -> Result<Option<bool>, AwsError> {
+        Ok(None)
+    }
     /// The ARN of the role in an instance profile.
     async fn instance_profile_role(
         &self,
@@ -122,6 +131,26 @@ fn iam_entity(partition: &str, account_id: &str, noun: &str, name: &str) -> (Str
 
 #[async_trait]
 impl PolicyBackend for AwsPolicies {
+    async fn principal_exists(
+        &self,
+        account: &AccountAccess,
+        arn: &str,
+    ) -> Result<Option<bool>, AwsError> {
+        let resource = arn.splitn(6, ':').nth(5).unwrap_or_default();
+        let (holder, name) = match resource.split_once('/') {
+            Some(("role", path)) => (Holder::Role, path),
+            Some(("user", path)) => (Holder::User, path),
+            _ => return Ok(None),
+        };
+        // IAM's Get calls take the name without the path.
+        let name = name.rsplit('/').next().unwrap_or(name);
+        let config = self.connector.session(account).await?;
+        let client = self.connector.iam_client(&config);
+        identity::exists(&client, &account.account_id, holder, name)
+            .await
+            .map(Some)
+    }
+
     async fn locate(
         &self,
         account: &AccountAccess,

@@ -93,11 +93,38 @@ pub(super) async fn write_trust(
                 .tags(tag)
                 .send()
                 .await
-                .map(|_| ())
-                .map_err(|e| AwsError::from_sdk(&e, "iam:CreateRole", account_id, NO_SUCH_ENTITY))
+                .map_err(|e| {
+                    AwsError::from_sdk(&e, "iam:CreateRole", account_id, NO_SUCH_ENTITY)
+                })?;
+            await_visible(client, account_id, role).await
         }
         Err(e) => Err(e),
     }
+}
+
+/// How many times a role just created is read back before xacct gives up waiting for IAM.
+const VISIBLE_READS: u32 = 10;
+/// The pause between those reads.
+const VISIBLE_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// IAM is eventually consistent: reads a role just created back (`iam:GetRole`) until IAM returns
+/// it, so that nothing is written to it and its ARN is not handed out before IAM knows it. A role
+/// IAM still does not return after [`VISIBLE_READS`] reads fails the write as `NotFound`, tried
+/// again on the next run.
+async fn await_visible(client: &Client, account_id: &str, role: &str) -> Result<(), AwsError> {
+    for read in 1..=VISIBLE_READS {
+        match client.get_role().role_name(role).send().await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                let e = AwsError::from_sdk(&e, "iam:GetRole", account_id, NO_SUCH_ENTITY);
+                if e.kind != AwsErrorKind::NotFound || read == VISIBLE_READS {
+                    return Err(e);
+                }
+            }
+        }
+        tokio::time::sleep(VISIBLE_PAUSE).await;
+    }
+    Ok(())
 }
 
 /// Deletes a role this instance created, with xacct's inline policy. A role that is gone counts as

@@ -5,6 +5,7 @@ mod iam_policy;
 pub mod logging;
 mod manifests;
 mod render;
+mod unknown_principals;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -173,6 +174,11 @@ pub struct AwsArgs {
     #[arg(long, env = "XACCT_CALL_TIMEOUT", default_value_t = crate::aws::DEFAULT_CALL_TIMEOUT.into(),
           value_parser = parse_call_timeout)]
     pub call_timeout: humantime::Duration,
+    /// How long a grant that AWS refuses for a principal it does not know (a role created moments
+    /// ago, not yet propagated by IAM) is tried again, with growing waits, before it is reported
+    /// as failed (`PrincipalNotFound`); 0: not at all.
+    #[arg(long, env = "XACCT_PRINCIPAL_WAIT", default_value_t = crate::engine::DEFAULT_PRINCIPAL_WAIT.into())]
+    pub principal_wait: humantime::Duration,
 }
 
 impl AwsArgs {
@@ -298,6 +304,7 @@ fn controller_config(args: ControllerArgs) -> crate::controller::RunConfig {
             instance_id: args.instance_id,
             trust_policy_limit: args.trust_policy_limit,
             compaction: !args.no_compaction,
+            principal_wait: *args.aws.principal_wait,
             ..EngineSettings::default()
         },
         concurrency: args.concurrency,
@@ -386,6 +393,7 @@ async fn prepare(args: &RunArgs) -> Prepared {
         trust_policy_limit: args.trust_policy_limit,
         concurrency: args.concurrency,
         compaction: !args.no_compaction,
+        principal_wait: *args.aws.principal_wait,
     };
     let engine = Engine::new(Arc::new(AwsPolicies::new(connector.clone())), settings)
         .with_snapshots(Arc::new(AwsSnapshots::new(connector)));
@@ -451,6 +459,9 @@ async fn run_grants(
         .cloned()
         .partition(|g| g.grant.spec.mode == GrantMode::Observe);
     let mut report = engine.run(accounts, &enforce, operation, dry_run).await;
+    if !dry_run {
+        report = unknown_principals::ride_out(engine, accounts, &enforce, operation, report).await;
+    }
     if !observe.is_empty() {
         let observe: Vec<GrantInput> = observe
             .into_iter()

@@ -630,6 +630,7 @@ mod tests {
             }),
             region: Some("us-east-1".into()),
             sids: vec!["XacctA".into()],
+            size: None,
             last_applied: None,
             generation: Some(1),
         }

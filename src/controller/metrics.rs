@@ -1,6 +1,8 @@
 //! Prometheus metrics. Labels are bounded categories (kinds, outcomes, reasons, operation names),
 //! never error text.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -14,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use super::conditions::{READY, find};
 use super::index::GrantIndex;
 use crate::aws::CallLog;
-use crate::engine::Reason;
+use crate::engine::{Reason, Report};
 
 /// Labels of the reconcile counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -72,6 +74,7 @@ pub struct Metrics {
     drift: Family<DriftLabels, Counter>,
     gc_removed: Counter,
     engine_runs: Counter,
+    policy_sizes: PolicySizes,
 }
 
 impl Metrics {
@@ -112,6 +115,8 @@ impl Metrics {
         );
         registry.register_collector(Box::new(AwsCalls(calls)));
         registry.register_collector(Box::new(GrantStates(grants)));
+        let policy_sizes = PolicySizes::default();
+        registry.register_collector(Box::new(policy_sizes.clone()));
         Metrics {
             registry,
             reconciles,
@@ -119,6 +124,7 @@ impl Metrics {
             drift,
             gc_removed,
             engine_runs,
+            policy_sizes,
         }
     }
 
@@ -149,6 +155,28 @@ impl Metrics {
             self.drift
                 .get_or_create(&DriftLabels { event: "corrected" })
                 .inc();
+        }
+    }
+
+    /// Records the size of each policy `report` says is in AWS now: merged without a change, or
+    /// written; a policy deleted is forgotten.
+    pub fn policy_sizes(&self, report: &Report) {
+        let mut sizes = self
+            .policy_sizes
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for t in report.targets.iter().filter(|t| t.error.is_none()) {
+            let key = (t.account.clone(), t.kind.clone(), t.arn.clone());
+            match (&t.size, t.action, t.done) {
+                (_, "delete", true) => {
+                    sizes.remove(&key);
+                }
+                (Some(size), "none", _) | (Some(size), _, true) if size.limit > 0 => {
+                    sizes.insert(key, size.size as f64 / size.limit as f64);
+                }
+                _ => {}
+            }
         }
     }
 
@@ -191,6 +219,49 @@ impl prometheus_client::collector::Collector for AwsCalls {
         let metric = encoder.encode_descriptor(
             "aws_api_calls",
             "AWS API call attempts (retries included) by service, operation and outcome (throttled counted apart)",
+            None,
+            family.metric_type(),
+        )?;
+        family.encode(metric)
+    }
+}
+
+/// Labels of the policy size gauge: bounded by accounts and kinds of policy, never one per policy.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SizeLabels {
+    account: String,
+    kind: String,
+}
+
+/// Each policy's size as a share of its limit, by (account, kind, ARN), as the last run on it
+/// found; exposed as the fullest policy of each account and kind.
+#[derive(Debug, Clone, Default)]
+struct PolicySizes(Arc<Mutex<HashMap<PolicyOf, f64>>>);
+
+/// A policy by account, kind and ARN.
+type PolicyOf = (String, String, String);
+
+impl prometheus_client::collector::Collector for PolicySizes {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut fullest: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+        let sizes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for ((account, kind, _), ratio) in sizes.iter() {
+            let max = fullest.entry((account, kind)).or_insert(0.0);
+            *max = max.max(*ratio);
+        }
+        let family = Family::<SizeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        for ((account, kind), ratio) in fullest {
+            family
+                .get_or_create(&SizeLabels {
+                    account: account.into(),
+                    kind: kind.into(),
+                })
+                .set(ratio);
+        }
+        drop(sizes);
+        let metric = encoder.encode_descriptor(
+            "policy_size_ratio",
+            "Size of the fullest policy of each account and kind against its limit (0 to 1)",
             None,
             family.metric_type(),
         )?;
@@ -241,6 +312,7 @@ impl prometheus_client::collector::Collector for GrantStates {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{SizeReport, TargetReport};
 
     #[test]
     fn a_grant_that_ends_not_ready_is_counted_as_failed_unless_it_waits_for_an_account() {
@@ -284,6 +356,74 @@ mod tests {
             text.contains(
                 r#"xacct_reconciles_total{kind="CrossAccountGrant",outcome="success"} 2"#
             ),
+            "{text}"
+        );
+    }
+
+    fn policy(
+        account: &str,
+        arn: &str,
+        used: usize,
+        action: &'static str,
+        done: bool,
+    ) -> TargetReport {
+        TargetReport {
+            arn: arn.into(),
+            account: account.into(),
+            account_id: "222222222222".into(),
+            kind: "S3BucketPolicy".into(),
+            action,
+            done,
+            grants: Vec::new(),
+            changes: Vec::new(),
+            size: Some(SizeReport {
+                size: used,
+                limit: 1000,
+                unit: "bytes".into(),
+            }),
+            notes: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn report(targets: Vec<TargetReport>) -> Report {
+        Report {
+            operation: "apply",
+            dry_run: false,
+            targets,
+            grants: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_policy_size_gauge_shows_the_fullest_policy_of_each_account_and_kind() {
+        let metrics = Metrics::new(CallLog::default(), Arc::default());
+        metrics.policy_sizes(&report(vec![
+            policy("data", "arn:aws:s3:::a", 250, "none", false),
+            policy("data", "arn:aws:s3:::b", 850, "put", true),
+            policy("ml", "arn:aws:s3:::c", 100, "put", true),
+            // Planned, not written (Observe): not what AWS holds.
+            policy("ml", "arn:aws:s3:::d", 990, "put", false),
+        ]));
+        let text = metrics.encode();
+        let gauge = |account: &str| {
+            format!(r#"xacct_policy_size_ratio{{account="{account}",kind="S3BucketPolicy"}} "#)
+        };
+        assert!(text.contains(&format!("{}0.85", gauge("data"))), "{text}");
+        assert!(text.contains(&format!("{}0.1\n", gauge("ml"))), "{text}");
+        // The fullest one deleted: the next fullest.
+        metrics.policy_sizes(&report(vec![policy(
+            "data",
+            "arn:aws:s3:::b",
+            0,
+            "delete",
+            true,
+        )]));
+        let text = metrics.encode();
+        assert!(text.contains(&format!("{}0.25", gauge("data"))), "{text}");
+        assert_eq!(
+            text.matches("xacct_policy_size_ratio{").count(),
+            2,
             "{text}"
         );
     }

@@ -102,6 +102,7 @@ fn log_start(config: &RunConfig) {
         compaction = config.engine.compaction,
         max_attempts = config.aws.retry.max_attempts,
         call_timeout = %humantime::format_duration(config.aws.retry.call_timeout),
+        principal_wait = %humantime::format_duration(config.engine.principal_wait),
         metrics_addr = %config.metrics_addr,
         leader_elect = lease.is_some(),
         lease = lease.map(|l| format!("{}/{}", l.namespace, l.name)).unwrap_or_default(),

@@ -152,6 +152,7 @@ async fn engine_run(
         .run(directory, inputs, Operation::Apply, dry_run)
         .await;
     ctx.metrics.engine_run();
+    ctx.metrics.policy_sizes(&report);
     Arc::new(report)
 }
 
@@ -240,7 +241,7 @@ async fn converge(
             mine.as_ref(),
             &at,
         );
-        let mut verdict = verdict;
+        let mut verdict = patience(&grant, verdict, ctx);
         if !verdict.stale.is_empty() {
             // Other principals: what the old ones had here goes.
             let stale = std::mem::take(&mut verdict.stale);
@@ -311,7 +312,10 @@ async fn settle(
 ) {
     let generation = grant.metadata.generation;
     let now = ctx.now();
-    let outcome = grant_outcome(verdict.ready.status, &verdict.ready.reason);
+    let outcome = match verdict.next {
+        Next::Awaiting => "waiting",
+        _ => grant_outcome(verdict.ready.status, &verdict.ready.reason),
+    };
     if let Some(corrected) = verdict.drift {
         ctx.metrics.drift(corrected);
     }
@@ -477,8 +481,25 @@ fn next_look(grant: &CrossAccountGrant, next: Next, ctx: &Context) -> Duration {
     let key = object_key(grant);
     match next {
         Next::As(reason) => ctx.next_look(&key, reason, ctx.settings.resync),
-        Next::Retry => ctx.retry_soon(&key),
+        Next::Retry | Next::Awaiting => ctx.retry_soon(&key),
+        Next::AtResync => ctx.settings.resync,
     }
+}
+
+/// A grant AWS refused for a principal it does not know is tried again soon while
+/// `--principal-wait` lasts, counted from its first such refusal at this generation.
+fn patience(grant: &CrossAccountGrant, verdict: Verdict, ctx: &Context) -> Verdict {
+    if verdict.ready.reason != Reason::PrincipalNotFound.as_str() {
+        return verdict;
+    }
+    let failure = format!(
+        "{}/{}",
+        grant.metadata.generation.unwrap_or_default(),
+        verdict.ready.reason
+    );
+    let now = ctx.now();
+    let since = ctx.backoff.failing_since(&object_key(grant), &failure, now);
+    verdict::unknown_principal(verdict, since, now, ctx.engine.settings().principal_wait)
 }
 
 /// Revokes the grant's statements from `stale` (places on the key it no longer wants, its

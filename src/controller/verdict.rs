@@ -1,10 +1,15 @@
 //! What one run's report means for one grant wanting the run's key: its conditions, the places its
 //! status records there, the events to publish and when to look again. Pure: the run does the I/O.
 
+use std::time::Duration;
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::events::EventType;
 
 use super::conditions::{ConditionUpdate, DRIFTED, READY, find, is_ready};
-use crate::api::{CrossAccountGrant, CrossAccountGrantStatus, GrantMode, GrantedTarget};
+use crate::api::{
+    CrossAccountGrant, CrossAccountGrantStatus, GrantMode, GrantedTarget, PolicySize,
+};
 use crate::engine::{GrantReport, Reason, Report};
 
 /// An event to publish about the grant.
@@ -35,6 +40,42 @@ pub enum Next {
     As(Reason),
     /// Soon, with backoff: something is left to undo.
     Retry,
+    /// Soon, with backoff: waiting for AWS to catch up (a principal IAM may not have propagated
+    /// yet); not a failure yet.
+    Awaiting,
+    /// At the resync, or when the grant or its accounts change.
+    AtResync,
+}
+
+/// A grant AWS refused for a principal it does not know, refused since `since` (at this
+/// generation): tried again soon with growing waits until `wait` has passed, then reported as
+/// failed and looked at again only at the resync or on a change. The message says until when (a
+/// time that does not move, so that retries write no status).
+pub fn unknown_principal(
+    mut verdict: Verdict,
+    since: Timestamp,
+    now: Timestamp,
+    wait: Duration,
+) -> Verdict {
+    let until = since
+        .checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX);
+    let until = Timestamp::from_second(until.as_second()).unwrap_or(until);
+    let wait_text = humantime::format_duration(wait);
+    if now < until {
+        verdict.ready.message = format!(
+            "{}; trying again with growing waits until {until} (--principal-wait {wait_text})",
+            verdict.ready.message
+        );
+        verdict.next = Next::Awaiting;
+    } else {
+        verdict.ready.message = format!(
+            "{}; still refused after {wait_text} (--principal-wait): tried again only at the resync or when the grant changes",
+            verdict.ready.message
+        );
+        verdict.next = Next::AtResync;
+    }
+    verdict
 }
 
 /// What the run decided for the grant.
@@ -286,11 +327,39 @@ fn granted_targets(
                 policy: Some(t.location.clone()),
                 region: Some(t.region.clone()),
                 sids: t.sids.clone(),
+                size: shown_size(
+                    before.and_then(|k| k.size.as_ref()),
+                    t.size.as_ref(),
+                    written_at.is_some(),
+                ),
                 last_applied,
                 generation,
             }
         })
         .collect()
+}
+
+/// The policy size a grant's status shows: the size measured now when the status is written
+/// anyway or the policy moved to another tenth of its limit (or to another limit), else the one
+/// shown before, so that other grants' changes to a shared policy do not rewrite the status of
+/// every grant on it. The gauge `xacct_policy_size_ratio` follows every change.
+fn shown_size(
+    shown: Option<&PolicySize>,
+    now: Option<&PolicySize>,
+    rewritten: bool,
+) -> Option<PolicySize> {
+    let tenth = |s: &PolicySize| (s.ratio() * 10.0).floor() as u64;
+    match (shown, now) {
+        (Some(shown), Some(now))
+            if !rewritten
+                && shown.limit == now.limit
+                && shown.unit == now.unit
+                && tenth(shown) == tenth(now) =>
+        {
+            Some(shown.clone())
+        }
+        (shown, now) => now.or(shown).cloned(),
+    }
 }
 
 /// What changed for `grant` in `report`, in a few words: each policy it changed, once, with its
@@ -358,6 +427,7 @@ mod tests {
             },
             region: "us-east-1".into(),
             sids: vec!["XacctA".into()],
+            size: None,
         }
     }
 
@@ -369,6 +439,7 @@ mod tests {
             policy: Some(p.location),
             region: Some(p.region),
             sids: p.sids,
+            size: p.size,
             last_applied: Some("2027-01-01T00:00:00Z".into()),
             generation: Some(generation),
         }
@@ -655,5 +726,76 @@ mod tests {
         // Written: nothing refused.
         let written = refused_together(&run(vec![target(&["a", "b"], "put", true, None)]));
         assert!(written.is_empty());
+    }
+
+    #[test]
+    fn a_status_shows_a_new_size_only_when_written_anyway_or_in_another_tenth_of_the_limit() {
+        let size = |used| PolicySize {
+            used,
+            limit: 20_480,
+            unit: "bytes".into(),
+        };
+        let shown = size(8_300); // 40 %
+        // Another grant's statement added: the same tenth, not worth a status write.
+        assert_eq!(
+            shown_size(Some(&shown), Some(&size(9_000)), false),
+            Some(shown.clone())
+        );
+        // Written anyway: the size of now.
+        assert_eq!(
+            shown_size(Some(&shown), Some(&size(9_000)), true),
+            Some(size(9_000))
+        );
+        // Past a tenth (here 80 %, the suggested alert), every grant on it shows it.
+        assert_eq!(
+            shown_size(Some(&shown), Some(&size(16_400)), false),
+            Some(size(16_400))
+        );
+        // Another limit (a trust policy quota raised), or first seen.
+        let raised = PolicySize {
+            limit: 4_096,
+            ..size(1_000)
+        };
+        assert_eq!(
+            shown_size(Some(&size(1_000)), Some(&raised), false),
+            Some(raised.clone())
+        );
+        assert_eq!(shown_size(None, Some(&raised), false), Some(raised.clone()));
+        // Not measured this time (the policy could not be read): what was shown stays.
+        assert_eq!(shown_size(Some(&shown), None, false), Some(shown.clone()));
+    }
+
+    #[test]
+    fn an_unknown_principal_is_awaited_until_the_wait_is_over_then_failed() {
+        let refused = |message: &str| Verdict {
+            ready: ConditionUpdate::ready("False", "PrincipalNotFound", message.into()),
+            ..keeping(
+                &CrossAccountGrantStatus::default(),
+                &[],
+                ConditionUpdate::ready("False", "", String::new()),
+                Reason::PrincipalNotFound,
+            )
+        };
+        let t = |s| Timestamp::from_second(s).expect("a time");
+        let wait = Duration::from_secs(300);
+        let v = unknown_principal(refused("refused"), t(1_000), t(1_120), wait);
+        assert_eq!(v.next, Next::Awaiting);
+        assert!(
+            v.ready.message.starts_with("refused; trying again")
+                && v.ready.message.contains(&t(1_300).to_string()),
+            "{}",
+            v.ready.message
+        );
+        // The same message at every retry: no status write for it.
+        let again = unknown_principal(refused("refused"), t(1_000), t(1_250), wait);
+        assert_eq!(again.ready.message, v.ready.message);
+        let over = unknown_principal(refused("refused"), t(1_000), t(1_300), wait);
+        assert_eq!(over.next, Next::AtResync);
+        assert!(
+            over.ready.message.contains("still refused after 5m"),
+            "{}",
+            over.ready.message
+        );
+        assert_eq!(over.ready.reason, "PrincipalNotFound");
     }
 }

@@ -4,9 +4,10 @@
 use futures::stream::{self, StreamExt};
 
 use super::Engine;
-use super::error::GrantError;
+use super::error::{GrantError, PrincipalRefusal};
 use super::plan::{Plan, TargetPlan};
 use crate::api::PolicyKind;
+use crate::aws::AwsErrorKind;
 use crate::policy::{ChangeKind, Merged, WriteDecision};
 
 /// When a target is written: creating a role comes first, deleting one last.
@@ -62,7 +63,7 @@ impl Engine {
                     error = %e,
                     "policy write failed"
                 );
-                plan.error = Some(e);
+                plan.error = Some(naming_principals(e, &plan));
             }
         }
         plan
@@ -117,6 +118,34 @@ impl Engine {
             None => tracing::debug!(policy = %plan.target.arn, "already converged"),
         }
         Ok(merged.decision)
+    }
+}
+
+/// A refusal for an unknown principal, with the principals the refused document added (those of
+/// the grants whose statements it wrote): the candidates.
+fn naming_principals(e: GrantError, plan: &TargetPlan) -> GrantError {
+    match e {
+        GrantError::Aws(error) if error.kind == AwsErrorKind::PrincipalNotFound => {
+            let before = plan
+                .current
+                .as_ref()
+                .map(|d| d.aws_principals())
+                .unwrap_or_default();
+            let added = plan
+                .merged
+                .as_ref()
+                .map(|m| m.document.aws_principals())
+                .unwrap_or_default()
+                .difference(&before)
+                .cloned()
+                .collect();
+            GrantError::PrincipalNotFound(Box::new(PrincipalRefusal {
+                error,
+                added,
+                found: Vec::new(),
+            }))
+        }
+        other => other,
     }
 }
 

@@ -79,6 +79,9 @@ pub enum GrantError {
         /// What is counted.
         unit: SizeUnit,
     },
+    /// AWS refused to write a policy because it does not know a principal in it.
+    #[error("{0}")]
+    PrincipalNotFound(Box<PrincipalRefusal>),
     /// The policy now on the resource cannot be read as a policy; xacct will not rewrite it.
     #[error("the current policy of {target} cannot be read ({reason}); nothing was written")]
     UnreadablePolicy {
@@ -87,6 +90,18 @@ pub enum GrantError {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+/// AWS refusing a policy for a principal it does not know, with the candidates.
+#[derive(Debug, Clone, Error)]
+#[error("{error}; {}{}", candidates(.added), looked_up(.found))]
+pub struct PrincipalRefusal {
+    /// AWS's refusal.
+    pub error: AwsError,
+    /// The principals the refused document added to the policy: the candidates.
+    pub added: Vec<String>,
+    /// What looking the candidates up in their accounts (the managed ones) found.
+    pub found: Vec<String>,
 }
 
 impl GrantError {
@@ -98,12 +113,14 @@ impl GrantError {
             GrantError::PublicPrincipalNotAllowed { .. } => Reason::PublicPrincipalNotAllowed,
             GrantError::PolicyTooLarge { .. } => Reason::PolicyTooLarge,
             GrantError::UnreadablePolicy { .. } => Reason::UnreadablePolicy,
+            GrantError::PrincipalNotFound(_) => Reason::PrincipalNotFound,
             GrantError::Aws(e) => match e.kind {
                 AwsErrorKind::NotFound => Reason::NotFound,
                 AwsErrorKind::AccessDenied => Reason::AccessDenied,
                 AwsErrorKind::Throttled => Reason::Throttled,
                 AwsErrorKind::Unavailable => Reason::AwsUnavailable,
                 AwsErrorKind::InvalidPolicy => Reason::PolicyRejected,
+                AwsErrorKind::PrincipalNotFound => Reason::PrincipalNotFound,
                 AwsErrorKind::AssumeRoleFailed | AwsErrorKind::AccountMismatch => {
                     Reason::AccountNotReady
                 }
@@ -124,6 +141,25 @@ impl GrantError {
             GrantError::Aws(e) => e.kind.is_transient(),
             _ => false,
         }
+    }
+}
+
+/// Which principals a refusal for an unknown principal may be about.
+fn candidates(added: &[String]) -> String {
+    match added {
+        [] => "the write adds no principal: one already in the policy may have been deleted".into(),
+        added => format!(
+            "the principal(s) this write adds: {} (a role or user that does not exist, or one created moments ago that IAM has not propagated yet)",
+            added.join(", ")
+        ),
+    }
+}
+
+fn looked_up(found: &[String]) -> String {
+    if found.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", found.join("; "))
     }
 }
 

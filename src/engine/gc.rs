@@ -11,7 +11,7 @@ use super::resolve::{AccountDirectory, account_access, home_region};
 use super::{Engine, Operation};
 use crate::api::{CrossAccountGrant, PolicyKind, SnapshotShare};
 use crate::aws::TargetRef;
-use crate::policy::{GrantOwner, PolicyDocument, WriteDecision, owner_prefixes};
+use crate::policy::{GrantOwner, PolicyDocument, WriteDecision, owner_ids};
 
 /// What a garbage collection found and did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -50,7 +50,7 @@ impl GcReport {
     }
 }
 
-/// The Sid prefixes of every grant that exists: the grants themselves, and the key policy
+/// The ids of every grant that exists: the grants themselves, and the key policy
 /// statements of snapshot shares (one synthetic grant per share and target account, in the spec
 /// or still in the status).
 pub fn live_owners(
@@ -62,7 +62,7 @@ pub fn live_owners(
     for grant in grants {
         let namespace = grant.metadata.namespace.as_deref().unwrap_or("default");
         let name = grant.metadata.name.as_deref().unwrap_or_default();
-        live.insert(GrantOwner::new(instance, namespace, name).sid_prefix());
+        live.insert(GrantOwner::new(instance, namespace, name).id().to_string());
     }
     for share in shares {
         let namespace = share.metadata.namespace.as_deref().unwrap_or("default");
@@ -80,7 +80,11 @@ pub fn live_owners(
             );
         for account in accounts {
             let synthetic = super::snapshot::key_grant_name(name, &account);
-            live.insert(GrantOwner::new(instance, namespace, &synthetic).sid_prefix());
+            live.insert(
+                GrantOwner::new(instance, namespace, &synthetic)
+                    .id()
+                    .to_string(),
+            );
         }
     }
     live
@@ -144,9 +148,9 @@ impl Engine {
             let mut orphans: BTreeSet<String> = BTreeSet::new();
             let mut sids = Vec::new();
             for sid in current.statements.iter().filter_map(|s| s.sid()) {
-                let gone: Vec<String> = owner_prefixes(&instance, sid)
+                let gone: Vec<String> = owner_ids(&instance, sid)
                     .into_iter()
-                    .filter(|prefix| !live.contains(prefix))
+                    .filter(|id| !live.contains(id))
                     .collect();
                 if !gone.is_empty() && !sids.iter().any(|s| s == sid) {
                     sids.push(sid.to_string());
@@ -231,7 +235,7 @@ mod tests {
             GrantOwner::new("default", "data", "SnapshotShare:orders:333333333333"),
         ]
         .iter()
-        .map(GrantOwner::sid_prefix)
+        .map(|o| o.id().to_string())
         .collect();
         assert_eq!(live, expected);
         assert!(live_owners("other", &[], &[]).is_empty());

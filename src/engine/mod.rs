@@ -9,6 +9,7 @@ mod gc;
 mod locks;
 mod placements;
 mod plan;
+mod principals;
 mod reason;
 mod report;
 mod resolve;
@@ -21,7 +22,7 @@ pub use error::{FieldError, GrantError};
 pub use gc::{GcReport, OrphanReport, live_owners};
 pub use plan::{GrantState, Plan, PlannedGrant, PlannedTarget, TargetPlan};
 pub use reason::{Class, Reason};
-pub use report::{ChangeReport, ConditionReport, GrantReport, Report, TargetReport};
+pub use report::{ChangeReport, ConditionReport, GrantReport, Report, SizeReport, TargetReport};
 pub use resolve::{
     AccountDirectory, DEFAULT_REGION, KeyArn, Purpose, ResolvedGrant, account_access, home_region,
     identity_holder, invoke_role_name, namespace_allowed, resolve_grant, resource_region,
@@ -94,7 +95,14 @@ pub struct EngineSettings {
     /// Whether statements of several grants that differ only in their principals are merged into
     /// shared statements (see [`crate::policy::compact`]).
     pub compaction: bool,
+    /// How long a grant that AWS refuses for a principal it does not know is tried again (IAM
+    /// takes seconds, sometimes minutes, to make a new role or user known to other services);
+    /// after that it is reported as failed.
+    pub principal_wait: std::time::Duration,
 }
+
+/// [`EngineSettings::principal_wait`] unless configured (`--principal-wait`).
+pub const DEFAULT_PRINCIPAL_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Default for EngineSettings {
     fn default() -> Self {
@@ -103,6 +111,7 @@ impl Default for EngineSettings {
             trust_policy_limit: SizeLimit::IAM_TRUST_DEFAULT.max,
             concurrency: 8,
             compaction: true,
+            principal_wait: DEFAULT_PRINCIPAL_WAIT,
         }
     }
 }
@@ -150,7 +159,9 @@ impl Engine {
         if dry_run {
             Report::from_plan(&plan)
         } else {
-            let applied = self.apply(plan).await;
+            let mut applied = self.apply(plan).await;
+            self.look_up_refused_principals(accounts, &mut applied)
+                .await;
             Report::from_applied(&applied)
         }
     }

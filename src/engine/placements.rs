@@ -339,5 +339,6 @@ pub(super) fn planned_target(p: &Placed) -> PlannedTarget {
             .iter()
             .filter_map(|s| s.sid().map(str::to_string))
             .collect(),
+        size: None,
     }
 }

@@ -10,7 +10,7 @@ use super::error::{FieldError, GrantError};
 use super::placements::{Lookups, planned_target};
 use super::resolve::{AccountDirectory, Purpose, ResolvedGrant, resolve_grant};
 use super::{Engine, GrantInput, Operation};
-use crate::api::{DeletionPolicy, PolicyKind, PolicyLocation, ResourceKind};
+use crate::api::{DeletionPolicy, PolicyKind, PolicyLocation, PolicySize, ResourceKind};
 use crate::aws::{AwsErrorKind, TargetRef};
 use crate::policy::{
     GrantOwner, Merged, OwnershipScope, PolicyDocument, PolicyError, SizeLimit, Statement,
@@ -40,6 +40,8 @@ pub struct PlannedTarget {
     pub region: String,
     /// Sids the grant wants there (none when deleting).
     pub sids: Vec<String>,
+    /// The policy's size after the run (none where it was not merged, or is deleted).
+    pub size: Option<PolicySize>,
 }
 
 /// What happens to a grant.
@@ -501,24 +503,28 @@ impl Engine {
             // Key and trust policies always exist: write the document without our statements.
             merged.decision = WriteDecision::Put;
         }
+        let after = match merged.decision {
+            WriteDecision::Delete => None,
+            WriteDecision::Unchanged => current,
+            WriteDecision::Put => Some(&merged.document),
+        };
+        let Some(after) = after else {
+            return Ok((merged, None));
+        };
+        let limit = self.size_limit(target.kind);
+        // Identity policies share their holder's quota with its other inline policies.
+        let size = limit.measure(&after.to_compact_string()) + plan.reserved;
         // Taking statements away never makes a policy larger: a revocation is never refused for
         // size, even where the policy is already over the limit (a quota lowered, say).
-        if merged.decision != WriteDecision::Put || desired.is_empty() {
-            return Ok((merged, None));
-        }
-        let limit = self.size_limit(target.kind);
-        let text = merged.document.to_compact_string();
-        // Identity policies share their holder's quota with its other inline policies.
-        let size = limit.measure(&text) + plan.reserved;
-        match (size <= limit.max).then_some(size).ok_or(size) {
-            Ok(size) => Ok((merged, Some((size, limit)))),
-            Err(size) => Err(GrantError::PolicyTooLarge {
+        if merged.decision == WriteDecision::Put && !desired.is_empty() && size > limit.max {
+            return Err(GrantError::PolicyTooLarge {
                 target: target.arn.clone(),
                 size,
                 limit: limit.max,
                 unit: limit.unit,
-            }),
+            });
         }
+        Ok((merged, Some((size, limit))))
     }
 
     fn size_limit(&self, kind: PolicyKind) -> SizeLimit {

@@ -75,6 +75,9 @@ reasons! {
     AwsUnavailable,
     /// AWS refused the document.
     PolicyRejected,
+    /// AWS refused the document because it does not know a principal the grant names: one that
+    /// does not exist, or one created moments ago that IAM has not propagated yet.
+    PrincipalNotFound,
     /// The merged policy would be over the service's limit.
     PolicyTooLarge,
     /// The current policy is not a policy xacct can read.
@@ -120,8 +123,10 @@ impl Reason {
                 Class::NeedsChange
             }
             ShareQuotaExceeded | KeyUnusable | NotFound | AccessDenied | Throttled
-            | AwsUnavailable | PolicyRejected | PolicyTooLarge | UnreadablePolicy
-            | AccountNotReady | AwsError | NotSupported | Unknown => Class::Retry,
+            | AwsUnavailable | PolicyRejected | PrincipalNotFound | PolicyTooLarge
+            | UnreadablePolicy | AccountNotReady | AwsError | NotSupported | Unknown => {
+                Class::Retry
+            }
         }
     }
 
@@ -140,7 +145,10 @@ impl Reason {
 
     /// Whether AWS refused a whole document for a reason one grant's statements may cause.
     pub fn may_be_one_grants_fault(self) -> bool {
-        matches!(self, Reason::PolicyRejected | Reason::AwsError)
+        matches!(
+            self,
+            Reason::PolicyRejected | Reason::PrincipalNotFound | Reason::AwsError
+        )
     }
 
     /// The outcome label of `xacct_reconciles_total` for an object left with this reason.

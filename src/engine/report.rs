@@ -7,7 +7,8 @@ use serde_json::Value;
 use super::error::GrantError;
 use super::plan::{GrantState, Plan, PlannedTarget, TargetPlan};
 use super::{Operation, Reason};
-use crate::policy::{ChangeKind, GrantOwner, RELEASED_SID_PREFIX, WriteDecision};
+use crate::api::PolicySize;
+use crate::policy::{ChangeKind, GrantOwner, RELEASED_SID_PREFIX, SizeLimit, WriteDecision};
 
 /// The result of a plan, apply or delete.
 #[derive(Debug, Clone, Serialize)]
@@ -273,7 +274,28 @@ fn planned_grant(
         ),
         None => grant_condition(operation, dry_run, &plans, owner),
     };
-    (targets.to_vec(), role_arn.clone(), changes, ready)
+    let targets = targets
+        .iter()
+        .map(|planned| PlannedTarget {
+            size: plans
+                .iter()
+                .find(|t| t.target.arn == planned.arn && t.target.kind == planned.location.kind)
+                .and_then(|t| t.size)
+                .map(policy_size),
+            ..planned.clone()
+        })
+        .collect();
+    (targets, role_arn.clone(), changes, ready)
+}
+
+/// A measured size as the grant's status carries it.
+fn policy_size((used, limit): (usize, SizeLimit)) -> PolicySize {
+    let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    PolicySize {
+        used: clamp(used),
+        limit: clamp(limit.max),
+        unit: limit.unit.to_string(),
+    }
 }
 
 fn target_report(t: &TargetPlan) -> TargetReport {

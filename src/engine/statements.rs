@@ -19,14 +19,17 @@ const S3_LIST_ACTIONS: &[&str] = &["s3:ListBucket", "s3:ListBucketVersions"];
 struct Shape<'a> {
     purpose: &'static str,
     actions: Vec<&'a str>,
-    /// The ARN the actions apply to (identity policies name it; resource policies may not).
-    resource: String,
+    /// The ARNs the actions apply to (identity policies name them; resource policies may not).
+    resources: Vec<String>,
     /// A condition xacct adds itself.
     condition: Option<(&'static str, &'static str, Value)>,
 }
 
 /// The grant's actions on `arn` (the bucket, repository, key, role or endpoint), split into the
-/// statements they need (S3: bucket and object actions apart; KMS: grant management apart).
+/// statements they need. S3 without a prefix: one statement naming the bucket and its objects (AWS
+/// matches each action to the resource type it applies to), so that its principal is written once;
+/// with a prefix, bucket and object actions apart, listing apart under its `s3:prefix` condition
+/// (which would block the object actions). KMS: grant management apart.
 fn access_shapes<'a>(grant: &'a ResolvedGrant, arn: &str) -> Vec<Shape<'a>> {
     let mut groups: BTreeMap<ActionGroup, BTreeSet<&str>> = BTreeMap::new();
     for preset in &grant.access {
@@ -42,51 +45,64 @@ fn access_shapes<'a>(grant: &'a ResolvedGrant, arn: &str) -> Vec<Shape<'a>> {
             groups.entry(*group).or_default().insert(action.as_str());
         }
     }
-    let mut shapes = Vec::new();
+    let mut shapes: Vec<Shape> = Vec::new();
     for (group, actions) in groups {
         let actions: Vec<&str> = actions.into_iter().collect();
-        let shape = |purpose, actions, resource, condition| Shape {
+        let shape = |purpose, actions, resource: String, condition| Shape {
             purpose,
             actions,
-            resource,
+            resources: vec![resource],
             condition,
         };
-        match (grant.kind, group) {
-            (ResourceKind::S3Bucket, ActionGroup::S3Bucket) => match &grant.prefix {
-                Some(prefix) => {
-                    let (list, other): (Vec<&str>, Vec<&str>) = actions
-                        .iter()
-                        .partition(|a| S3_LIST_ACTIONS.iter().any(|l| l.eq_ignore_ascii_case(a)));
-                    if !list.is_empty() {
-                        let condition = (
-                            "StringLike",
-                            "s3:prefix",
-                            json!([prefix, format!("{prefix}*")]),
-                        );
-                        shapes.push(shape("List", list, arn.to_string(), Some(condition)));
+        match (grant.kind, group, grant.prefix.as_deref()) {
+            (ResourceKind::S3Bucket, group, None) => {
+                let resource = match group {
+                    ActionGroup::S3Bucket => arn.to_string(),
+                    _ => format!("{arn}/*"),
+                };
+                match shapes.iter_mut().find(|s| s.purpose == "Access") {
+                    Some(access) => {
+                        access.actions.extend(actions);
+                        access.actions.sort_unstable();
+                        access.actions.dedup();
+                        access.resources.push(resource);
                     }
-                    if !other.is_empty() {
-                        shapes.push(shape("Bucket", other, arn.to_string(), None));
-                    }
+                    None => shapes.push(shape("Access", actions, resource, None)),
                 }
-                None => shapes.push(shape("Bucket", actions, arn.to_string(), None)),
-            },
-            (ResourceKind::S3Bucket, _) => {
-                let objects = format!("{arn}/{}*", grant.prefix.as_deref().unwrap_or(""));
-                shapes.push(shape("Objects", actions, objects, None));
             }
-            (ResourceKind::EcrRepository, _) => {
+            (ResourceKind::S3Bucket, ActionGroup::S3Bucket, Some(prefix)) => {
+                let (list, other): (Vec<&str>, Vec<&str>) = actions
+                    .iter()
+                    .partition(|a| S3_LIST_ACTIONS.iter().any(|l| l.eq_ignore_ascii_case(a)));
+                if !list.is_empty() {
+                    let condition = (
+                        "StringLike",
+                        "s3:prefix",
+                        json!([prefix, format!("{prefix}*")]),
+                    );
+                    shapes.push(shape("List", list, arn.to_string(), Some(condition)));
+                }
+                if !other.is_empty() {
+                    shapes.push(shape("Bucket", other, arn.to_string(), None));
+                }
+            }
+            (ResourceKind::S3Bucket, _, Some(prefix)) => {
+                shapes.push(shape("Objects", actions, format!("{arn}/{prefix}*"), None));
+            }
+            (ResourceKind::EcrRepository, _, _) => {
                 shapes.push(shape("Repository", actions, arn.to_string(), None))
             }
-            (ResourceKind::KmsKey, ActionGroup::KmsGrants) => {
+            (ResourceKind::KmsKey, ActionGroup::KmsGrants, _) => {
                 let aws_only = ("Bool", "kms:GrantIsForAWSResource", json!("true"));
                 shapes.push(shape("Grants", actions, arn.to_string(), Some(aws_only)));
             }
-            (ResourceKind::KmsKey, _) => shapes.push(shape("Use", actions, arn.to_string(), None)),
-            (ResourceKind::IamRole, _) => {
+            (ResourceKind::KmsKey, _, _) => {
+                shapes.push(shape("Use", actions, arn.to_string(), None))
+            }
+            (ResourceKind::IamRole, _, _) => {
                 shapes.push(shape("Assume", actions, arn.to_string(), None))
             }
-            (ResourceKind::SageMakerEndpoint, _) => {
+            (ResourceKind::SageMakerEndpoint, _, _) => {
                 shapes.push(shape("Invoke", actions, arn.to_string(), None))
             }
         }
@@ -99,7 +115,7 @@ fn assume_shape(role_arn: &str) -> Shape<'static> {
     Shape {
         purpose: "Assume",
         actions: STS_ASSUME.to_vec(),
-        resource: role_arn.to_string(),
+        resources: vec![role_arn.to_string()],
         condition: None,
     }
 }
@@ -124,7 +140,7 @@ pub fn resource_statements(
     for shape in shapes {
         // Resource policies name the resource only where the service expects it.
         let resource = match grant.kind {
-            ResourceKind::S3Bucket => Some(json!(shape.resource)),
+            ResourceKind::S3Bucket => Some(one_or_many(&shape.resources)),
             ResourceKind::KmsKey => Some(json!("*")),
             _ => None,
         };
@@ -162,7 +178,7 @@ pub fn invoke_role_statements(
             shape.purpose,
             None,
             &shape.actions,
-            Some(json!(shape.resource)),
+            Some(one_or_many(&shape.resources)),
             shape.condition.into_iter().collect(),
             false,
         )?);
@@ -194,7 +210,7 @@ pub fn grantee_statements(
         shapes.push(Shape {
             purpose: "Login",
             actions: vec![ECR_LOGIN],
-            resource: "*".into(),
+            resources: vec!["*".into()],
             condition: None,
         });
     }
@@ -210,7 +226,7 @@ pub fn grantee_statements(
         shapes.push(Shape {
             purpose: "BucketKey",
             actions,
-            resource: key.clone(),
+            resources: vec![key.clone()],
             condition: None,
         });
     }
@@ -227,7 +243,7 @@ fn identity_statement(grant: &ResolvedGrant, shape: Shape) -> Result<Statement, 
         shape.purpose,
         None,
         &shape.actions,
-        Some(json!(shape.resource)),
+        Some(one_or_many(&shape.resources)),
         shape.condition.into_iter().collect(),
         true,
     )
@@ -399,6 +415,67 @@ mod tests {
         assert_eq!(
             by_purpose(&side, "Assume"),
             json!({"Sid": g.owner.sid("Assume"), "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role})
+        );
+    }
+
+    #[test]
+    fn without_a_prefix_bucket_and_objects_are_one_statement_naming_the_principal_once() {
+        for (access, actions) in [
+            (
+                json!(["read"]),
+                json!([
+                    "s3:GetBucketLocation",
+                    "s3:GetObject",
+                    "s3:GetObjectVersion",
+                    "s3:ListBucket"
+                ]),
+            ),
+            (
+                json!(["readWrite"]),
+                json!([
+                    "s3:AbortMultipartUpload",
+                    "s3:DeleteObject",
+                    "s3:GetBucketLocation",
+                    "s3:GetObject",
+                    "s3:GetObjectVersion",
+                    "s3:ListBucket",
+                    "s3:ListBucketMultipartUploads",
+                    "s3:ListMultipartUploadParts",
+                    "s3:PutObject"
+                ]),
+            ),
+        ] {
+            let g = resolved(
+                json!({"account": "data", "kind": "S3Bucket", "name": "lake"}),
+                access,
+            );
+            let resource = resource_statements(&g, "arn:aws:s3:::lake").expect("statements");
+            assert_eq!(resource.len(), 1, "{resource:?}");
+            let access = by_purpose(&resource, "Access");
+            assert_eq!(
+                access["Resource"],
+                json!(["arn:aws:s3:::lake", "arn:aws:s3:::lake/*"])
+            );
+            assert_eq!(access["Action"], actions);
+            assert_eq!(
+                access["Principal"],
+                json!({"AWS": "arn:aws:iam::111111111111:role/Job"})
+            );
+            let side = grantee_statements(&g, "arn:aws:s3:::lake", &GranteeExtras::default())
+                .expect("statements");
+            assert_eq!(by_purpose(&side, "Access")["Resource"], access["Resource"]);
+        }
+        // Object actions alone name the objects alone.
+        let mut g = resolved(
+            json!({"account": "data", "kind": "S3Bucket", "name": "lake"}),
+            json!(["read"]),
+        );
+        g.access.clear();
+        g.actions = vec!["s3:GetObject".into()];
+        let resource = resource_statements(&g, "arn:aws:s3:::lake").expect("statements");
+        assert_eq!(
+            by_purpose(&resource, "Access")["Resource"],
+            json!("arn:aws:s3:::lake/*")
         );
     }
 }

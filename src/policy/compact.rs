@@ -3,13 +3,16 @@
 //! limit.
 //!
 //! A shared statement's Sid says which grant wants which principal: `Xacct` + instance tag +
-//! `Shared` + 6 hex digits naming the statement's shape (its meaning without Sid and principals) +
+//! `Group` + 6 hex digits naming the statement's shape (its meaning without Sid and principals) +
 //! 2 hex digits numbering statements of one shape (`00` unless principals' hashes collide) + one
-//! entry per grant and principal (the grant's 16 hex digits, then 5 hex digits hashing the
-//! principal). Any run can therefore take one grant's principals out of a shared statement without
-//! knowing the other grants (the controller converging one grant, the CLI given some manifests,
-//! garbage collection), and a principal that two grants name stays until neither does. Principals
-//! whose hashes collide are never put in one statement, so every entry names exactly one principal.
+//! 10-character entry per grant and principal (the 7 base-62 digits of the grant's id, then 3
+//! hashing the principal). Any run can therefore take one grant's principals out of a shared
+//! statement without knowing the other grants (the controller converging one grant, the CLI given
+//! some manifests, garbage collection), and a principal that two grants name stays until neither
+//! does. Principals whose hashes collide are never put in one statement, so every entry names
+//! exactly one principal. Shared statements written before (`Shared` instead of `Group`, entries of
+//! the grant's 16 hex digits and 5 hex digits hashing the principal) are read the same way and
+//! written in today's form at the policy's next change.
 //!
 //! The merge works on one statement per grant and shape: [`expand`] turns shared statements back
 //! into those (named by the Sid the grant wants for that shape, when it wants it), the merge runs as
@@ -24,43 +27,95 @@ use super::canonical::CanonicalStatement;
 use super::document::{PolicyDocument, Statement};
 use super::error::PolicyError;
 use super::ownership::{
-    GRANT_TAG_LEN, OwnershipScope, hex_digest, instance_sid_prefix, owner_prefix,
+    GRANT_TAG_LEN, OwnershipScope, SHAPE_MARK, SHAPE_TAG_LEN, SHORT_TAG_LEN, base62, digest,
+    hex_digest, instance_sid_prefix, lower_hex, owner_id_of, shape_sid, short_tag,
 };
 use super::principal::canonical_aws_principal;
 
 /// What follows the instance tag in a shared statement's Sid.
-const SHARED_MARK: &str = "Shared";
-/// Hex digits naming a statement's shape.
-const SHAPE_TAG_LEN: usize = 6;
+const GROUP_MARK: &str = "Group";
 /// Hex digits numbering the statements of one shape.
 const BIN_TAG_LEN: usize = 2;
-/// Hex digits naming a principal within one statement.
-const PRINCIPAL_TAG_LEN: usize = 5;
-const ENTRY_LEN: usize = GRANT_TAG_LEN + PRINCIPAL_TAG_LEN;
+
+/// How a shared statement's Sid names its members: today's form, or the one written before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryForm {
+    /// `Group…`: the grant's 7 base-62 id digits, 3 base-62 digits hashing the principal.
+    Base62,
+    /// `Shared…` (read, never written): the grant's 16 hex digits, 5 hex digits for the principal.
+    Hex,
+}
+
+impl EntryForm {
+    fn principal_tag_len(self) -> usize {
+        match self {
+            EntryForm::Base62 => 3,
+            EntryForm::Hex => 5,
+        }
+    }
+
+    fn grant_tag_len(self) -> usize {
+        match self {
+            EntryForm::Base62 => SHORT_TAG_LEN,
+            EntryForm::Hex => GRANT_TAG_LEN,
+        }
+    }
+
+    fn entry_len(self) -> usize {
+        self.grant_tag_len() + self.principal_tag_len()
+    }
+
+    fn is_entry_text(self, s: &str) -> bool {
+        match self {
+            EntryForm::Base62 => s.bytes().all(|b| b.is_ascii_alphanumeric()),
+            EntryForm::Hex => lower_hex(s),
+        }
+    }
+
+    /// The tag of a principal (canonical form) in this form's entries.
+    fn principal_tag(self, canonical: &str) -> String {
+        match self {
+            EntryForm::Base62 => {
+                let hash = digest(&[canonical]);
+                let first = u64::from_be_bytes(hash[..8].try_into().unwrap_or_default());
+                base62(first, self.principal_tag_len())
+            }
+            EntryForm::Hex => hex_digest(&[canonical])[..self.principal_tag_len()].to_string(),
+        }
+    }
+}
+
+/// The members a shared statement's Sid names: each member's id and principal tag.
+struct Entries {
+    form: EntryForm,
+    members: Vec<(String, String)>,
+}
 
 /// A statement's meaning without its Sid and principals: what grants must agree on to share it.
 type Shape = CanonicalStatement;
 
-/// The Sid prefixes of the grants of `instance` that own the statement `sid`: one for a plain
-/// statement, every member for a shared one, none for anyone else's.
-pub fn owner_prefixes(instance: &str, sid: &str) -> Vec<String> {
-    if let Some(prefix) = owner_prefix(instance, sid) {
-        return vec![prefix.to_string()];
+/// The ids of the grants of `instance` that own the statement `sid`: one for a plain statement,
+/// every member for a shared one, none for anyone else's.
+pub fn owner_ids(instance: &str, sid: &str) -> Vec<String> {
+    if let Some(id) = owner_id_of(instance, sid) {
+        return vec![id];
     }
     let instance_prefix = instance_sid_prefix(instance);
     let mut owners: Vec<String> = shared_entries(&instance_prefix, sid)
+        .map(|e| e.members)
         .unwrap_or_default()
         .into_iter()
         .map(|(owner, _)| owner)
         .collect();
+    owners.sort();
     owners.dedup();
     owners
 }
 
 /// Replaces the shared statements of `instance` in `doc` by one statement per grant and shape, so
 /// that the merge sees each grant's statements alone. A grant in `scope` gets, for a shape it wants,
-/// the Sid of its desired statement of that shape; any other gets a Sid naming the shape (purpose
-/// `Shared` + shape tag), which the merge removes when the grant is in scope and keeps otherwise.
+/// the Sid of its desired statement of that shape; any other gets a Sid naming it by id and the
+/// shape (`shape_sid`), which the merge removes when the grant is in scope and keeps otherwise.
 /// A principal no entry claims (added by hand, or a deleted role that AWS shows by its unique id)
 /// goes with the statement's members in scope, so converging any of them corrects it; with none in
 /// scope, it stays with the first member.
@@ -78,7 +133,7 @@ pub fn expand(
             continue;
         };
         let sid = statement.sid().unwrap_or_default().to_string();
-        wanted_sid.insert((owner.sid_prefix(), shape), sid);
+        wanted_sid.insert((owner.id().to_string(), shape), sid);
     }
 
     // Each expanded statement takes the place of the first shared statement it came from.
@@ -97,15 +152,22 @@ pub fn expand(
             slots.push(Slot::Kept(statement.clone()));
             continue;
         };
-        let members: BTreeSet<&str> = entries.iter().map(|(owner, _)| owner.as_str()).collect();
+        let members: BTreeSet<&str> = entries
+            .members
+            .iter()
+            .map(|(owner, _)| owner.as_str())
+            .collect();
         let in_scope: Vec<&str> = members
             .iter()
             .copied()
-            .filter(|m| scope.contains_prefix(m))
+            .filter(|m| scope.contains_id(m))
             .collect();
         for principal in principals {
-            let tag = principal_tag(&principal);
+            let tag = entries
+                .form
+                .principal_tag(&canonical_aws_principal(&principal));
             let mut claimed: Vec<&str> = entries
+                .members
                 .iter()
                 .filter(|(_, t)| *t == tag)
                 .map(|(owner, _)| owner.as_str())
@@ -141,7 +203,7 @@ pub fn expand(
                 let sid = wanted_sid
                     .get(&(owner.clone(), shape.clone()))
                     .cloned()
-                    .unwrap_or_else(|| format!("{owner}{SHARED_MARK}{}", shape_tag(shape)));
+                    .unwrap_or_else(|| shape_sid(owner, &shape_tag(shape)));
                 statements.push(with_principals(template, &sid, principals)?);
             }
         }
@@ -167,7 +229,7 @@ pub fn compact(doc: &PolicyDocument, instance: &str) -> Result<PolicyDocument, P
     let mut groups: BTreeMap<Shape, Vec<Member>> = BTreeMap::new();
     for (index, statement) in doc.statements.iter().enumerate() {
         let Some(sid) = statement.sid() else { continue };
-        let Some(owner) = owner_prefix(instance, sid) else {
+        let Some(owner) = owner_id_of(instance, sid) else {
             continue;
         };
         let Some((shape, principals)) = split(statement)? else {
@@ -176,10 +238,12 @@ pub fn compact(doc: &PolicyDocument, instance: &str) -> Result<PolicyDocument, P
         if principals.iter().any(|p| p == "*") {
             continue;
         }
-        let shape_named = sid[owner.len()..] == format!("{SHARED_MARK}{}", shape_tag(&shape));
+        // A grant's part of a shared statement, named by shape (by its id, or before ids by the
+        // grant's 16 hex digits).
+        let shape_named = sid.ends_with(&format!("{SHAPE_MARK}{}", shape_tag(&shape)));
         groups.entry(shape).or_default().push(Member {
             index,
-            owner: owner.to_string(),
+            owner,
             principals,
             shape_named,
         });
@@ -270,7 +334,7 @@ fn shared_statements<'a>(
     units.dedup_by(|a, b| a.0 == b.0 && a.2 == b.2);
     let mut bins: Vec<Bin> = Vec::new();
     for (canonical, written, owner) in units {
-        let tag = tag_of_canonical(&canonical);
+        let tag = EntryForm::Base62.principal_tag(&canonical);
         let fits = |bin: &Bin| bin.tags.get(&tag).is_none_or(|c| *c == canonical);
         let at = match bins.iter().position(fits) {
             Some(at) => at,
@@ -283,7 +347,7 @@ fn shared_statements<'a>(
         if bin.tags.insert(tag.clone(), canonical).is_none() {
             bin.principals.push(written.to_string());
         }
-        let grant_tag = &owner[owner.len() - GRANT_TAG_LEN..];
+        let grant_tag = &owner[instance_prefix.len()..];
         bin.entries.insert(format!("{grant_tag}{tag}"));
     }
     let shape_tag = shape_tag(shape);
@@ -291,34 +355,42 @@ fn shared_statements<'a>(
         .enumerate()
         .map(|(n, bin)| {
             let entries: String = bin.entries.into_iter().collect();
-            let sid = format!("{instance_prefix}{SHARED_MARK}{shape_tag}{n:02x}{entries}");
+            let sid = format!("{instance_prefix}{GROUP_MARK}{shape_tag}{n:02x}{entries}");
             with_principals(template, &sid, &bin.principals)
         })
         .collect()
 }
 
-/// The entries of a shared Sid of the instance whose Sids start with `instance_prefix`: each
-/// member's Sid prefix and principal tag. `None` when `sid` is not one.
-fn shared_entries(instance_prefix: &str, sid: &str) -> Option<Vec<(String, String)>> {
-    let rest = sid
-        .strip_prefix(instance_prefix)?
-        .strip_prefix(SHARED_MARK)?;
-    let lower_hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    let entries = rest.get(SHAPE_TAG_LEN + BIN_TAG_LEN..)?;
-    if !lower_hex(rest) || entries.is_empty() || entries.len() % ENTRY_LEN != 0 {
+/// The entries of a shared Sid of the instance whose Sids start with `instance_prefix`, in
+/// either form. `None` when `sid` is not one.
+fn shared_entries(instance_prefix: &str, sid: &str) -> Option<Entries> {
+    let rest = sid.strip_prefix(instance_prefix)?;
+    let (form, rest) = match rest.strip_prefix(GROUP_MARK) {
+        Some(rest) => (EntryForm::Base62, rest),
+        None => (EntryForm::Hex, rest.strip_prefix(SHAPE_MARK)?),
+    };
+    let head = rest.get(..SHAPE_TAG_LEN + BIN_TAG_LEN)?;
+    let entries = &rest[head.len()..];
+    let len = form.entry_len();
+    if !lower_hex(head)
+        || entries.is_empty()
+        || entries.len() % len != 0
+        || !form.is_entry_text(entries)
+    {
         return None;
     }
-    Some(
-        (0..entries.len() / ENTRY_LEN)
-            .map(|i| {
-                let entry = &entries[i * ENTRY_LEN..(i + 1) * ENTRY_LEN];
-                (
-                    format!("{instance_prefix}{}", &entry[..GRANT_TAG_LEN]),
-                    entry[GRANT_TAG_LEN..].to_string(),
-                )
-            })
-            .collect(),
-    )
+    let grant = form.grant_tag_len();
+    let members = (0..entries.len() / len)
+        .map(|i| {
+            let entry = &entries[i * len..(i + 1) * len];
+            let id = match form {
+                EntryForm::Base62 => entry[..grant].to_string(),
+                EntryForm::Hex => short_tag(&entry[..grant]),
+            };
+            (format!("{instance_prefix}{id}"), entry[grant..].to_string())
+        })
+        .collect();
+    Some(Entries { form, members })
 }
 
 /// A statement's shape and its AWS principals as written; `None` when it names principals some
@@ -379,14 +451,6 @@ fn shape_tag(shape: &Shape) -> String {
     // Serializing sorted maps and sets is deterministic, so the tag is stable across runs.
     let text = serde_json::to_string(shape).unwrap_or_default();
     hex_digest(&[&text])[..SHAPE_TAG_LEN].to_string()
-}
-
-fn principal_tag(principal: &str) -> String {
-    tag_of_canonical(&canonical_aws_principal(principal))
-}
-
-fn tag_of_canonical(canonical: &str) -> String {
-    hex_digest(&[canonical])[..PRINCIPAL_TAG_LEN].to_string()
 }
 
 #[cfg(test)]
@@ -486,9 +550,9 @@ mod tests {
         assert_eq!(doc.statements[0], foreign());
         let shared = &doc.statements[1];
         let sid = shared.sid().expect("sid");
-        let mut members = owner_prefixes(INSTANCE, sid);
+        let mut members = owner_ids(INSTANCE, sid);
         members.sort();
-        let mut expected = vec![a.sid_prefix(), b.sid_prefix(), c.sid_prefix()];
+        let mut expected = vec![a.id().to_string(), b.id().to_string(), c.id().to_string()];
         expected.sort();
         assert_eq!(members, expected);
         assert_eq!(readers(&doc), BTreeSet::from([role(1), role(2), role(3)]));
@@ -550,7 +614,7 @@ mod tests {
         // b alone keeps a shared statement naming it, which it converges on without a write.
         let left = merged.document;
         let sid = left.statements[1].sid().expect("sid");
-        assert_eq!(owner_prefixes(INSTANCE, sid), vec![b.sid_prefix()]);
+        assert_eq!(owner_ids(INSTANCE, sid), vec![b.id().to_string()]);
         let again = run(
             Some(&left),
             OwnershipScope::new([&b]),
@@ -599,10 +663,11 @@ mod tests {
 
     #[test]
     fn principals_whose_tags_collide_never_share_a_statement() {
-        // Find two roles whose principal tags collide (20 bits: a few thousand tries).
+        // Find two roles whose principal tags collide (3 base-62 digits: a few hundred tries).
+        let tag = |n| EntryForm::Base62.principal_tag(&canonical_aws_principal(&role(n)));
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let (x, y) = (0..1_000_000)
-            .find_map(|n| seen.insert(principal_tag(&role(n)), n).map(|m| (m, n)))
+            .find_map(|n| seen.insert(tag(n), n).map(|m| (m, n)))
             .expect("a collision");
         let (a, b) = (owner("a"), owner("b"));
         let doc = apply(None, &[(&a, vec![role(x)]), (&b, vec![role(y)])]);
@@ -673,10 +738,83 @@ mod tests {
         let doc = apply(None, &[(&a, vec![role(1)]), (&b, vec![role(2)])]);
         let sid = doc.statements[0].sid().expect("sid").to_string();
         assert!(sid.chars().all(|c| c.is_ascii_alphanumeric()), "{sid}");
-        assert_eq!(owner_prefixes(INSTANCE, &sid).len(), 2);
-        assert!(owner_prefixes("other", &sid).is_empty());
-        assert!(owner_prefixes(INSTANCE, &sid[..sid.len() - 1]).is_empty());
-        assert!(owner_prefixes(INSTANCE, &format!("{sid}X")).is_empty());
-        assert!(owner_prefixes(INSTANCE, &sid.to_uppercase()).is_empty());
+        assert_eq!(owner_ids(INSTANCE, &sid).len(), 2);
+        assert!(owner_ids("other", &sid).is_empty());
+        assert!(owner_ids(INSTANCE, &sid[..sid.len() - 1]).is_empty());
+        assert!(owner_ids(INSTANCE, &format!("{sid}X")).is_empty());
+        assert!(owner_ids(INSTANCE, &sid.to_uppercase()).is_empty());
+    }
+
+    /// `doc` with its one shared statement's Sid written as before ids: `Shared`, each member's
+    /// 16 hex digits and 5 hex digits hashing its principal.
+    fn in_hex_form(doc: &PolicyDocument, members: &[(&GrantOwner, String)]) -> PolicyDocument {
+        let shared = &doc.statements[0];
+        let (shape, _) = split(shared).expect("valid").expect("aws principals");
+        let instance = instance_sid_prefix(INSTANCE);
+        let entries: String = members
+            .iter()
+            .map(|(o, p)| {
+                let grant = &o.sid_prefix()[instance.len()..];
+                let principal = EntryForm::Hex.principal_tag(&canonical_aws_principal(p));
+                format!("{grant}{principal}")
+            })
+            .collect();
+        let sid = format!("{instance}{SHAPE_MARK}{}00{entries}", shape_tag(&shape));
+        let principals: Vec<String> = members.iter().map(|(_, p)| p.clone()).collect();
+        PolicyDocument {
+            statements: vec![with_principals(shared, &sid, &principals).expect("valid")],
+            ..PolicyDocument::new()
+        }
+    }
+
+    #[test]
+    fn shared_statements_written_before_ids_are_read_and_rewritten_at_the_next_change() {
+        let (a, b, c) = (owner("a"), owner("b"), owner("c"));
+        let now = apply(None, &[(&a, vec![role(1)]), (&b, vec![role(2)])]);
+        let before = in_hex_form(&now, &[(&a, role(1)), (&b, role(2))]);
+        let sid = before.statements[0].sid().expect("sid").to_string();
+        assert!(sid.contains("Shared") && !sid.contains("Group"), "{sid}");
+        let mut members = owner_ids(INSTANCE, &sid);
+        members.sort();
+        let mut expected = vec![a.id().to_string(), b.id().to_string()];
+        expected.sort();
+        assert_eq!(members, expected);
+        // A member that is converged finds its access there: nothing to write, kept as it is.
+        let same = run(
+            Some(&before),
+            OwnershipScope::new([&a]),
+            &[read(&a, &[&role(1)])],
+        );
+        assert_eq!(same.decision, WriteDecision::Unchanged);
+        assert_eq!(same.document, before);
+        // The next change writes today's form, with every member's access.
+        let grown = apply(Some(&before), &[(&c, vec![role(3)])]);
+        assert_eq!(grown.statements.len(), 1, "{}", grown.to_pretty_string());
+        let sid = grown.statements[0].sid().expect("sid");
+        assert!(sid.contains("Group"), "{sid}");
+        assert_eq!(owner_ids(INSTANCE, sid).len(), 3);
+        assert_eq!(readers(&grown), BTreeSet::from([role(1), role(2), role(3)]));
+        // Revoking a member of the old form takes out only its principal.
+        let merged = revoke(&before, &a);
+        assert_eq!(readers(&merged.document), BTreeSet::from([role(2)]));
+        let left = merged.document.statements[0].sid().expect("sid");
+        assert_eq!(owner_ids(INSTANCE, left), vec![b.id().to_string()]);
+    }
+
+    #[test]
+    fn an_entry_is_ten_characters_per_grant_and_principal() {
+        let grants: Vec<GrantOwner> = (0..5).map(|n| owner(&format!("g{n}"))).collect();
+        let two = apply(
+            None,
+            &[(&grants[0], vec![role(0)]), (&grants[1], vec![role(1)])],
+        );
+        let all: Vec<(&GrantOwner, Vec<String>)> = grants
+            .iter()
+            .enumerate()
+            .map(|(n, o)| (o, vec![role(n)]))
+            .collect();
+        let five = apply(None, &all);
+        let len = |d: &PolicyDocument| d.statements[0].sid().expect("sid").len();
+        assert_eq!(len(&five) - len(&two), 3 * 10);
     }
 }

@@ -156,6 +156,17 @@ impl PolicyDocument {
     pub fn same_meaning(&self, other: &PolicyDocument) -> bool {
         matches!((self.canonical(), other.canonical()), (Ok(a), Ok(b)) if a == b)
     }
+
+    /// The AWS principals its statements name in `Principal`, in canonical form (statements that
+    /// cannot be read are skipped).
+    pub fn aws_principals(&self) -> std::collections::BTreeSet<String> {
+        self.statements
+            .iter()
+            .filter_map(|s| s.canonical().ok())
+            .filter_map(|c| c.principal)
+            .flat_map(|p| p.get("AWS").cloned().unwrap_or_default())
+            .collect()
+    }
 }
 
 impl Default for PolicyDocument {

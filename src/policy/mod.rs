@@ -14,13 +14,13 @@ mod principal;
 mod size;
 
 pub use canonical::{CanonicalDocument, CanonicalStatement};
-pub use compact::{compact, expand, owner_prefixes};
+pub use compact::{compact, expand, owner_ids};
 pub use document::{PolicyDocument, Statement};
 pub use error::PolicyError;
 pub use merge::{
     ChangeKind, Merged, RELEASED_SID_PREFIX, StatementChange, WriteDecision, converge, merge,
     release,
 };
-pub use ownership::{GrantOwner, OwnershipScope, SID_PREFIX, instance_sid_prefix, owner_prefix};
+pub use ownership::{GrantOwner, OwnershipScope, SID_PREFIX, instance_sid_prefix, owner_id};
 pub use principal::{account_root_arn, is_unique_id, partition_for_region};
 pub use size::{SizeLimit, SizeUnit};

@@ -47,10 +47,16 @@ pub enum Fault {
     /// Keep the connection open and never answer (a black hole: a lost packet path, a hung
     /// load balancer).
     Stall,
-    /// `400 MalformedPolicy` (`Invalid principal in policy`): what S3 answers for a bucket policy
-    /// naming a principal that does not exist. Given by [`FaultProxy::refuse_policies_naming`],
-    /// never drawn at random.
-    MalformedPolicy,
+    /// What each service answers for a resource policy naming a principal it does not know (one
+    /// that does not exist, or was created moments ago): S3 `400 MalformedPolicy` "Invalid
+    /// principal in policy", ECR `400 InvalidParameterException` "… 'Principal not found'", KMS
+    /// `400 MalformedPolicyDocumentException` "… one or more invalid principals", IAM
+    /// `400 MalformedPolicyDocument` "Invalid principal in policy: …". Given by
+    /// [`FaultProxy::refuse_principal`], never drawn at random.
+    PrincipalRefused,
+    /// IAM's `404 NoSuchEntity` for `GetRole`: a role created moments ago that IAM does not return
+    /// yet. Given by [`FaultProxy::hide_role`], never drawn at random.
+    NoSuchEntity,
 }
 
 impl Fault {
@@ -174,8 +180,11 @@ struct State {
     /// Names that change from one test run to the next (KMS key ids), and what to read instead
     /// when deciding.
     renames: Vec<(String, String)>,
-    /// Bucket policies naming one of these are refused ([`Fault::MalformedPolicy`]).
-    refused: Vec<String>,
+    /// Policy writes naming one of these are refused ([`Fault::PrincipalRefused`]), each as
+    /// many more times as it says (`None`: always).
+    refused: Vec<(String, Option<u64>)>,
+    /// Roles `GetRole` does not find, each as many more times as it says.
+    hidden: Vec<(String, u64)>,
 }
 
 /// The proxy, listening on a loopback port until dropped.
@@ -245,7 +254,20 @@ impl FaultProxy {
     /// S3 refuses a policy naming a principal that does not exist: the whole document, whatever
     /// else is in it.
     pub fn refuse_policies_naming(&self, needle: &str) {
-        self.lock().refused.push(needle.to_string());
+        self.refuse_principal(needle, None);
+    }
+
+    /// Refuses the first `times` (`None`: every) resource policy writes whose document contains
+    /// `needle` (a principal's name), in each service's words ([`Fault::PrincipalRefused`]): the
+    /// principal "appears" after that, as a role does once IAM has propagated it.
+    pub fn refuse_principal(&self, needle: &str, times: Option<u64>) {
+        self.lock().refused.push((needle.to_string(), times));
+    }
+
+    /// Answers the next `times` `GetRole` calls for the role `name` with `NoSuchEntity`, as IAM
+    /// may just after creating it.
+    pub fn hide_role(&self, name: &str, times: u64) {
+        self.lock().hidden.push((name.to_string(), times));
     }
 
     /// Forgets the requests seen so far (not the repeat counts, so decisions keep moving on).
@@ -292,13 +314,29 @@ async fn handle(
             *n += 1;
             *n
         };
-        let refused = operation == "PutBucketPolicy"
-            && state
-                .refused
-                .iter()
-                .any(|needle| String::from_utf8_lossy(&body).contains(needle.as_str()));
+        let refused = RESOURCE_POLICY_WRITES.contains(&operation.as_str()) && {
+            let text = percent_decoded(&String::from_utf8_lossy(&body));
+            let hit = state.refused.iter_mut().find(|(needle, times)| {
+                text.contains(needle.as_str()) && times.is_none_or(|n| n > 0)
+            });
+            hit.map(|(_, times)| {
+                if let Some(n) = times {
+                    *n -= 1;
+                }
+            })
+            .is_some()
+        };
+        let hidden = operation == "GetRole" && {
+            let text = String::from_utf8_lossy(&body);
+            let hit = state.hidden.iter_mut().find(|(name, times)| {
+                *times > 0 && text.split('&').any(|p| p == format!("RoleName={name}"))
+            });
+            hit.map(|(_, times)| *times -= 1).is_some()
+        };
         let fault = if refused {
-            Some(Fault::MalformedPolicy)
+            Some(Fault::PrincipalRefused)
+        } else if hidden {
+            Some(Fault::NoSuchEntity)
         } else {
             state
                 .plan
@@ -346,6 +384,42 @@ async fn handle(
         }
     }
     result
+}
+
+/// The writes of policies with principals that AWS checks.
+const RESOURCE_POLICY_WRITES: &[&str] = &[
+    "PutBucketPolicy",
+    "SetRepositoryPolicy",
+    "PutKeyPolicy",
+    "UpdateAssumeRolePolicy",
+    "CreateRole",
+];
+
+/// `text` with `%XX` escapes and `+` decoded (IAM's form-encoded bodies), so that a principal's
+/// name is found whatever the protocol.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The fault for the `repeat`-th sending of the request `key`, if it gets one.
@@ -475,10 +549,32 @@ fn error_response(service: &str, fault: Fault) -> Response<Full<Bytes>> {
             "Rate exceeded",
         ),
         (true, _, Protocol::Query) => (StatusCode::BAD_REQUEST, "Throttling", "Rate exceeded"),
-        (_, Fault::MalformedPolicy, _) => (
-            StatusCode::BAD_REQUEST,
-            "MalformedPolicy",
-            "Invalid principal in policy",
+        (_, Fault::PrincipalRefused, _) => match service {
+            "ecr" => (
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterException",
+                "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Principal not found'",
+            ),
+            "kms" => (
+                StatusCode::BAD_REQUEST,
+                "MalformedPolicyDocumentException",
+                "Policy contains a statement with one or more invalid principals.",
+            ),
+            "iam" => (
+                StatusCode::BAD_REQUEST,
+                "MalformedPolicyDocument",
+                "Invalid principal in policy",
+            ),
+            _ => (
+                StatusCode::BAD_REQUEST,
+                "MalformedPolicy",
+                "Invalid principal in policy",
+            ),
+        },
+        (_, Fault::NoSuchEntity, _) => (
+            StatusCode::NOT_FOUND,
+            "NoSuchEntity",
+            "The role cannot be found.",
         ),
         (_, Fault::RequestLimitExceeded, _) => (
             StatusCode::SERVICE_UNAVAILABLE,

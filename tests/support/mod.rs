@@ -175,7 +175,9 @@ pub fn sids(policy: &str) -> Vec<Option<String>> {
 /// Whether the statement with this Sid holds access of `owner`: its own statement, or a shared
 /// statement (grants differing only in principals, compacted) it is a member of.
 pub fn held_by(sid: &str, owner: &xacct::policy::GrantOwner) -> bool {
-    xacct::policy::owner_prefixes(&owner.instance, sid).contains(&owner.sid_prefix())
+    xacct::policy::owner_ids(&owner.instance, sid)
+        .iter()
+        .any(|id| id == owner.id())
 }
 
 /// Creates a DB instance in the emulator (encrypted with `key` when given; moto also makes an
