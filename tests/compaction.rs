@@ -96,21 +96,29 @@ fn set(items: &[String]) -> BTreeSet<String> {
     items.iter().cloned().collect()
 }
 
+/// Creates the bucket `lake` with a policy holding someone's `Console` statement, then `more`;
+/// returns that statement.
+async fn lake_with_console_statement(s3: &aws_sdk_s3::Client, more: &[Value]) -> Value {
+    s3.create_bucket().bucket("lake").send().await.unwrap();
+    let foreign = json!({"Sid": "Console", "Effect": "Allow", "Principal": {"AWS": role("Auditor")},
+        "Action": "s3:GetObject", "Resource": "arn:aws:s3:::lake/*"});
+    let mut statements = vec![foreign.clone()];
+    statements.extend_from_slice(more);
+    s3.put_bucket_policy()
+        .bucket("lake")
+        .policy(json!({"Version": "2012-10-17", "Statement": statements}).to_string())
+        .send()
+        .await
+        .unwrap();
+    foreign
+}
+
 #[tokio::test]
 async fn grants_share_statements_and_deleting_one_takes_out_only_its_principals() {
     let moto = Moto::start();
     let connector = moto.connector().await;
     let data = clients(&connector, DATA_ACCOUNT).await;
-    data.s3.create_bucket().bucket("lake").send().await.unwrap();
-    let foreign = json!({"Sid": "Console", "Effect": "Allow", "Principal": {"AWS": role("Auditor")},
-        "Action": "s3:GetObject", "Resource": "arn:aws:s3:::lake/*"});
-    data.s3
-        .put_bucket_policy()
-        .bucket("lake")
-        .policy(json!({"Version": "2012-10-17", "Statement": [foreign.clone()]}).to_string())
-        .send()
-        .await
-        .unwrap();
+    let foreign = lake_with_console_statement(&data.s3, &[]).await;
     create_role(&data.iam, "Shared", "ec2.amazonaws.com").await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -292,20 +300,8 @@ async fn shared_statements_written_before_grant_ids_are_kept_until_the_next_chan
     let moto = Moto::start();
     let connector = moto.connector().await;
     let data = clients(&connector, DATA_ACCOUNT).await;
-    data.s3.create_bucket().bucket("lake").send().await.unwrap();
-    let foreign = json!({"Sid": "Console", "Effect": "Allow", "Principal": {"AWS": role("Auditor")},
-        "Action": "s3:GetObject", "Resource": "arn:aws:s3:::lake/*"});
     let before = written_before_ids(&[("a", "A"), ("b", "B")]);
-    data.s3
-        .put_bucket_policy()
-        .bucket("lake")
-        .policy(
-            json!({"Version": "2012-10-17", "Statement": [foreign.clone(), before.clone()]})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let foreign = lake_with_console_statement(&data.s3, std::slice::from_ref(&before)).await;
     let dir = tempfile::tempdir().unwrap();
     let a = grant("a", "S3Bucket", "lake", &["role/A"]);
     let b = grant("b", "S3Bucket", "lake", &["role/B"]);

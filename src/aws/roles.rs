@@ -112,19 +112,18 @@ const VISIBLE_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 /// IAM still does not return after [`VISIBLE_READS`] reads fails the write as `NotFound`, tried
 /// again on the next run.
 async fn await_visible(client: &Client, account_id: &str, role: &str) -> Result<(), AwsError> {
-    for read in 1..=VISIBLE_READS {
-        match client.get_role().role_name(role).send().await {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                let e = AwsError::from_sdk(&e, "iam:GetRole", account_id, NO_SUCH_ENTITY);
-                if e.kind != AwsErrorKind::NotFound || read == VISIBLE_READS {
-                    return Err(e);
-                }
-            }
+    let mut read = 1;
+    loop {
+        let Err(e) = client.get_role().role_name(role).send().await else {
+            return Ok(());
+        };
+        let e = AwsError::from_sdk(&e, "iam:GetRole", account_id, NO_SUCH_ENTITY);
+        if e.kind != AwsErrorKind::NotFound || read == VISIBLE_READS {
+            return Err(e);
         }
+        read += 1;
         tokio::time::sleep(VISIBLE_PAUSE).await;
     }
-    Ok(())
 }
 
 /// Deletes a role this instance created, with xacct's inline policy. A role that is gone counts as

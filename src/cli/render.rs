@@ -154,7 +154,7 @@ fn target_text(out: &mut String, t: &TargetReport) {
         change_text(out, change);
     }
     if let Some(size) = &t.size {
-        let _ = writeln!(out, "  size: {} of {} {}", size.size, size.limit, size.unit);
+        let _ = writeln!(out, "  size: {} of {} {}", size.used, size.limit, size.unit);
     }
     for note in &t.notes {
         let _ = writeln!(out, "  note: {note}");

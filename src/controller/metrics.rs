@@ -172,8 +172,8 @@ impl Metrics {
                 (_, "delete", true) => {
                     sizes.remove(&key);
                 }
-                (Some(size), "none", _) | (Some(size), _, true) if size.limit > 0 => {
-                    sizes.insert(key, size.size as f64 / size.limit as f64);
+                (Some(size), "none", _) | (Some(size), _, true) => {
+                    sizes.insert(key, size.ratio());
                 }
                 _ => {}
             }
@@ -312,7 +312,8 @@ impl prometheus_client::collector::Collector for GrantStates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{SizeReport, TargetReport};
+    use crate::api::PolicySize;
+    use crate::engine::TargetReport;
 
     #[test]
     fn a_grant_that_ends_not_ready_is_counted_as_failed_unless_it_waits_for_an_account() {
@@ -363,7 +364,7 @@ mod tests {
     fn policy(
         account: &str,
         arn: &str,
-        used: usize,
+        used: u32,
         action: &'static str,
         done: bool,
     ) -> TargetReport {
@@ -376,8 +377,8 @@ mod tests {
             done,
             grants: Vec::new(),
             changes: Vec::new(),
-            size: Some(SizeReport {
-                size: used,
+            size: Some(PolicySize {
+                used,
                 limit: 1000,
                 unit: "bytes".into(),
             }),

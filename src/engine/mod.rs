@@ -22,7 +22,7 @@ pub use error::{FieldError, GrantError};
 pub use gc::{GcReport, OrphanReport, live_owners};
 pub use plan::{GrantState, Plan, PlannedGrant, PlannedTarget, TargetPlan};
 pub use reason::{Class, Reason};
-pub use report::{ChangeReport, ConditionReport, GrantReport, Report, SizeReport, TargetReport};
+pub use report::{ChangeReport, ConditionReport, GrantReport, Report, TargetReport};
 pub use resolve::{
     AccountDirectory, DEFAULT_REGION, KeyArn, Purpose, ResolvedGrant, account_access, home_region,
     identity_holder, invoke_role_name, namespace_allowed, resolve_grant, resource_region,

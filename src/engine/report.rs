@@ -44,9 +44,9 @@ pub struct TargetReport {
     pub grants: Vec<String>,
     /// Owned statements added, changed or removed.
     pub changes: Vec<ChangeReport>,
-    /// Size of the written document and the service's limit.
+    /// The document's size after the run against the service's limit.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<SizeReport>,
+    pub size: Option<PolicySize>,
     /// Things worth knowing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -71,18 +71,6 @@ pub struct ChangeReport {
     /// The statement after.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
-}
-
-/// A document's size against its limit.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SizeReport {
-    /// Measured size.
-    pub size: usize,
-    /// Limit.
-    pub limit: usize,
-    /// What is counted.
-    pub unit: String,
 }
 
 /// An error with its status reason.
@@ -237,16 +225,19 @@ fn planned_grant(
     withdrawn: Option<&GrantError>,
     dry_run: bool,
 ) -> (Vec<PlannedTarget>, Option<String>, usize, ConditionReport) {
-    let plans: Vec<&TargetPlan> = targets
+    // Each of its places with the plan of that policy, when there is one.
+    let placed: Vec<(&PlannedTarget, Option<&TargetPlan>)> = targets
         .iter()
-        .filter_map(|planned| {
-            plan.targets.iter().find(|t| {
+        .map(|planned| {
+            let policy = plan.targets.iter().find(|t| {
                 t.target.arn == planned.arn
                     && t.target.kind == planned.location.kind
                     && (t.owners.contains(owner) || t.released.contains(owner))
-            })
+            });
+            (planned, policy)
         })
         .collect();
+    let plans: Vec<&TargetPlan> = placed.iter().filter_map(|(_, t)| *t).collect();
     let changes = plans
         .iter()
         .filter_map(|t| t.merged.as_ref())
@@ -274,21 +265,17 @@ fn planned_grant(
         ),
         None => grant_condition(operation, dry_run, &plans, owner),
     };
-    let targets = targets
-        .iter()
-        .map(|planned| PlannedTarget {
-            size: plans
-                .iter()
-                .find(|t| t.target.arn == planned.arn && t.target.kind == planned.location.kind)
-                .and_then(|t| t.size)
-                .map(policy_size),
+    let targets = placed
+        .into_iter()
+        .map(|(planned, policy)| PlannedTarget {
+            size: policy.and_then(|t| t.size).map(policy_size),
             ..planned.clone()
         })
         .collect();
     (targets, role_arn.clone(), changes, ready)
 }
 
-/// A measured size as the grant's status carries it.
+/// A measured size as reports and the grant's status carry it.
 fn policy_size((used, limit): (usize, SizeLimit)) -> PolicySize {
     let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     PolicySize {
@@ -324,11 +311,7 @@ fn target_report(t: &TargetPlan) -> TargetReport {
                 after: c.after.as_ref().map(|s| redacted(s.as_json())),
             })
             .collect(),
-        size: t.size.map(|(size, limit)| SizeReport {
-            size,
-            limit: limit.max,
-            unit: limit.unit.to_string(),
-        }),
+        size: t.size.map(policy_size),
         notes: t.notes.clone(),
         error: t.error.as_ref().map(ErrorReport::from),
     }

@@ -112,7 +112,7 @@ impl GrantOwner {
 /// The id of the grant that owns the statement `sid` on its own (a grant's own statement, or its
 /// part of a shared statement named by shape); `None` for a shared statement and for anyone
 /// else's.
-pub fn owner_id(sid: &str) -> Option<String> {
+pub(super) fn owner_id(sid: &str) -> Option<String> {
     let rest = sid.strip_prefix(SID_PREFIX)?;
     let instance = rest.get(..INSTANCE_TAG_LEN).filter(|t| lower_hex(t))?;
     let grant = &rest[INSTANCE_TAG_LEN..];
@@ -130,7 +130,7 @@ pub fn owner_id(sid: &str) -> Option<String> {
 }
 
 /// The id of the grant of `instance` that owns `sid` on its own (see [`owner_id`]).
-pub fn owner_id_of(instance: &str, sid: &str) -> Option<String> {
+pub(super) fn owner_id_of(instance: &str, sid: &str) -> Option<String> {
     owner_id(sid).filter(|id| id.starts_with(&instance_sid_prefix(instance)))
 }
 

@@ -250,16 +250,10 @@ impl FaultProxy {
             .push((volatile.to_string(), stable.to_string()));
     }
 
-    /// Refuses every `PutBucketPolicy` whose document contains `needle` (a principal's name), as
-    /// S3 refuses a policy naming a principal that does not exist: the whole document, whatever
-    /// else is in it.
-    pub fn refuse_policies_naming(&self, needle: &str) {
-        self.refuse_principal(needle, None);
-    }
-
     /// Refuses the first `times` (`None`: every) resource policy writes whose document contains
     /// `needle` (a principal's name), in each service's words ([`Fault::PrincipalRefused`]): the
-    /// principal "appears" after that, as a role does once IAM has propagated it.
+    /// whole document, whatever else is in it. The principal "appears" after that, as a role does
+    /// once IAM has propagated it.
     pub fn refuse_principal(&self, needle: &str, times: Option<u64>) {
         self.lock().refused.push((needle.to_string(), times));
     }
