@@ -5,6 +5,7 @@
 pub mod controller;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod iam_eval;
 pub mod kube_api;
 pub mod process;
 
