@@ -1150,6 +1150,67 @@ async fn turning_public_principals_off_revokes_a_grant_to_anyone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_grant_waits_for_consent_and_loses_its_access_with_it() {
+    const ORG: &str = "o-a1b2c3d4e5";
+    let h = Harness::start(&["lake"]).await;
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
+    let org = GrantFixture::new("batch", "org")
+        .extra(json!({"grantee": {"organization": {"id": ORG}}}))
+        .build();
+    create(&h.grants("batch"), &org).await;
+    // Not listed in allowedOrganizations: refused, nothing written.
+    let message = h
+        .wait_ready("batch", "org", "False", "OrganizationNotAllowed")
+        .await;
+    assert!(
+        message.contains("does not allow grants to organization o-a1b2c3d4e5"),
+        "{message}"
+    );
+    assert_eq!(h.policy("lake").await, [Some("Foreign".to_string())]);
+
+    // Consent given: the bucket lets in anyone of the organization.
+    merge_spec(
+        &h.accounts(),
+        "data-prod",
+        json!({"allowedOrganizations": [ORG]}),
+    )
+    .await;
+    h.wait_ready("batch", "org", "True", "Applied").await;
+    let written =
+        h.s3.get_bucket_policy()
+            .bucket("lake")
+            .send()
+            .await
+            .expect("a bucket policy")
+            .policy
+            .unwrap_or_default();
+    assert!(
+        written.contains("\"aws:PrincipalOrgID\":\"o-a1b2c3d4e5\""),
+        "{written}"
+    );
+
+    // Consent withdrawn: taken back, with a Warning event.
+    merge_spec(
+        &h.accounts(),
+        "data-prod",
+        json!({"allowedOrganizations": []}),
+    )
+    .await;
+    let message = h
+        .wait_ready("batch", "org", "False", "OrganizationNotAllowed")
+        .await;
+    assert!(revoked(&message), "{message}");
+    assert_eq!(h.policy("lake").await, [Some("Foreign".to_string())]);
+    assert!(
+        h.events("batch")
+            .await
+            .iter()
+            .any(|(t, r, _)| t == "Warning" && r == "OrganizationNotAllowed")
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_moved_to_a_missing_bucket_or_an_account_not_ready_leaves_nothing_behind() {
     let h = mover_on_old_lake(&["old-lake", "lake"]).await;
 

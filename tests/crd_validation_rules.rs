@@ -15,7 +15,8 @@ use xacct::api::{AwsAccount, CrossAccountGrant};
 const PRINCIPAL_MESSAGE: &str = "each principal must be an IAM role or user ARN, arn:aws:iam::ACCOUNT:root, an assumed-role session ARN, role/NAME, user/NAME or instanceProfile/NAME";
 const ACCOUNT_ID_MESSAGE: &str = "accountId must be a 12-digit AWS account id";
 const ACCESS_OR_ACTIONS_MESSAGE: &str = "set access (presets) or actions (or both)";
-const GRANTEE_MESSAGE: &str = "set exactly one of grantee.accountId and grantee.account";
+const GRANTEE_MESSAGE: &str =
+    "set exactly one of grantee.accountId, grantee.account and grantee.organization";
 const ROLE_IN_ACCOUNT_MESSAGE: &str = "assumeRole.roleArn must be a role in accountId";
 const ROLE_ARN_MESSAGE: &str =
     "roleArn must be an IAM role ARN like arn:aws:iam::222222222222:role/xacct-manager";
@@ -349,6 +350,83 @@ fn grantee_with_neither_account_id_nor_account_is_refused() {
     assert_refused(
         s3_grant_with_grantee("{principals: [role/BatchJobRole]}").validate_cel(),
         &[("spec.grantee", GRANTEE_MESSAGE)],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grantee: an organization
+// ---------------------------------------------------------------------------------------------
+
+const ORG_ID_MESSAGE: &str = "organization id must look like o-a1b2c3d4e5";
+const ORG_PATH_MESSAGE: &str =
+    "each path must look like o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/ (optionally ending with *)";
+
+#[test]
+fn an_organization_grantee_with_or_without_paths_is_accepted() {
+    assert_accepted(s3_grant_with_grantee("{organization: {id: o-a1b2c3d4e5}}").validate_cel());
+    assert_accepted(
+        s3_grant_with_grantee(
+            "{organization: {id: o-a1b2c3d4e5, paths: [o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/, 'o-a1b2c3d4e5/r-ab12/ou-ab12-22222222/*']}}",
+        )
+        .validate_cel(),
+    );
+}
+
+#[test]
+fn an_organization_id_or_path_of_the_wrong_form_is_refused() {
+    assert_refused(
+        s3_grant_with_grantee("{organization: {id: o-short}}").validate_cel(),
+        &[("spec.grantee.organization.id", ORG_ID_MESSAGE)],
+    );
+    assert_refused(
+        s3_grant_with_grantee(
+            "{organization: {id: o-a1b2c3d4e5, paths: [o-a1b2c3d4e5/ou-ab12-11111111/]}}",
+        )
+        .validate_cel(),
+        &[("spec.grantee.organization.paths", ORG_PATH_MESSAGE)],
+    );
+    assert_refused(
+        s3_grant_with_grantee("{organization: {id: o-a1b2c3d4e5, paths: [o-zzzzzzzzzz/r-ab12/]}}")
+            .validate_cel(),
+        &[(
+            "spec.grantee.organization",
+            "each path must start with the organization's id",
+        )],
+    );
+    assert_refused(
+        account("accountId: \"222222222222\"\nallowedOrganizations: [o-a1b2c3d4e5, O-CAPITALS00]")
+            .validate_cel(),
+        &[(
+            "spec.allowedOrganizations",
+            "each organization id must look like o-a1b2c3d4e5",
+        )],
+    );
+}
+
+#[test]
+fn an_organization_grantee_names_no_principals_no_account_and_no_grantee_side() {
+    assert_refused(
+        s3_grant_with_grantee("{organization: {id: o-a1b2c3d4e5}, principals: [role/Job]}")
+            .validate_cel(),
+        &[(
+            "spec.grantee",
+            "an organization grantee names no principals: every principal of the organization (or of its paths) is granted",
+        )],
+    );
+    assert_refused(
+        s3_grant_with_grantee("{organization: {id: o-a1b2c3d4e5}, accountId: \"111111111111\"}")
+            .validate_cel(),
+        &[("spec.grantee", GRANTEE_MESSAGE)],
+    );
+    assert_refused(
+        grant(
+            "resource: {account: data-prod, kind: S3Bucket, name: lake}\ngrantee: {organization: {id: o-a1b2c3d4e5}}\naccess: [read]\ngranteeSide: Manage",
+        )
+        .validate_cel(),
+        &[
+            ("spec", "an organization grantee has no grantee side: granteeSide must be None"),
+            ("spec", "granteeSide: Manage needs grantee.account (the grantee's AwsAccount): xacct can only write identity policies in an account it manages"),
+        ],
     );
 }
 

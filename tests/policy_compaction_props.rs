@@ -32,7 +32,8 @@ fn role(n: usize) -> String {
 }
 
 /// Principals grants pick from: two roles whose hashes in a shared Sid collide (found once), one
-/// account written both ways, and two more roles.
+/// account written both ways, two more roles, and anyone (`*`: an organization's grant, or a public
+/// one).
 fn pool() -> &'static [String] {
     static POOL: OnceLock<Vec<String>> = OnceLock::new();
     POOL.get_or_init(|| {
@@ -44,6 +45,7 @@ fn pool() -> &'static [String] {
             "arn:aws:iam::222222222222:root".into(),
             role(1_000_001),
             role(1_000_002),
+            "*".into(),
         ]
     })
 }

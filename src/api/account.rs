@@ -4,7 +4,9 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::common::Condition;
-use super::patterns::{ACCOUNT_ID, EXTERNAL_ID, REGION, ROLE_ARN, SESSION_NAME, matches};
+use super::patterns::{
+    ACCOUNT_ID, EXTERNAL_ID, ORGANIZATION_ID, REGION, ROLE_ARN, SESSION_NAME, all_match, matches,
+};
 
 /// An AWS account that xacct may change policies in (cluster-scoped).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -45,6 +47,12 @@ pub struct AwsAccountSpec {
     /// Whether grants may name the principal `*` (anyone) on this account's resources.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_public_principals: bool,
+    /// AWS Organizations (ids) whose principals grants may give access to this account's resources
+    /// (`grantee.organization`). Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(length(max = 34)))]
+    #[x_kube(validation = Rule::new(all_match(ORGANIZATION_ID)).message("each organization id must look like o-a1b2c3d4e5"))]
+    pub allowed_organizations: Vec<String>,
 }
 
 /// The role xacct assumes to act in the account.

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{Condition, DeletionPolicy};
 use super::patterns::{
-    ACCOUNT_ID, ACTION, EXTERNAL_ID, MAX_ACTIONS, MAX_PRINCIPAL_LEN, MAX_PRINCIPALS, PRINCIPAL_ARN,
-    PRINCIPAL_SHORT, REGION, all_match, matches,
+    ACCOUNT_ID, ACTION, EXTERNAL_ID, MAX_ACTIONS, MAX_PRINCIPAL_LEN, MAX_PRINCIPALS,
+    ORGANIZATION_ID, ORGANIZATION_PATH, PRINCIPAL_ARN, PRINCIPAL_SHORT, REGION, all_match, matches,
 };
 
 /// Access to one resource in a managed account for principals of another account (namespaced).
@@ -47,6 +47,7 @@ use super::patterns::{
 #[x_kube(validation = Rule::new("self.resource.kind != 'SageMakerEndpoint' || self.access.all(a, a == 'invoke')").message("the access preset for SageMakerEndpoint is invoke"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'SageMakerEndpoint' || self.actions.all(a, a.startsWith('sagemaker:InvokeEndpoint'))").message("actions on a SageMakerEndpoint are sagemaker:InvokeEndpoint, sagemaker:InvokeEndpointAsync and sagemaker:InvokeEndpointWithResponseStream"))]
 #[x_kube(validation = Rule::new("!has(self.externalId) || self.resource.kind == 'IamRole' || self.resource.kind == 'SageMakerEndpoint'").message("externalId applies to IamRole and SageMakerEndpoint grants only"))]
+#[x_kube(validation = Rule::new("!has(self.grantee.organization) || !has(self.granteeSide) || self.granteeSide == 'None'").message("an organization grantee has no grantee side: granteeSide must be None"))]
 #[x_kube(validation = Rule::new("!has(self.granteeSide) || self.granteeSide == 'None' || has(self.grantee.account)").message("granteeSide: Manage needs grantee.account (the grantee's AwsAccount): xacct can only write identity policies in an account it manages"))]
 pub struct CrossAccountGrantSpec {
     /// The resource to share, in a managed account.
@@ -166,7 +167,8 @@ pub enum ResourceKind {
 /// Who gets access.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.accountId) != has(self.account)").message("set exactly one of grantee.accountId and grantee.account"))]
+#[x_kube(validation = Rule::new("(has(self.accountId) ? 1 : 0) + (has(self.account) ? 1 : 0) + (has(self.organization) ? 1 : 0) == 1").message("set exactly one of grantee.accountId, grantee.account and grantee.organization"))]
+#[x_kube(validation = Rule::new("!has(self.organization) || size(self.principals) == 0").message("an organization grantee names no principals: every principal of the organization (or of its paths) is granted"))]
 pub struct GranteeSpec {
     /// The grantee's 12-digit account id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,6 +187,30 @@ pub struct GranteeSpec {
     #[schemars(length(max = MAX_PRINCIPALS), inner(length(max = MAX_PRINCIPAL_LEN)))]
     #[x_kube(validation = Rule::new(format!("self.all(p, p == '*' || p.matches('{PRINCIPAL_ARN}') || p.matches('{PRINCIPAL_SHORT}'))")).message("each principal must be an IAM role or user ARN, arn:aws:iam::ACCOUNT:root, an assumed-role session ARN, role/NAME, user/NAME or instanceProfile/NAME"))]
     pub principals: Vec<String>,
+    /// Every principal of an AWS Organization (or of some of its OUs) instead of one account's: the
+    /// resource's policy names the principal `*` with an `aws:PrincipalOrgID` condition (and
+    /// `aws:PrincipalOrgPaths` when paths are given). The resource's AwsAccount must list the
+    /// organization in `allowedOrganizations`. No grantee side is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<OrganizationSpec>,
+}
+
+/// An AWS Organization, optionally narrowed to some of its organizational units.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.paths) || self.paths.all(p, p.startsWith(self.id + '/'))").message("each path must start with the organization's id"))]
+pub struct OrganizationSpec {
+    /// The organization's id (`o-` and 10 to 32 lowercase letters or digits).
+    #[schemars(length(max = 34))]
+    #[x_kube(validation = Rule::new(matches(ORGANIZATION_ID)).message("organization id must look like o-a1b2c3d4e5"))]
+    pub id: String,
+    /// Only principals of accounts under these paths (`aws:PrincipalOrgPaths`, matched with
+    /// `StringLike`): `o-ID/r-ROOT/ou-…/` (a trailing `*` also takes the OUs below). Empty: the
+    /// whole organization.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), inner(length(max = 512)))]
+    #[x_kube(validation = Rule::new(all_match(ORGANIZATION_PATH)).message("each path must look like o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/ (optionally ending with *)"))]
+    pub paths: Vec<String>,
 }
 
 /// Named bundles of actions.

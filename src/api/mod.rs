@@ -15,8 +15,8 @@ pub use account::{
 pub use common::{Condition, DeletionPolicy};
 pub use grant::{
     AccessPreset, CrossAccountGrant, CrossAccountGrantSpec, CrossAccountGrantStatus, GrantMode,
-    GrantedTarget, GranteeSide, GranteeSpec, PolicyKind, PolicyLocation, PolicySize, ResourceKind,
-    ResourceSpec,
+    GrantedTarget, GranteeSide, GranteeSpec, OrganizationSpec, PolicyKind, PolicyLocation,
+    PolicySize, ResourceKind, ResourceSpec,
 };
 
 pub use snapshot::{

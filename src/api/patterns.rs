@@ -21,6 +21,14 @@ pub const PRINCIPAL_SHORT: &str =
 /// A principal ARN: a role, a user, an account root, or an assumed-role session.
 pub const PRINCIPAL_ARN: &str = "^arn:aws[a-z-]*:(iam::[0-9]{12}:(root|(role|user)/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64})|sts::[0-9]{12}:assumed-role/[A-Za-z0-9+=,.@_-]{1,64}/[A-Za-z0-9+=,.@_-]{2,64})$";
 
+/// An AWS Organizations id such as `o-a1b2c3d4e5`.
+pub const ORGANIZATION_ID: &str = "^o-[a-z0-9]{10,32}$";
+/// A path in an organization (`aws:PrincipalOrgPaths`): the organization, its root and any OUs,
+/// each followed by `/`, optionally ending with `*` for everything below:
+/// `o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/`.
+pub const ORGANIZATION_PATH: &str =
+    "^o-[a-z0-9]{10,32}/r-[0-9a-z]{4,32}/(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}/)*[*]?$";
+
 /// Longest principal accepted (bounds the API server's CEL cost estimate).
 pub const MAX_PRINCIPAL_LEN: u32 = 1024;
 /// Most principals in one grant.

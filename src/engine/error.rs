@@ -62,6 +62,17 @@ pub enum GrantError {
         /// The resource's AwsAccount.
         account: String,
     },
+    /// The grantee is an organization the resource's account does not list in
+    /// `allowedOrganizations`.
+    #[error(
+        "spec.grantee.organization.id: AwsAccount {account} does not allow grants to organization {organization} (spec.allowedOrganizations)"
+    )]
+    OrganizationNotAllowed {
+        /// The resource's AwsAccount.
+        account: String,
+        /// The organization's id.
+        organization: String,
+    },
     /// An AWS call failed.
     #[error("{0}")]
     Aws(#[from] AwsError),
@@ -111,6 +122,7 @@ impl GrantError {
             GrantError::InvalidSpec(_) => Reason::InvalidSpec,
             GrantError::NamespaceNotAllowed { .. } => Reason::NamespaceNotAllowed,
             GrantError::PublicPrincipalNotAllowed { .. } => Reason::PublicPrincipalNotAllowed,
+            GrantError::OrganizationNotAllowed { .. } => Reason::OrganizationNotAllowed,
             GrantError::PolicyTooLarge { .. } => Reason::PolicyTooLarge,
             GrantError::UnreadablePolicy { .. } => Reason::UnreadablePolicy,
             GrantError::PrincipalNotFound(_) => Reason::PrincipalNotFound,

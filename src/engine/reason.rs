@@ -59,6 +59,8 @@ reasons! {
     NamespaceNotAllowed,
     /// The principal `*` without the account's `allowPublicPrincipals`.
     PublicPrincipalNotAllowed,
+    /// An organization grantee the resource's account does not list in `allowedOrganizations`.
+    OrganizationNotAllowed,
     /// An automated snapshot must be copied first, and the share does not allow it.
     CopyRequired,
     /// A snapshot cannot be shared with more accounts.
@@ -119,9 +121,11 @@ impl Reason {
             Applied | Converged | Shared | Pending | Revoked | RevokePending | Retained
             | Unshared | UnsharePending => Class::Settled,
             CopyInProgress | SnapshotNotAvailable => Class::Waiting,
-            InvalidSpec | NamespaceNotAllowed | PublicPrincipalNotAllowed | CopyRequired => {
-                Class::NeedsChange
-            }
+            InvalidSpec
+            | NamespaceNotAllowed
+            | PublicPrincipalNotAllowed
+            | OrganizationNotAllowed
+            | CopyRequired => Class::NeedsChange,
             ShareQuotaExceeded | KeyUnusable | NotFound | AccessDenied | Throttled
             | AwsUnavailable | PolicyRejected | PrincipalNotFound | PolicyTooLarge
             | UnreadablePolicy | AccountNotReady | AwsError | NotSupported | Unknown => {
@@ -139,7 +143,9 @@ impl Reason {
     pub fn withdraws_consent(self) -> bool {
         matches!(
             self,
-            Reason::NamespaceNotAllowed | Reason::PublicPrincipalNotAllowed
+            Reason::NamespaceNotAllowed
+                | Reason::PublicPrincipalNotAllowed
+                | Reason::OrganizationNotAllowed
         )
     }
 
@@ -221,6 +227,8 @@ mod tests {
         assert_eq!(Reason::Throttled.metric_outcome(), "failed");
         assert_eq!(Reason::Converged.metric_outcome(), "success");
         assert!(Reason::NamespaceNotAllowed.withdraws_consent());
+        assert!(Reason::OrganizationNotAllowed.withdraws_consent());
+        assert_eq!(Reason::OrganizationNotAllowed.class(), Class::NeedsChange);
         assert!(!Reason::InvalidSpec.withdraws_consent());
     }
 }

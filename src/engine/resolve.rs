@@ -124,16 +124,12 @@ pub struct ResolvedGrant {
     pub name: String,
     /// S3 only: the key prefix.
     pub prefix: Option<String>,
-    /// The grantee account id.
-    pub grantee_account_id: String,
-    /// Whether the grantee account is managed too (an AwsAccount).
-    pub grantee_managed: bool,
     /// The grantee account, when it is managed.
     pub grantee_account: Option<AccountAccess>,
     /// Whether xacct writes the grantee's identity policies too.
     pub grantee_side: GranteeSide,
-    /// Principal ARNs (the grantee root when the grant names none), sorted; instance profiles are
-    /// added once looked up.
+    /// Principal ARNs (the grantee root when the grant names none; `*` for an organization), sorted;
+    /// instance profiles are added once looked up.
     pub principals: Vec<String>,
     /// `instanceProfile/NAME` principals still to look up: (position in the spec, profile name).
     pub instance_profiles: Vec<(usize, String)>,
@@ -141,7 +137,7 @@ pub struct ResolvedGrant {
     pub access: Vec<AccessPreset>,
     /// Explicit actions.
     pub actions: Vec<String>,
-    /// The grant's own condition block.
+    /// The grant's own condition block, with an organization grantee's conditions.
     pub conditions: BTreeMap<String, BTreeMap<String, Value>>,
     /// IamRole only: required external id.
     pub external_id: Option<String>,
@@ -189,7 +185,9 @@ pub fn resolve_grant(
     }
     let grantee_account = spec.grantee.account.as_ref().and_then(|n| accounts.get(n));
     let grantee_side = spec.effective_grantee_side();
+    let organization = spec.grantee.organization.as_ref();
     let grantee_account_id = match (&spec.grantee.account_id, &spec.grantee.account) {
+        _ if organization.is_some() => None,
         (Some(id), None) => Some(id.clone()),
         (None, Some(account_name)) => match grantee_account {
             Some(a) => Some(a.spec.account_id.clone()),
@@ -334,13 +332,20 @@ pub fn resolve_grant(
             }
         }
     }
+    if organization.is_some() {
+        // Anyone, narrowed by the organization's conditions (added below).
+        principals.push("*".to_string());
+    }
     principals.sort();
     principals.dedup();
 
     if !errors.is_empty() {
         return Err(GrantError::InvalidSpec(dedup(errors)));
     }
-    let (Some(account), Some(grantee_account_id)) = (account, grantee_account_id) else {
+    let (Some(account), true) = (
+        account,
+        grantee_account_id.is_some() || organization.is_some(),
+    ) else {
         return Err(GrantError::InvalidSpec(vec![FieldError::new(
             "spec",
             "incomplete grant",
@@ -372,6 +377,27 @@ pub fn resolve_grant(
             account: spec.resource.account.clone(),
         });
     }
+    if let Some(org) = organization
+        && !account.spec.allowed_organizations.contains(&org.id)
+    {
+        return Err(GrantError::OrganizationNotAllowed {
+            account: spec.resource.account.clone(),
+            organization: org.id.clone(),
+        });
+    }
+    let mut conditions = spec.conditions.clone();
+    if let Some(org) = organization {
+        conditions
+            .entry("StringEquals".into())
+            .or_default()
+            .insert(ORG_ID_KEY.into(), Value::String(org.id.clone()));
+        if !org.paths.is_empty() {
+            conditions
+                .entry("ForAnyValue:StringLike".into())
+                .or_default()
+                .insert(ORG_PATHS_KEY.into(), serde_json::json!(org.paths));
+        }
+    }
     Ok(ResolvedGrant {
         owner: GrantOwner::new(instance, &namespace, &name),
         account: account_access(account),
@@ -379,15 +405,13 @@ pub fn resolve_grant(
         kind: spec.resource.kind,
         name: spec.resource.name.clone(),
         prefix: spec.resource.prefix.clone(),
-        grantee_managed: spec.grantee.account.is_some(),
         grantee_account: grantee_account.map(account_access),
         grantee_side,
-        grantee_account_id,
         principals,
         instance_profiles,
         access: spec.access.clone(),
         actions: spec.actions.clone(),
-        conditions: spec.conditions.clone(),
+        conditions,
         external_id: spec.external_id.clone(),
         deletion_policy: spec.deletion_policy,
     })
@@ -435,10 +459,6 @@ fn resolve_for_revoke(
         kind: spec.resource.kind,
         name: spec.resource.name.clone(),
         prefix: spec.resource.prefix.clone(),
-        grantee_account_id: grantee_account
-            .map(|a| a.spec.account_id.clone())
-            .unwrap_or_default(),
-        grantee_managed: spec.grantee.account.is_some(),
         grantee_account: grantee_account.map(account_access),
         grantee_side,
         principals,
@@ -604,6 +624,11 @@ fn principal_arn(
     Ok(principal.to_string())
 }
 
+/// The condition key naming the caller's organization.
+const ORG_ID_KEY: &str = "aws:PrincipalOrgID";
+/// The condition key listing the caller's account's paths in its organization.
+const ORG_PATHS_KEY: &str = "aws:PrincipalOrgPaths";
+
 /// Conditions xacct adds itself; the grant's own block may not set the same operator and key.
 fn reserved_conditions(
     spec: &crate::api::CrossAccountGrantSpec,
@@ -617,6 +642,14 @@ fn reserved_conditions(
     }
     if spec.external_id.is_some() {
         reserved.push(("StringEquals", "sts:ExternalId", "externalId"));
+    }
+    if spec.grantee.organization.is_some() {
+        reserved.push(("StringEquals", ORG_ID_KEY, "grantee.organization"));
+        reserved.push((
+            "ForAnyValue:StringLike",
+            ORG_PATHS_KEY,
+            "grantee.organization.paths",
+        ));
     }
     reserved
 }
@@ -678,6 +711,7 @@ fn dedup(mut errors: Vec<FieldError>) -> Vec<FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Reason;
 
     fn kms_grant(name: &str, region: Option<&str>) -> CrossAccountGrant {
         let mut resource = serde_json::json!({"account": "data", "kind": "KmsKey", "name": name});
@@ -688,6 +722,124 @@ mod tests {
             "metadata": {"name": "g", "namespace": "ns"},
             "spec": {"resource": resource, "grantee": {"accountId": "111111111111"}, "access": ["decrypt"]}}))
         .expect("valid grant")
+    }
+
+    fn org_grant(grantee: serde_json::Value, conditions: serde_json::Value) -> CrossAccountGrant {
+        serde_json::from_value(
+            serde_json::json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
+            "metadata": {"name": "g", "namespace": "ns"},
+            "spec": {"resource": {"account": "data", "kind": "S3Bucket", "name": "lake"},
+                     "grantee": grantee, "access": ["read"], "conditions": conditions}}),
+        )
+        .expect("valid grant")
+    }
+
+    fn data_account(allowed_organizations: &[&str]) -> AccountDirectory {
+        let account: AwsAccount = serde_json::from_value(serde_json::json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "AwsAccount",
+            "metadata": {"name": "data"}, "spec": {"accountId": "222222222222", "allowedNamespaces": ["*"],
+            "allowedOrganizations": allowed_organizations}}))
+        .expect("valid account");
+        AccountDirectory::new([account])
+    }
+
+    const ORG: &str = "o-a1b2c3d4e5";
+
+    #[test]
+    fn an_organization_grantee_is_anyone_with_the_organization_condition() {
+        let accounts = data_account(&[ORG]);
+        let grant = org_grant(
+            serde_json::json!({"organization": {"id": ORG}}),
+            serde_json::json!({"Bool": {"aws:SecureTransport": true}}),
+        );
+        let resolved = resolve_grant(&grant, &accounts, "default", Purpose::Grant)
+            .expect("allowed: no allowPublicPrincipals needed");
+        assert_eq!(resolved.principals, ["*"]);
+        assert_eq!(resolved.grantee_side, GranteeSide::None);
+        assert_eq!(
+            serde_json::to_value(&resolved.conditions).ok(),
+            Some(serde_json::json!({
+                "Bool": {"aws:SecureTransport": true},
+                "StringEquals": {"aws:PrincipalOrgID": ORG}
+            }))
+        );
+
+        let path = format!("{ORG}/r-ab12/ou-ab12-11111111/");
+        let narrowed = org_grant(
+            serde_json::json!({"organization": {"id": ORG, "paths": [path]}}),
+            serde_json::json!({}),
+        );
+        let resolved =
+            resolve_grant(&narrowed, &accounts, "default", Purpose::Grant).expect("resolves");
+        assert_eq!(
+            resolved.conditions["ForAnyValue:StringLike"]["aws:PrincipalOrgPaths"],
+            serde_json::json!([path])
+        );
+    }
+
+    #[test]
+    fn an_organization_the_account_does_not_list_is_refused() {
+        let grant = org_grant(
+            serde_json::json!({"organization": {"id": ORG}}),
+            serde_json::json!({}),
+        );
+        for accounts in [data_account(&[]), data_account(&["o-zzzzzzzzzz"])] {
+            let error = resolve_grant(&grant, &accounts, "default", Purpose::Grant)
+                .expect_err("no consent");
+            assert_eq!(error.reason(), Reason::OrganizationNotAllowed);
+            assert!(
+                error
+                    .to_string()
+                    .contains("AwsAccount data does not allow grants to organization o-a1b2c3d4e5"),
+                "{error}"
+            );
+        }
+        // Revoking needs no consent.
+        let accounts = data_account(&[]);
+        assert!(resolve_grant(&grant, &accounts, "default", Purpose::Revoke).is_ok());
+    }
+
+    #[test]
+    fn an_organization_grantee_sets_its_condition_keys_alone() {
+        let accounts = data_account(&[ORG]);
+        let grant = org_grant(
+            serde_json::json!({"organization": {"id": ORG}}),
+            serde_json::json!({"StringEquals": {"aws:PrincipalOrgID": "o-zzzzzzzzzz"}}),
+        );
+        let error = resolve_grant(&grant, &accounts, "default", Purpose::Grant)
+            .expect_err("the org condition is xacct's");
+        assert!(
+            error.to_string().contains(
+                "spec.conditions.StringEquals.aws:PrincipalOrgID: is set by grantee.organization"
+            ),
+            "{error}"
+        );
+        // With principals, or a second kind of grantee, or a grantee side: the CRD's rules refuse it.
+        for (grantee, side) in [
+            (
+                serde_json::json!({"organization": {"id": ORG}, "principals": ["role/x"]}),
+                None,
+            ),
+            (
+                serde_json::json!({"organization": {"id": ORG}, "accountId": "111111111111"}),
+                None,
+            ),
+            (
+                serde_json::json!({"organization": {"id": ORG}}),
+                Some("Manage"),
+            ),
+            (serde_json::json!({"organization": {"id": "o-short"}}), None),
+            (
+                serde_json::json!({"organization": {"id": ORG, "paths": ["o-zzzzzzzzzz/r-ab12/"]}}),
+                None,
+            ),
+        ] {
+            let mut grant = org_grant(grantee.clone(), serde_json::json!({}));
+            grant.spec.grantee_side =
+                side.map(|s| serde_json::from_value(serde_json::json!(s)).expect("a grantee side"));
+            let error = resolve_grant(&grant, &accounts, "default", Purpose::Grant)
+                .expect_err("refused by a CRD rule");
+            assert_eq!(error.reason(), Reason::InvalidSpec, "{grantee} {side:?}");
+        }
     }
 
     #[test]

@@ -928,6 +928,7 @@ impl<'a> ShareRun<'a> {
                 account_id: Some(account.to_string()),
                 account: None,
                 principals: Vec::new(),
+                organization: None,
             },
             access: vec![AccessPreset::EncryptDecrypt, AccessPreset::Grant],
             actions: Vec::new(),

@@ -226,7 +226,9 @@ pub fn compact(doc: &PolicyDocument, instance: &str) -> Result<PolicyDocument, P
         shape_named: bool,
     }
     let instance_prefix = instance_sid_prefix(instance);
-    let mut groups: BTreeMap<Shape, Vec<Member>> = BTreeMap::new();
+    // Keyed by shape and whether the principals are `*`: anyone (narrowed by the shape's
+    // conditions, an organization's say) shares a statement only with anyone.
+    let mut groups: BTreeMap<(Shape, bool), Vec<Member>> = BTreeMap::new();
     for (index, statement) in doc.statements.iter().enumerate() {
         let Some(sid) = statement.sid() else { continue };
         let Some(owner) = owner_id_of(instance, sid) else {
@@ -235,13 +237,11 @@ pub fn compact(doc: &PolicyDocument, instance: &str) -> Result<PolicyDocument, P
         let Some((shape, principals)) = split(statement)? else {
             continue;
         };
-        if principals.iter().any(|p| p == "*") {
-            continue;
-        }
+        let anyone = principals.iter().any(|p| p == "*");
         // A grant's part of a shared statement, named by shape (by its id, or before ids by the
         // grant's 16 hex digits).
         let shape_named = sid.ends_with(&format!("{SHAPE_MARK}{}", shape_tag(&shape)));
-        groups.entry(shape).or_default().push(Member {
+        groups.entry((shape, anyone)).or_default().push(Member {
             index,
             owner,
             principals,
@@ -251,7 +251,7 @@ pub fn compact(doc: &PolicyDocument, instance: &str) -> Result<PolicyDocument, P
 
     // What replaces each statement: `None` keeps it, an empty list removes it.
     let mut replaced: BTreeMap<usize, Vec<Statement>> = BTreeMap::new();
-    for (shape, members) in groups {
+    for ((shape, _), members) in groups {
         let owners: BTreeSet<&str> = members.iter().map(|m| m.owner.as_str()).collect();
         let first = &doc.statements[members[0].index];
         let named = members.iter().find(|m| !m.shape_named);
@@ -730,6 +730,34 @@ mod tests {
                 read(&mine, &[&role(1)])
             ]
         );
+    }
+
+    #[test]
+    fn anyone_shares_a_statement_only_with_anyone() {
+        // Two organization grants (anyone, narrowed by the same condition: here, none) and a grant
+        // of one role with the same shape: the first two share a statement naming `*`, the role
+        // keeps its own; revoking one of the two leaves `*` to the other.
+        let (a, b, c) = (owner("a"), owner("b"), owner("c"));
+        let anyone = || vec!["*".to_string()];
+        let doc = apply(None, &[(&a, anyone()), (&b, anyone()), (&c, vec![role(1)])]);
+        assert_eq!(doc.statements.len(), 2, "{doc:?}");
+        let shared: Vec<&Statement> = doc
+            .statements
+            .iter()
+            .filter(|s| split(s).ok().flatten().is_some_and(|(_, ps)| ps == ["*"]))
+            .collect();
+        assert_eq!(shared.len(), 1, "{doc:?}");
+        let sid = shared[0].sid().unwrap_or_default();
+        let members = owner_ids(INSTANCE, sid);
+        assert!(members.contains(&a.id().to_string()) && members.contains(&b.id().to_string()));
+        assert!(!members.contains(&c.id().to_string()));
+
+        let after = revoke(&doc, &a).document;
+        assert_eq!(readers(&after), BTreeSet::from(["*".to_string(), role(1)]));
+        let after = revoke(&after, &b).document;
+        assert_eq!(readers(&after), BTreeSet::from([role(1)]));
+        let after = revoke(&after, &c).document;
+        assert!(after.statements.is_empty());
     }
 
     #[test]

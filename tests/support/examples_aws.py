@@ -79,6 +79,12 @@ def main():
         "VariantName": "main", "ModelName": "churn-model", "InitialInstanceCount": 1,
         "InstanceType": "ml.m5.large"}])
     sagemaker.create_endpoint(EndpointName="churn-predictor", EndpointConfigName="churn-config")
+
+    # 666666666666: shared-services (Seoul), shared with the whole organization.
+    shared = session("666666666666", seoul)
+    shared.client("ecr").create_repository(repositoryName="base/python")
+    shared.client("s3").create_bucket(
+        Bucket="org-reference-datasets", CreateBucketConfiguration={"LocationConstraint": seoul})
     print(json.dumps({"keyId": by_arn}))
 
 
