@@ -6,7 +6,9 @@
 //! AwsAccount does not list in `allowedOrganizations` (taken back when that consent is withdrawn),
 //! while other grants on the same policy converge.
 //!
-//! moto does not evaluate the conditions: these tests check the documents.
+//! moto does not evaluate the conditions: whether a request of an organization's principal is
+//! allowed, and one from outside denied, is decided on the policies read back from moto by the
+//! independent IAM evaluator (`support::iam_eval`).
 
 mod support;
 
@@ -15,6 +17,7 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 use support::fixtures::{AccountFixture, GrantFixture};
+use support::iam_eval::{NamedPolicy, Request, assert_decisions};
 use support::{Clients, DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_key, create_role};
 
 const ORG: &str = "o-a1b2c3d4e5";
@@ -121,6 +124,47 @@ async fn repository_policy(data: &Clients) -> String {
         .expect("a repository policy")
         .policy_text
         .unwrap_or_default()
+}
+
+/// An account of the organization, unknown to xacct, whose role calls the shared resources.
+const MEMBER_ACCOUNT: &str = "777777777777";
+/// A path of the member's account in the organization, under [`OU_PATH`].
+const MEMBER_PATH: &str = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/";
+/// A path of an account outside that OU.
+const OTHER_PATH: &str = "o-a1b2c3d4e5/r-ab12/ou-ab12-22222222/";
+
+/// A request of the member account's role `Worker` (a session of it), whose own account allows it
+/// everything: the resource's policy alone decides.
+fn member_request(label: &str, action: &str, resource: &str, policy: &str) -> Request {
+    let everything = NamedPolicy {
+        name: "everything".into(),
+        policy: json!({"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+        .to_string(),
+    };
+    Request::new(
+        label,
+        format!("arn:aws:sts::{MEMBER_ACCOUNT}:assumed-role/Worker/session"),
+        action,
+        resource,
+        DATA_ACCOUNT,
+    )
+    .identity(&[everything])
+    .resource_policy(Some(policy))
+}
+
+/// The same request made from within the organization (`aws:PrincipalOrgID`, and the account's
+/// path when `path` is given), or from `org` when that is another organization.
+fn from_org(request: Request, org: &str, path: Option<&str>) -> Request {
+    let mut request = request.context("aws:PrincipalOrgID", org);
+    request.label = format!("{} (from {org})", request.label);
+    if let Some(path) = path {
+        request.label = format!("{} under {path}", request.label);
+        request
+            .context
+            .insert("aws:PrincipalOrgPaths".into(), json!([path]));
+    }
+    request
 }
 
 /// Every xacct statement lets in anyone of the organization, and only them.
@@ -253,6 +297,50 @@ async fn organization_grants_on_every_kind_share_statements_and_keep_foreign_one
     assert_org_only(&trust_ours, true);
     assert_eq!(trust_ours[0]["Action"], json!("sts:AssumeRole"));
 
+    // What AWS would decide: the organization's principals are let in, others are not.
+    let object = "arn:aws:s3:::lake/data.csv";
+    let repository = format!("arn:aws:ecr:us-east-1:{DATA_ACCOUNT}:repository/app");
+    let role = format!("arn:aws:iam::{DATA_ACCOUNT}:role/Deployer");
+    let read = |policy: &str| member_request("reads lake", "s3:GetObject", object, policy);
+    let pull = |policy: &str| member_request("pulls app", "ecr:BatchGetImage", &repository, policy);
+    let decrypt = |policy: &str| {
+        member_request(
+            "decrypts",
+            "kms:Decrypt",
+            key.arn().unwrap_or_default(),
+            policy,
+        )
+    };
+    let assume = |policy: &str| member_request("assumes Deployer", "sts:AssumeRole", &role, policy);
+    let policies = [
+        bucket_policy(&data).await,
+        repository_policy(&data).await,
+        support::key_policy(&data.kms, key.key_id()).await,
+        trust,
+    ];
+    let [bucket, repo, key_doc, trust] = &policies;
+    assert_decisions(&[
+        (from_org(read(bucket), ORG, None), true),
+        (read(bucket), false),
+        (from_org(read(bucket), "o-zzzzzzzzzz", None), false),
+        (from_org(pull(repo), ORG, None), true),
+        (pull(repo), false),
+        (from_org(decrypt(key_doc), ORG, None), true),
+        (decrypt(key_doc), false),
+        (from_org(assume(trust), ORG, Some(MEMBER_PATH)), true),
+        (from_org(assume(trust), ORG, Some(OTHER_PATH)), false),
+        (assume(trust), false),
+        // A write was never granted.
+        (
+            from_org(
+                member_request("writes lake", "s3:PutObject", object, bucket),
+                ORG,
+                None,
+            ),
+            false,
+        ),
+    ]);
+
     // Converged: a second apply writes nothing.
     let again = xacct(&moto, &["apply", "-f", &everything, "-o", "json"]);
     let again_report = report(&again);
@@ -293,6 +381,21 @@ async fn organization_grants_on_every_kind_share_statements_and_keep_foreign_one
     );
     assert!(ours(&support::key_policy(&data.kms, key.key_id()).await).is_empty());
     assert!(ours(&support::trust_policy(&data.iam, "Deployer").await).is_empty());
+
+    // And AWS would let nobody of the organization in any more.
+    let after = [
+        bucket_policy(&data).await,
+        repository_policy(&data).await,
+        support::key_policy(&data.kms, key.key_id()).await,
+        support::trust_policy(&data.iam, "Deployer").await,
+    ];
+    let [bucket, repo, key_doc, trust] = &after;
+    assert_decisions(&[
+        (from_org(read(bucket), ORG, None), false),
+        (from_org(pull(repo), ORG, None), false),
+        (from_org(decrypt(key_doc), ORG, None), false),
+        (from_org(assume(trust), ORG, Some(MEMBER_PATH)), false),
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
