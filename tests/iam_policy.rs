@@ -275,6 +275,51 @@ const OPERATIONS: &[(&str, &str, Authorization)] = &[
             &["kms:CreateGrant", "kms:DescribeKey"],
         ),
     ),
+    (
+        "SQS",
+        "GetQueueUrl",
+        Authorization::ManagedRole("sqs:GetQueueUrl"),
+    ),
+    (
+        "SQS",
+        "GetQueueAttributes",
+        Authorization::ManagedRole("sqs:GetQueueAttributes"),
+    ),
+    (
+        "SQS",
+        "SetQueueAttributes",
+        Authorization::ManagedRole("sqs:SetQueueAttributes"),
+    ),
+    (
+        "SNS",
+        "GetTopicAttributes",
+        Authorization::ManagedRole("sns:GetTopicAttributes"),
+    ),
+    (
+        "SNS",
+        "SetTopicAttributes",
+        Authorization::ManagedRole("sns:SetTopicAttributes"),
+    ),
+    (
+        "Secrets Manager",
+        "DescribeSecret",
+        Authorization::ManagedRole("secretsmanager:DescribeSecret"),
+    ),
+    (
+        "Secrets Manager",
+        "GetResourcePolicy",
+        Authorization::ManagedRole("secretsmanager:GetResourcePolicy"),
+    ),
+    (
+        "Secrets Manager",
+        "PutResourcePolicy",
+        Authorization::ManagedRole("secretsmanager:PutResourcePolicy"),
+    ),
+    (
+        "Secrets Manager",
+        "DeleteResourcePolicy",
+        Authorization::ManagedRole("secretsmanager:DeleteResourcePolicy"),
+    ),
     ("STS", "AssumeRole", Authorization::TrustPolicy),
     // "No permissions are required to perform this operation" (STS API reference): even an
     // explicit Deny of sts:GetCallerIdentity does not stop it.
@@ -459,6 +504,31 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
         .send()
         .await
         .expect("create role");
+    data.sqs
+        .create_queue()
+        .queue_name("iam-policy-jobs")
+        .send()
+        .await
+        .expect("create queue");
+    let topic = data
+        .sns
+        .create_topic()
+        .name("iam-policy-events")
+        .send()
+        .await
+        .expect("create topic")
+        .topic_arn
+        .expect("a topic ARN");
+    let secret = data
+        .secrets
+        .create_secret()
+        .name("iam-policy-password")
+        .secret_string("not-a-real-password")
+        .send()
+        .await
+        .expect("create secret")
+        .arn
+        .expect("a secret ARN");
 
     // (kind on the command line, the grant, the ARN of the resource its calls act on)
     let kinds = [
@@ -503,6 +573,39 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
                 ),
             ),
             format!("arn:aws:iam::{DATA_ACCOUNT}:role/SharedReadOnly"),
+        ),
+        (
+            "sqs",
+            grant_yaml(
+                "apps",
+                "api-sends-jobs",
+                &format!(
+                    "  resource: {{account: data-prod, kind: SqsQueue, name: iam-policy-jobs}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/Api]}}\n  access: [send]"
+                ),
+            ),
+            format!("arn:aws:sqs:us-east-1:{DATA_ACCOUNT}:iam-policy-jobs"),
+        ),
+        (
+            "sns",
+            grant_yaml(
+                "apps",
+                "api-publishes-events",
+                &format!(
+                    "  resource: {{account: data-prod, kind: SnsTopic, name: iam-policy-events}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/Api]}}\n  access: [publish]"
+                ),
+            ),
+            topic,
+        ),
+        (
+            "secretsmanager",
+            grant_yaml(
+                "apps",
+                "worker-reads-password",
+                &format!(
+                    "  resource: {{account: data-prod, kind: Secret, name: iam-policy-password}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/Worker]}}\n  access: [read]"
+                ),
+            ),
+            secret,
         ),
     ];
 
@@ -1076,7 +1179,18 @@ fn the_default_covers_every_kind_with_no_resource_star() {
     let printed = iam_policy(&[]);
     assert_eq!(
         printed["kinds"],
-        json!(["s3", "ecr", "kms", "iam", "rds", "sagemaker", "identity"])
+        json!([
+            "s3",
+            "ecr",
+            "kms",
+            "iam",
+            "rds",
+            "sagemaker",
+            "sqs",
+            "sns",
+            "secretsmanager",
+            "identity"
+        ])
     );
     for statement in printed["permissionsPolicy"]["Statement"]
         .as_array()
@@ -1174,7 +1288,7 @@ fn unimplemented_kinds_are_refused_and_rds_is_covered() {
             "{stderr}"
         );
     }
-    let out = xacct(&["iam-policy", "--kinds", "sqs"]);
+    let out = xacct(&["iam-policy", "--kinds", "lambda"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown resource kind"));
 

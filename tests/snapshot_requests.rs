@@ -245,10 +245,7 @@ impl PolicyBackend for Fake {
             format!("not used by snapshot shares: {e}"),
         ))
     }
-    async fn bucket_encryption(
-        &self,
-        t: &TargetRef,
-    ) -> Result<xacct::aws::BucketEncryption, AwsError> {
+    async fn encryption(&self, t: &TargetRef) -> Result<xacct::aws::Encryption, AwsError> {
         Err(AwsError::new(
             AwsErrorKind::Other,
             "GetBucketEncryption",

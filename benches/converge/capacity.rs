@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use xacct::api::{PolicyKind, ResourceKind};
-use xacct::aws::{
-    AccountAccess, AwsError, AwsErrorKind, BucketEncryption, PolicyBackend, TargetRef,
-};
+use xacct::aws::{AccountAccess, AwsError, AwsErrorKind, Encryption, PolicyBackend, TargetRef};
 use xacct::engine::{
     AccountDirectory, Engine, EngineSettings, GrantInput, Operation, Purpose, ResolvedGrant,
     resolve_grant, resource_statements,
@@ -383,7 +381,7 @@ fn manifests_yaml(row: &Row, n: usize) -> String {
         ResourceKind::EcrRepository => "EcrRepository",
         ResourceKind::KmsKey => "KmsKey",
         ResourceKind::IamRole => "IamRole",
-        ResourceKind::SageMakerEndpoint => "SageMakerEndpoint",
+        other => unreachable!("no capacity row for {other:?}"),
     };
     let name = match row.kind {
         ResourceKind::KmsKey => KEY_ID,
@@ -501,7 +499,7 @@ impl PolicyBackend for StartingPolicy {
         Err(unsupported("endpoint_arn", &account.account_id))
     }
 
-    async fn bucket_encryption(&self, _bucket: &TargetRef) -> Result<BucketEncryption, AwsError> {
-        Ok(BucketEncryption::NoKmsKey)
+    async fn encryption(&self, _bucket: &TargetRef) -> Result<Encryption, AwsError> {
+        Ok(Encryption::NoKmsKey)
     }
 }

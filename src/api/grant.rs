@@ -40,6 +40,12 @@ use super::patterns::{
 #[x_kube(validation = Rule::new("self.resource.kind != 'EcrRepository' || self.access.all(a, a in ['pull', 'push', 'pullPush'])").message("access presets for EcrRepository are pull, push and pullPush"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'KmsKey' || self.access.all(a, a in ['decrypt', 'encrypt', 'encryptDecrypt', 'grant', 'describe'])").message("access presets for KmsKey are decrypt, encrypt, encryptDecrypt, grant and describe"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'IamRole' || self.access.all(a, a == 'assume')").message("the access preset for IamRole is assume"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'SqsQueue' || self.access.all(a, a in ['send', 'consume'])").message("access presets for SqsQueue are send and consume"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'SnsTopic' || self.access.all(a, a in ['publish', 'subscribe'])").message("access presets for SnsTopic are publish and subscribe"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'Secret' || self.access.all(a, a == 'read')").message("the access preset for Secret is read"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'SqsQueue' || self.actions.all(a, a.startsWith('sqs:'))").message("actions on an SqsQueue must start with sqs:"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'SnsTopic' || self.actions.all(a, a.startsWith('sns:'))").message("actions on an SnsTopic must start with sns:"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'Secret' || self.actions.all(a, a.startsWith('secretsmanager:'))").message("actions on a Secret must start with secretsmanager:"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'S3Bucket' || self.actions.all(a, a.startsWith('s3:'))").message("actions on an S3Bucket must start with s3:"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'EcrRepository' || self.actions.all(a, a.startsWith('ecr:'))").message("actions on an EcrRepository must start with ecr:"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'KmsKey' || self.actions.all(a, a.startsWith('kms:'))").message("actions on a KmsKey must start with kms:"))]
@@ -58,7 +64,8 @@ pub struct CrossAccountGrantSpec {
     #[serde(default)]
     #[schemars(length(max = 12))]
     pub access: Vec<AccessPreset>,
-    /// Explicit IAM actions, of the resource's service (`s3:`, `ecr:`, `kms:`, `sts:`, `sagemaker:`).
+    /// Explicit IAM actions, of the resource's service (`s3:`, `ecr:`, `kms:`, `sts:`, `sagemaker:`,
+    /// `sqs:`, `sns:`, `secretsmanager:`).
     #[serde(default)]
     #[schemars(length(max = MAX_ACTIONS), inner(length(max = 128)))]
     #[x_kube(validation = Rule::new(all_match(ACTION)).message("each action must look like service:Action"))]
@@ -131,7 +138,8 @@ pub struct ResourceSpec {
     pub account: String,
     /// The kind of resource.
     pub kind: ResourceKind,
-    /// Bucket name, repository name, key id / key ARN / alias/NAME, or role name.
+    /// Bucket name, repository name, key id / key ARN / alias/NAME, role name, endpoint name, queue
+    /// name, topic name, or secret name / ARN.
     #[schemars(length(max = 2048))]
     #[x_kube(validation = Rule::new("size(self) > 0").message("name must not be empty"))]
     pub name: String,
@@ -162,6 +170,12 @@ pub enum ResourceKind {
     IamRole,
     /// A SageMaker endpoint: invoked through a role xacct manages in the endpoint's account.
     SageMakerEndpoint,
+    /// An SQS queue (queue policy).
+    SqsQueue,
+    /// An SNS topic (topic policy).
+    SnsTopic,
+    /// A Secrets Manager secret (resource policy).
+    Secret,
 }
 
 /// Who gets access.
@@ -219,7 +233,7 @@ pub struct OrganizationSpec {
 )]
 #[serde(rename_all = "camelCase")]
 pub enum AccessPreset {
-    /// S3: get objects, list the bucket.
+    /// S3: get objects, list the bucket. Secret: get its value, describe it.
     Read,
     /// S3: put and delete objects, multipart uploads.
     Write,
@@ -245,6 +259,14 @@ pub enum AccessPreset {
     Assume,
     /// SageMaker endpoint: `InvokeEndpoint`, `InvokeEndpointAsync`, `InvokeEndpointWithResponseStream`.
     Invoke,
+    /// SQS queue: send messages.
+    Send,
+    /// SQS queue: receive, delete and change the visibility of messages.
+    Consume,
+    /// SNS topic: publish.
+    Publish,
+    /// SNS topic: subscribe an endpoint of the grantee's account.
+    Subscribe,
 }
 
 /// Observed state of a grant.
@@ -358,6 +380,12 @@ pub enum PolicyKind {
     InvokeRoleTrustPolicy,
     /// xacct's inline policy on such a role.
     InvokeRoleInlinePolicy,
+    /// An SQS queue policy.
+    SqsQueuePolicy,
+    /// An SNS topic policy.
+    SnsTopicPolicy,
+    /// A Secrets Manager secret's resource policy.
+    SecretResourcePolicy,
 }
 
 impl PolicyKind {
@@ -369,6 +397,9 @@ impl PolicyKind {
             ResourceKind::KmsKey => PolicyKind::KmsKeyPolicy,
             ResourceKind::IamRole => PolicyKind::RoleTrustPolicy,
             ResourceKind::SageMakerEndpoint => PolicyKind::InvokeRoleTrustPolicy,
+            ResourceKind::SqsQueue => PolicyKind::SqsQueuePolicy,
+            ResourceKind::SnsTopic => PolicyKind::SnsTopicPolicy,
+            ResourceKind::Secret => PolicyKind::SecretResourcePolicy,
         }
     }
 

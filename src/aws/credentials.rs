@@ -278,6 +278,37 @@ impl Connector {
         aws_sdk_sagemaker::Client::from_conf(builder.build())
     }
 
+    /// An SQS client for `region`.
+    pub fn sqs_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_sqs::Client {
+        let builder = aws_sdk_sqs::config::Builder::from(config)
+            .region(Region::new(region.to_string()))
+            .retry_partition(self.retry_partition.clone())
+            .interceptor(self.calls.clone());
+        aws_sdk_sqs::Client::from_conf(builder.build())
+    }
+
+    /// An SNS client for `region`.
+    pub fn sns_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_sns::Client {
+        let builder = aws_sdk_sns::config::Builder::from(config)
+            .region(Region::new(region.to_string()))
+            .retry_partition(self.retry_partition.clone())
+            .interceptor(self.calls.clone());
+        aws_sdk_sns::Client::from_conf(builder.build())
+    }
+
+    /// A Secrets Manager client for `region`.
+    pub fn secrets_client(
+        &self,
+        config: &SdkConfig,
+        region: &str,
+    ) -> aws_sdk_secretsmanager::Client {
+        let builder = aws_sdk_secretsmanager::config::Builder::from(config)
+            .region(Region::new(region.to_string()))
+            .retry_partition(self.retry_partition.clone())
+            .interceptor(self.calls.clone());
+        aws_sdk_secretsmanager::Client::from_conf(builder.build())
+    }
+
     /// An IAM client (IAM is global).
     pub fn iam_client(&self, config: &SdkConfig) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::from_conf(

@@ -171,6 +171,9 @@ fn classify(code: Option<&str>, not_found_codes: &[&str]) -> AwsErrorKind {
         | "MalformedPolicyDocument"
         | "MalformedPolicyDocumentException"
         | "InvalidParameterException"
+        // SNS and SQS refusing the Policy attribute.
+        | "InvalidParameter"
+        | "InvalidAttributeValue"
         | "LimitExceeded"
         | "PolicyLengthExceededException" => AwsErrorKind::InvalidPolicy,
         _ => AwsErrorKind::Other,

@@ -18,7 +18,10 @@ mod retry;
 mod roles;
 mod s3;
 mod sagemaker;
+mod secrets;
 mod snapshots;
+mod sns;
+mod sqs;
 
 pub use account::{AccountAccess, AssumeRole};
 pub use calls::{ApiCall, CallLog, CallOutcome};
@@ -30,5 +33,5 @@ pub use policies::{AwsPolicies, PolicyBackend, TargetRef};
 pub use rds::SnapshotInfo;
 pub use retry::{DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_ATTEMPTS, RetryBudget};
 pub use roles::CREATED_BY_TAG;
-pub use s3::BucketEncryption;
+pub use s3::Encryption;
 pub use snapshots::{AwsSnapshots, SnapshotBackend};

@@ -8,8 +8,8 @@ use super::account::AccountAccess;
 use super::credentials::Connector;
 use super::error::{AwsError, AwsErrorKind};
 use super::identity::{self, Holder};
-use super::s3::BucketEncryption;
-use super::{ecr, iam, inventory, kms, roles, s3, sagemaker};
+use super::s3::Encryption;
+use super::{ecr, iam, inventory, kms, roles, s3, sagemaker, secrets, sns, sqs};
 use crate::api::PolicyKind;
 use crate::policy::partition_for_region;
 
@@ -23,7 +23,8 @@ pub struct TargetRef {
     pub kind: PolicyKind,
     /// Its region (IAM: the region the grant names, unused by IAM).
     pub region: String,
-    /// The identifier the service's API takes (bucket, repository, key id, role or user name).
+    /// The identifier the service's API takes (bucket, repository, key id, role or user name, queue
+    /// URL, topic ARN, secret ARN).
     pub id: String,
     /// The ARN of what holds it: with the kind, the identity by which grants coalesce.
     pub arn: String,
@@ -50,9 +51,13 @@ pub trait PolicyBackend: Send + Sync {
     /// Removes the policy (deleting the role, for roles xacct creates); only called when
     /// [`PolicyBackend::can_delete`] says so.
     async fn delete(&self, target: &TargetRef) -> Result<(), AwsError>;
-    /// Whether this kind of policy can be removed (key and trust policies of existing roles cannot).
+    /// Whether this kind of policy can be removed (key and topic policies, and trust policies of
+    /// existing roles, cannot).
     fn can_delete(&self, kind: PolicyKind) -> bool {
-        !matches!(kind, PolicyKind::KmsKeyPolicy | PolicyKind::RoleTrustPolicy)
+        !matches!(
+            kind,
+            PolicyKind::KmsKeyPolicy | PolicyKind::RoleTrustPolicy | PolicyKind::SnsTopicPolicy
+        )
     }
     /// Characters used by the holder's other inline policies, which share its size quota with
     /// xacct's (identity policies only; 0 otherwise).
@@ -81,8 +86,9 @@ pub trait PolicyBackend: Send + Sync {
         region: &str,
         name: &str,
     ) -> Result<String, AwsError>;
-    /// The KMS key an S3 bucket encrypts new objects with by default.
-    async fn bucket_encryption(&self, bucket: &TargetRef) -> Result<BucketEncryption, AwsError>;
+    /// The KMS key a grantee's reads go through: the one an S3 bucket encrypts new objects with by
+    /// default, or a secret's. `NoKmsKey` for other kinds.
+    async fn encryption(&self, resource: &TargetRef) -> Result<Encryption, AwsError>;
     /// Every policy of `account` in `region` xacct may have written to, for garbage collection:
     /// bucket, repository and key policies there, and with `iam` (once per account) every role's
     /// trust and inline policy and every user's inline policy. Roles named `xacct-…` are taken for
@@ -178,6 +184,25 @@ impl PolicyBackend for AwsPolicies {
                 let client = self.connector.kms_client(&config, region);
                 kms::locate(&client, account_id, partition, region, name).await?
             }
+            PolicyKind::SqsQueuePolicy => {
+                let config = self.connector.session(account).await?;
+                let client = self.connector.sqs_client(&config, region);
+                let url = sqs::queue_url(&client, account_id, name).await?;
+                (
+                    url,
+                    format!("arn:{partition}:sqs:{region}:{account_id}:{name}"),
+                )
+            }
+            PolicyKind::SnsTopicPolicy => {
+                let arn = format!("arn:{partition}:sns:{region}:{account_id}:{name}");
+                (arn.clone(), arn)
+            }
+            PolicyKind::SecretResourcePolicy => {
+                let config = self.connector.session(account).await?;
+                let client = self.connector.secrets_client(&config, region);
+                let arn = secrets::describe(&client, account_id, name).await?.arn;
+                (arn.clone(), arn)
+            }
         };
         Ok(TargetRef {
             account: account.clone(),
@@ -202,6 +227,9 @@ impl PolicyBackend for AwsPolicies {
                 identity::read(&c, account_id, holder, &t.id, must_exist).await
             }
             Service::CreatedRole(c) => roles::read_trust(&c, account_id, &t.id, creator(t)?).await,
+            Service::Sqs(c) => sqs::read(&c, account_id, &t.id).await,
+            Service::Sns(c) => sns::read(&c, account_id, &t.id).await,
+            Service::Secrets(c) => secrets::read(&c, account_id, &t.id).await,
         }
     }
 
@@ -218,6 +246,9 @@ impl PolicyBackend for AwsPolicies {
             Service::CreatedRole(c) => {
                 roles::write_trust(&c, account_id, &t.id, creator(t)?, policy).await
             }
+            Service::Sqs(c) => sqs::write(&c, account_id, &t.id, policy).await,
+            Service::Sns(c) => sns::write(&c, account_id, &t.id, policy).await,
+            Service::Secrets(c) => secrets::write(&c, account_id, &t.id, policy).await,
         }
     }
 
@@ -228,7 +259,9 @@ impl PolicyBackend for AwsPolicies {
             Service::Ecr(c) => ecr::delete(&c, account_id, &t.id).await,
             Service::Inline(c, holder) => identity::delete(&c, account_id, holder, &t.id).await,
             Service::CreatedRole(c) => roles::delete(&c, account_id, &t.id, creator(t)?).await,
-            Service::Kms(_) | Service::Trust(_) => Err(AwsError::new(
+            Service::Sqs(c) => sqs::delete(&c, account_id, &t.id).await,
+            Service::Secrets(c) => secrets::delete(&c, account_id, &t.id).await,
+            Service::Kms(_) | Service::Trust(_) | Service::Sns(_) => Err(AwsError::new(
                 AwsErrorKind::Other,
                 "delete policy",
                 account_id,
@@ -331,22 +364,42 @@ impl PolicyBackend for AwsPolicies {
         Ok(found)
     }
 
-    async fn bucket_encryption(&self, t: &TargetRef) -> Result<BucketEncryption, AwsError> {
+    async fn encryption(&self, t: &TargetRef) -> Result<Encryption, AwsError> {
         let account_id = &t.account.account_id;
         let config = self.connector.session(&t.account).await?;
-        let s3 = self.connector.s3_client(&config, &t.region);
-        let Some(key) = s3::default_kms_key(&s3, account_id, &t.id).await? else {
-            return Ok(BucketEncryption::NoKmsKey);
+        let key = match t.kind {
+            PolicyKind::S3BucketPolicy => {
+                let s3 = self.connector.s3_client(&config, &t.region);
+                s3::default_kms_key(&s3, account_id, &t.id).await?
+            }
+            PolicyKind::SecretResourcePolicy => {
+                let client = self.connector.secrets_client(&config, &t.region);
+                match secrets::describe(&client, account_id, &t.id)
+                    .await?
+                    .kms_key_id
+                {
+                    Some(key) => Some(key),
+                    // No key named: Secrets Manager's AWS managed key.
+                    None => return Ok(Encryption::AwsManagedKey),
+                }
+            }
+            _ => None,
         };
-        if key == "alias/aws/s3" || key.ends_with(":alias/aws/s3") {
-            return Ok(BucketEncryption::AwsManagedKey);
+        let Some(key) = key else {
+            return Ok(Encryption::NoKmsKey);
+        };
+        if ["alias/aws/s3", "alias/aws/secretsmanager"]
+            .iter()
+            .any(|aws| key == *aws || key.ends_with(&format!(":{aws}")))
+        {
+            return Ok(Encryption::AwsManagedKey);
         }
         let kms = self.connector.kms_client(&config, &t.region);
         match kms::key_info(&kms, account_id, &key).await {
-            Ok(info) if info.aws_managed => Ok(BucketEncryption::AwsManagedKey),
-            Ok(info) => Ok(BucketEncryption::CustomerKey(info.arn)),
+            Ok(info) if info.aws_managed => Ok(Encryption::AwsManagedKey),
+            Ok(info) => Ok(Encryption::CustomerKey(info.arn)),
             // A key in another account may not be describable from here; its ARN is enough.
-            Err(_) if key.starts_with("arn:") => Ok(BucketEncryption::CustomerKey(key)),
+            Err(_) if key.starts_with("arn:") => Ok(Encryption::CustomerKey(key)),
             Err(e) => Err(e),
         }
     }
@@ -375,6 +428,9 @@ enum Service {
     Inline(aws_sdk_iam::Client, Holder),
     /// The trust policy of a role xacct creates (and deletes).
     CreatedRole(aws_sdk_iam::Client),
+    Sqs(aws_sdk_sqs::Client),
+    Sns(aws_sdk_sns::Client),
+    Secrets(aws_sdk_secretsmanager::Client),
 }
 
 impl AwsPolicies {
@@ -393,6 +449,15 @@ impl AwsPolicies {
             }
             PolicyKind::UserInlinePolicy => Service::Inline(iam(), Holder::User),
             PolicyKind::InvokeRoleTrustPolicy => Service::CreatedRole(iam()),
+            PolicyKind::SqsQueuePolicy => {
+                Service::Sqs(self.connector.sqs_client(&config, &t.region))
+            }
+            PolicyKind::SnsTopicPolicy => {
+                Service::Sns(self.connector.sns_client(&config, &t.region))
+            }
+            PolicyKind::SecretResourcePolicy => {
+                Service::Secrets(self.connector.secrets_client(&config, &t.region))
+            }
         })
     }
 }

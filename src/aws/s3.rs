@@ -57,14 +57,15 @@ pub(super) async fn delete(
         .map_err(|e| AwsError::from_sdk(&e, "s3:DeleteBucketPolicy", account_id, NOT_FOUND))
 }
 
-/// How a bucket encrypts new objects by default, as far as a cross-account caller is concerned.
+/// How a resource encrypts what a grantee reads (a bucket's objects by default, a secret's value),
+/// as far as a cross-account caller is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BucketEncryption {
+pub enum Encryption {
     /// No KMS key involved (SSE-S3, or no default encryption).
     NoKmsKey,
-    /// SSE-KMS with the AWS managed key `aws/s3`, which other accounts cannot use.
+    /// An AWS managed key (`aws/s3`, `aws/secretsmanager`), which other accounts cannot use.
     AwsManagedKey,
-    /// SSE-KMS with a customer managed key (its ARN, or the id the bucket names).
+    /// A customer managed key (its ARN, or the id the resource names).
     CustomerKey(String),
 }
 

@@ -40,6 +40,12 @@ pub enum PermissionKind {
     /// SageMaker endpoints (SageMakerEndpoint): the endpoint check and the invocation roles xacct
     /// creates.
     SageMaker,
+    /// SQS queue policies (SqsQueue).
+    Sqs,
+    /// SNS topic policies (SnsTopic).
+    Sns,
+    /// Secrets Manager resource policies (Secret).
+    SecretsManager,
     /// The grantee side (`granteeSide: Manage`): xacct's inline policies on grantee roles and users.
     Identity,
     /// Garbage collection (`xacct gc`, `--gc-period`): listing what may hold orphaned statements;
@@ -55,6 +61,9 @@ impl From<ResourceKind> for PermissionKind {
             ResourceKind::KmsKey => PermissionKind::Kms,
             ResourceKind::IamRole => PermissionKind::Iam,
             ResourceKind::SageMakerEndpoint => PermissionKind::SageMaker,
+            ResourceKind::SqsQueue => PermissionKind::Sqs,
+            ResourceKind::SnsTopic => PermissionKind::Sns,
+            ResourceKind::Secret => PermissionKind::SecretsManager,
         }
     }
 }
@@ -68,6 +77,9 @@ impl PermissionKind {
             PermissionKind::Kms => Some(ResourceKind::KmsKey),
             PermissionKind::Iam => Some(ResourceKind::IamRole),
             PermissionKind::SageMaker => Some(ResourceKind::SageMakerEndpoint),
+            PermissionKind::Sqs => Some(ResourceKind::SqsQueue),
+            PermissionKind::Sns => Some(ResourceKind::SnsTopic),
+            PermissionKind::SecretsManager => Some(ResourceKind::Secret),
             PermissionKind::Rds | PermissionKind::Identity | PermissionKind::Gc => None,
         }
     }
@@ -357,6 +369,75 @@ pub const PERMISSIONS: &[KindPermissions] = &[
         ],
     },
     KindPermissions {
+        kind: PermissionKind::Sqs,
+        name: "sqs",
+        long_name: "SqsQueue",
+        statements: &[StatementPermissions {
+            sid: "XacctSqsQueuePolicies",
+            actions: &[
+                ("sqs:GetQueueUrl", "find a granted queue's URL by its name"),
+                (
+                    "sqs:GetQueueAttributes",
+                    "read the queue policy (its Policy attribute)",
+                ),
+                (
+                    "sqs:SetQueueAttributes",
+                    "write the merged queue policy, or an empty one when only xacct's statements were in it",
+                ),
+            ],
+            resources: &["arn:{partition}:sqs:*:*:*"],
+            resource_note: "queues only, in any region; SetQueueAttributes can change a queue's other attributes too (IAM cannot scope it to Policy): narrow the account `*` and the queue names where you can",
+        }],
+    },
+    KindPermissions {
+        kind: PermissionKind::Sns,
+        name: "sns",
+        long_name: "SnsTopic",
+        statements: &[StatementPermissions {
+            sid: "XacctSnsTopicPolicies",
+            actions: &[
+                (
+                    "sns:GetTopicAttributes",
+                    "read the topic policy (its Policy attribute)",
+                ),
+                (
+                    "sns:SetTopicAttributes",
+                    "write the merged topic policy (a topic always has one: it is rewritten, never removed)",
+                ),
+            ],
+            resources: &["arn:{partition}:sns:*:*:*"],
+            resource_note: "topics only, in any region; SetTopicAttributes can change a topic's other attributes too: narrow the account `*` and the topic names where you can",
+        }],
+    },
+    KindPermissions {
+        kind: PermissionKind::SecretsManager,
+        name: "secretsmanager",
+        long_name: "Secret",
+        statements: &[StatementPermissions {
+            sid: "XacctSecretResourcePolicies",
+            actions: &[
+                (
+                    "secretsmanager:DescribeSecret",
+                    "find a granted secret's ARN by its name, and the KMS key it is encrypted with (for the grantee's kms:Decrypt)",
+                ),
+                (
+                    "secretsmanager:GetResourcePolicy",
+                    "read the secret's resource policy",
+                ),
+                (
+                    "secretsmanager:PutResourcePolicy",
+                    "write the merged resource policy (with BlockPublicPolicy)",
+                ),
+                (
+                    "secretsmanager:DeleteResourcePolicy",
+                    "remove a resource policy left empty, when only xacct's statements were in it",
+                ),
+            ],
+            resources: &["arn:{partition}:secretsmanager:*:*:secret:*"],
+            resource_note: "secrets only, in any region; no secretsmanager:GetSecretValue: xacct never reads a secret's value. Narrow the account `*` and the secret names where you can",
+        }],
+    },
+    KindPermissions {
         kind: PermissionKind::Identity,
         name: "identity",
         long_name: "granteeSide",
@@ -423,10 +504,10 @@ pub const PERMISSIONS: &[KindPermissions] = &[
                 sid: "XacctGranteeBucketKeys",
                 actions: &[(
                     "kms:DescribeKey",
-                    "tell a customer managed bucket key (usable across accounts) from aws/s3 (not usable), and read its ARN",
+                    "tell a customer managed bucket or secret key (usable across accounts) from aws/s3 or aws/secretsmanager (not usable), and read its ARN",
                 )],
                 resources: &["arn:{partition}:kms:*:*:key/*"],
-                resource_note: "read only; in the bucket's account",
+                resource_note: "read only; in the bucket's or secret's account",
             },
         ],
     },
@@ -509,7 +590,8 @@ const NOT_COVERED: &[(&str, &str)] = &[(
     "SageMaker model package group policies are not implemented in xacct yet, so the role xacct assumes needs no permission for them",
 )];
 
-/// Parses one `--kinds` value: `s3`, `ecr`, `kms`, `iam`, `rds`, `sagemaker`, `identity` (or the
+/// Parses one `--kinds` value: `s3`, `ecr`, `kms`, `iam`, `rds`, `sagemaker`, `sqs`, `sns`,
+/// `secretsmanager`, `identity` (or the
 /// long name: the grant's ResourceKind, `SnapshotShare` for rds, `granteeSide` for identity).
 pub fn parse_permission_kind(value: &str) -> Result<PermissionKind, String> {
     let wanted = value.trim().to_ascii_lowercase();
@@ -796,6 +878,9 @@ mod tests {
             PermissionKind::Iam,
             PermissionKind::Rds,
             PermissionKind::SageMaker,
+            PermissionKind::Sqs,
+            PermissionKind::Sns,
+            PermissionKind::SecretsManager,
             PermissionKind::Identity,
             PermissionKind::Gc,
         ] {
@@ -808,6 +893,9 @@ mod tests {
                 | PermissionKind::Iam
                 | PermissionKind::Rds
                 | PermissionKind::SageMaker
+                | PermissionKind::Sqs
+                | PermissionKind::Sns
+                | PermissionKind::SecretsManager
                 | PermissionKind::Identity
                 | PermissionKind::Gc => {}
             }
@@ -886,8 +974,12 @@ mod tests {
                 .unwrap_err()
                 .contains("not implemented")
         );
+        assert_eq!(
+            parse_permission_kind("Secret"),
+            Ok(PermissionKind::SecretsManager)
+        );
         assert!(
-            parse_permission_kind("sqs")
+            parse_permission_kind("lambda")
                 .unwrap_err()
                 .contains("unknown")
         );

@@ -1,6 +1,7 @@
 //! Access presets: which IAM actions each one stands for, per kind of resource.
 //!
-//! Sources: ../shared/reference/aws-cross-account-facts.md (S3 §5, ECR §4, KMS §3, STS §7).
+//! Sources: ../shared/reference/aws-cross-account-facts.md (S3 §5, ECR §4, KMS §3, STS §7); SQS,
+//! SNS and Secrets Manager: each service's "cross-account access" page of its developer guide.
 
 use crate::api::{AccessPreset, ResourceKind};
 
@@ -12,6 +13,9 @@ pub fn service_prefix(kind: ResourceKind) -> &'static str {
         ResourceKind::KmsKey => "kms",
         ResourceKind::IamRole => "sts",
         ResourceKind::SageMakerEndpoint => "sagemaker",
+        ResourceKind::SqsQueue => "sqs",
+        ResourceKind::SnsTopic => "sns",
+        ResourceKind::Secret => "secretsmanager",
     }
 }
 
@@ -24,6 +28,9 @@ pub fn presets_for(kind: ResourceKind) -> &'static [AccessPreset] {
         ResourceKind::KmsKey => &[Decrypt, Encrypt, EncryptDecrypt, Grant, Describe],
         ResourceKind::IamRole => &[Assume],
         ResourceKind::SageMakerEndpoint => &[Invoke],
+        ResourceKind::SqsQueue => &[Send, Consume],
+        ResourceKind::SnsTopic => &[Publish, Subscribe],
+        ResourceKind::Secret => &[Read],
     }
 }
 
@@ -75,14 +82,41 @@ pub const SAGEMAKER_INVOKE: &[&str] = &[
     "sagemaker:InvokeEndpointAsync",
     "sagemaker:InvokeEndpointWithResponseStream",
 ];
+/// SQS: sending (the queue's URL and attributes to find it and check it).
+pub const SQS_SEND: &[&str] = &[
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:SendMessage",
+];
+/// SQS: consuming.
+pub const SQS_CONSUME: &[&str] = &[
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:ReceiveMessage",
+];
+/// SNS: publishing.
+pub const SNS_PUBLISH: &[&str] = &["sns:Publish"];
+/// SNS: subscribing an endpoint (a queue, a function) of the grantee's account.
+pub const SNS_SUBSCRIBE: &[&str] = &["sns:GetTopicAttributes", "sns:Subscribe"];
+/// Secrets Manager: reading a secret's value.
+pub const SECRET_READ: &[&str] = &[
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+];
 /// What only the caller's account can allow for ECR: the registry login, on `*`.
 pub const ECR_LOGIN: &str = "ecr:GetAuthorizationToken";
 
-/// The actions of a preset, in the statement group they belong to.
-pub fn preset_actions(preset: AccessPreset) -> Vec<(ActionGroup, &'static [&'static str])> {
+/// The actions of a preset on a kind of resource, in the statement group they belong to.
+pub fn preset_actions(
+    kind: ResourceKind,
+    preset: AccessPreset,
+) -> Vec<(ActionGroup, &'static [&'static str])> {
     use AccessPreset::*;
     use ActionGroup::*;
     match preset {
+        Read if kind == ResourceKind::Secret => vec![(Main, SECRET_READ)],
         Read => vec![(S3Bucket, S3_BUCKET_READ), (S3Objects, S3_OBJECT_READ)],
         Write => vec![(S3Bucket, S3_BUCKET_WRITE), (S3Objects, S3_OBJECT_WRITE)],
         ReadWrite => vec![
@@ -101,6 +135,10 @@ pub fn preset_actions(preset: AccessPreset) -> Vec<(ActionGroup, &'static [&'sta
         Describe => vec![(Main, KMS_DESCRIBE)],
         Assume => vec![(Main, STS_ASSUME)],
         Invoke => vec![(Main, SAGEMAKER_INVOKE)],
+        Send => vec![(Main, SQS_SEND)],
+        Consume => vec![(Main, SQS_CONSUME)],
+        Publish => vec![(Main, SNS_PUBLISH)],
+        Subscribe => vec![(Main, SNS_SUBSCRIBE)],
     }
 }
 
@@ -175,9 +213,12 @@ mod tests {
             ResourceKind::KmsKey,
             ResourceKind::IamRole,
             ResourceKind::SageMakerEndpoint,
+            ResourceKind::SqsQueue,
+            ResourceKind::SnsTopic,
+            ResourceKind::Secret,
         ] {
             for preset in presets_for(kind) {
-                for (_, actions) in preset_actions(*preset) {
+                for (_, actions) in preset_actions(kind, *preset) {
                     for action in actions {
                         assert_eq!(check_action(kind, action), Ok(()), "{preset:?} {action}");
                     }

@@ -14,7 +14,7 @@ use super::statements::{
 };
 use super::{Engine, GrantInput, Operation};
 use crate::api::{GranteeSide, PolicyKind, PolicyLocation, ResourceKind};
-use crate::aws::{AccountAccess, AwsError, AwsErrorKind, BucketEncryption, TargetRef};
+use crate::aws::{AccountAccess, AwsError, AwsErrorKind, Encryption, TargetRef};
 use crate::policy::{PolicyError, Statement};
 
 /// Identifies a policy as grants name it: account, kind, region, name.
@@ -33,7 +33,7 @@ pub(super) struct Lookups {
     located: BTreeMap<LocationKey, Result<TargetRef, AwsError>>,
     profiles: BTreeMap<(String, String), Result<String, AwsError>>,
     endpoints: BTreeMap<(String, String, String), Result<String, AwsError>>,
-    bucket_keys: BTreeMap<String, Result<BucketEncryption, AwsError>>,
+    resource_keys: BTreeMap<String, Result<Encryption, AwsError>>,
 }
 
 impl Engine {
@@ -82,9 +82,9 @@ impl Engine {
                 let mut note = None;
                 if applying
                     && g.grantee_side == GranteeSide::Manage
-                    && g.kind == ResourceKind::S3Bucket
+                    && matches!(g.kind, ResourceKind::S3Bucket | ResourceKind::Secret)
                 {
-                    (extras.bucket_key, note) = self.bucket_key(lookups, &resource).await?;
+                    (extras.resource_key, note) = self.resource_key(lookups, &resource).await?;
                 }
                 if applying
                     && g.kind == ResourceKind::EcrRepository
@@ -289,33 +289,37 @@ impl Engine {
         }
     }
 
-    /// The customer managed key the grantee side needs `kms:Decrypt` on, and a note for the reader.
-    async fn bucket_key(
+    /// The customer managed key the grantee side needs `kms:Decrypt` on (a bucket's default key, a
+    /// secret's key), and a note for the reader.
+    async fn resource_key(
         &self,
         lookups: &mut Lookups,
-        bucket: &TargetRef,
+        resource: &TargetRef,
     ) -> Result<(Option<String>, Option<String>), GrantError> {
-        if !lookups.bucket_keys.contains_key(&bucket.arn) {
-            let result = self.backend.bucket_encryption(bucket).await;
-            lookups.bucket_keys.insert(bucket.arn.clone(), result);
+        if !lookups.resource_keys.contains_key(&resource.arn) {
+            let result = self.backend.encryption(resource).await;
+            lookups.resource_keys.insert(resource.arn.clone(), result);
         }
-        match lookups.bucket_keys.get(&bucket.arn) {
-            Some(Ok(BucketEncryption::CustomerKey(key))) => Ok((
+        let (what, aws_key) = match resource.kind {
+            PolicyKind::SecretResourcePolicy => ("the secret is encrypted", "aws/secretsmanager"),
+            _ => ("the bucket encrypts objects", "aws/s3"),
+        };
+        match lookups.resource_keys.get(&resource.arn) {
+            Some(Ok(Encryption::CustomerKey(key))) => Ok((
                 Some(key.clone()),
                 Some(format!(
-                    "the bucket encrypts objects with the KMS key {key}: the grantee roles and users get kms:Decrypt on it; \
+                    "{what} with the KMS key {key}: the grantee roles and users get kms:Decrypt on it; \
                      its key policy must allow them too (a KmsKey grant on that key)"
                 )),
             )),
-            Some(Ok(BucketEncryption::AwsManagedKey)) => Ok((
+            Some(Ok(Encryption::AwsManagedKey)) => Ok((
                 None,
-                Some(
-                    "the bucket encrypts objects with the AWS managed key aws/s3, which other accounts cannot use: \
-                     objects written with it cannot be read across accounts; use a customer managed key"
-                        .to_string(),
-                ),
+                Some(format!(
+                    "{what} with the AWS managed key {aws_key}, which other accounts cannot use: \
+                     it cannot be read across accounts; use a customer managed key"
+                )),
             )),
-            Some(Ok(BucketEncryption::NoKmsKey)) | None => Ok((None, None)),
+            Some(Ok(Encryption::NoKmsKey)) | None => Ok((None, None)),
             Some(Err(e)) => Err(GrantError::Aws(e.clone())),
         }
     }

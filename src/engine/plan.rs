@@ -532,6 +532,9 @@ impl Engine {
             PolicyKind::S3BucketPolicy => SizeLimit::S3_BUCKET,
             PolicyKind::EcrRepositoryPolicy => SizeLimit::ECR_REPOSITORY,
             PolicyKind::KmsKeyPolicy => SizeLimit::KMS_KEY,
+            PolicyKind::SqsQueuePolicy => SizeLimit::SQS_QUEUE,
+            PolicyKind::SnsTopicPolicy => SizeLimit::SNS_TOPIC,
+            PolicyKind::SecretResourcePolicy => SizeLimit::SECRET,
             PolicyKind::RoleInlinePolicy | PolicyKind::InvokeRoleInlinePolicy => {
                 SizeLimit::IAM_ROLE_INLINE
             }

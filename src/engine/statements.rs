@@ -33,7 +33,7 @@ struct Shape<'a> {
 fn access_shapes<'a>(grant: &'a ResolvedGrant, arn: &str) -> Vec<Shape<'a>> {
     let mut groups: BTreeMap<ActionGroup, BTreeSet<&str>> = BTreeMap::new();
     for preset in &grant.access {
-        for (group, actions) in preset_actions(*preset) {
+        for (group, actions) in preset_actions(grant.kind, *preset) {
             groups
                 .entry(group)
                 .or_default()
@@ -105,6 +105,15 @@ fn access_shapes<'a>(grant: &'a ResolvedGrant, arn: &str) -> Vec<Shape<'a>> {
             (ResourceKind::SageMakerEndpoint, _, _) => {
                 shapes.push(shape("Invoke", actions, arn.to_string(), None))
             }
+            (ResourceKind::SqsQueue, _, _) => {
+                shapes.push(shape("Queue", actions, arn.to_string(), None))
+            }
+            (ResourceKind::SnsTopic, _, _) => {
+                shapes.push(shape("Topic", actions, arn.to_string(), None))
+            }
+            (ResourceKind::Secret, _, _) => {
+                shapes.push(shape("Secret", actions, arn.to_string(), None))
+            }
         }
     }
     shapes
@@ -140,8 +149,11 @@ pub fn resource_statements(
     for shape in shapes {
         // Resource policies name the resource only where the service expects it.
         let resource = match grant.kind {
-            ResourceKind::S3Bucket => Some(one_or_many(&shape.resources)),
-            ResourceKind::KmsKey => Some(json!("*")),
+            ResourceKind::S3Bucket | ResourceKind::SqsQueue | ResourceKind::SnsTopic => {
+                Some(one_or_many(&shape.resources))
+            }
+            // A key's or a secret's policy is the resource's own: `*` is that resource.
+            ResourceKind::KmsKey | ResourceKind::Secret => Some(json!("*")),
             _ => None,
         };
         let mut conditions: Vec<_> = shape.condition.into_iter().collect();
@@ -189,8 +201,8 @@ pub fn invoke_role_statements(
 /// What the grantee side needs besides the resource.
 #[derive(Debug, Clone, Default)]
 pub struct GranteeExtras {
-    /// S3: the customer managed KMS key the bucket encrypts objects with.
-    pub bucket_key: Option<String>,
+    /// S3: the customer managed KMS key the bucket encrypts objects with; a secret's key.
+    pub resource_key: Option<String>,
 }
 
 /// The grant's statements in each grantee role's or user's identity policy: the same access on the
@@ -214,7 +226,7 @@ pub fn grantee_statements(
             condition: None,
         });
     }
-    if let Some(key) = &extras.bucket_key {
+    if let Some(key) = &extras.resource_key {
         let writes = shapes
             .iter()
             .flat_map(|s| &s.actions)
@@ -224,7 +236,10 @@ pub fn grantee_statements(
             actions.push("kms:GenerateDataKey");
         }
         shapes.push(Shape {
-            purpose: "BucketKey",
+            purpose: match grant.kind {
+                ResourceKind::Secret => "SecretKey",
+                _ => "BucketKey",
+            },
             actions,
             resources: vec![key.clone()],
             condition: None,
@@ -338,7 +353,7 @@ mod tests {
         );
         assert_eq!(g.grantee_side, GranteeSide::Manage);
         let extras = GranteeExtras {
-            bucket_key: Some("arn:aws:kms:us-east-1:222222222222:key/k".into()),
+            resource_key: Some("arn:aws:kms:us-east-1:222222222222:key/k".into()),
         };
         let side = grantee_statements(&g, "arn:aws:s3:::lake", &extras).expect("statements");
         assert!(side.iter().all(|s| s.as_json().get("Principal").is_none()));

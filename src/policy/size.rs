@@ -53,6 +53,21 @@ impl SizeLimit {
         max: 2_048,
         unit: SizeUnit::NonWhitespaceCharacters,
     };
+    /// SQS queue policies: 8,192 bytes.
+    pub const SQS_QUEUE: SizeLimit = SizeLimit {
+        max: 8_192,
+        unit: SizeUnit::Bytes,
+    };
+    /// SNS topic policies: 30 KB.
+    pub const SNS_TOPIC: SizeLimit = SizeLimit {
+        max: 30 * 1024,
+        unit: SizeUnit::Bytes,
+    };
+    /// Secrets Manager resource policies: 20,480 characters.
+    pub const SECRET: SizeLimit = SizeLimit {
+        max: 20_480,
+        unit: SizeUnit::Characters,
+    };
     /// The highest trust policy quota AWS grants.
     pub const IAM_TRUST_MAX: usize = 4_096;
 

@@ -106,6 +106,9 @@ pub struct Clients {
     pub ecr: aws_sdk_ecr::Client,
     pub kms: aws_sdk_kms::Client,
     pub iam: aws_sdk_iam::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 /// Clients acting in `account_id` (through AssumeRole, as moto models it).
@@ -119,6 +122,9 @@ pub async fn clients(connector: &Connector, account_id: &str) -> Clients {
         ecr: connector.ecr_client(&config, "us-east-1"),
         kms: connector.kms_client(&config, "us-east-1"),
         iam: connector.iam_client(&config),
+        sqs: connector.sqs_client(&config, "us-east-1"),
+        sns: connector.sns_client(&config, "us-east-1"),
+        secrets: connector.secrets_client(&config, "us-east-1"),
     }
 }
 
