@@ -1,7 +1,7 @@
 //! The corpus of invalid manifests in `tests/bad-input/`, run through the real binary against the
 //! AWS emulator next to a valid grant, and through the layer that is documented to refuse each.
 //!
-//! Each case is `NN-short-name.yaml` with a sibling `NN-short-name.expect`: one substring per line
+//! Each case is `NN-short-name.yaml` (two or three digits) with a sibling `NN-short-name.expect`: one substring per line
 //! that the error must contain (field path and what is wrong), a line `layer: parse|cel|engine`
 //! naming the layer that refuses it, and optionally a line `known-gap: WHY` for a case the code
 //! does not refuse yet (the case is kept as it should be; the test reports it instead of failing,
@@ -516,7 +516,9 @@ fn case_names_are_numbered_and_unique() {
     for case in &cases {
         let (number, rest) = case.name.split_once('-').unwrap();
         assert!(
-            number.len() == 2 && number.chars().all(|c| c.is_ascii_digit()) && !rest.is_empty(),
+            (2..=3).contains(&number.len())
+                && number.chars().all(|c| c.is_ascii_digit())
+                && !rest.is_empty(),
             "{} is not NN-short-name",
             case.name
         );

@@ -1210,6 +1210,99 @@ async fn an_organization_grant_waits_for_consent_and_loses_its_access_with_it() 
     h.finish().await;
 }
 
+/// The Sids of the xacct statements in the policy of the SQS queue `name` of the data account.
+async fn queue_sids(h: &Harness, name: &str) -> Vec<String> {
+    let sqs = clients(&h.connector, DATA_ACCOUNT).await.sqs;
+    let url = sqs
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("the queue")
+        .queue_url
+        .unwrap_or_default();
+    let policy = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::Policy)
+                .cloned()
+        })
+        .unwrap_or_default();
+    if policy.is_empty() {
+        return Vec::new();
+    }
+    support::sids(&policy).into_iter().flatten().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_grant_moved_to_another_queue_and_deleted_leaves_no_statement() {
+    let h = Harness::start(&[]).await;
+    let sqs = clients(&h.connector, DATA_ACCOUNT).await.sqs;
+    for queue in ["jobs", "other-jobs"] {
+        sqs.create_queue()
+            .queue_name(queue)
+            .send()
+            .await
+            .expect("queue");
+    }
+    create(&h.accounts(), &AccountFixture::data_prod().build()).await;
+    let grant = GrantFixture::new("apps", "sender")
+        .resource("SqsQueue", "jobs")
+        .access(&["send"])
+        .build();
+    create(&h.grants("apps"), &grant).await;
+    h.wait_ready("apps", "sender", "True", "Applied").await;
+    assert_eq!(queue_sids(&h, "jobs").await.len(), 1);
+
+    // Moved: the statement leaves the first queue (found again by the queue's ARN that status
+    // records) and is written on the second.
+    merge_spec(
+        &h.grants("apps"),
+        "sender",
+        json!({"resource": {"account": "data-prod", "kind": "SqsQueue", "name": "other-jobs"}}),
+    )
+    .await;
+    eventually(20, "the statement to move", || async {
+        (queue_sids(&h, "jobs").await.is_empty() && queue_sids(&h, "other-jobs").await.len() == 1)
+            .then_some(())
+    })
+    .await;
+    let status = h
+        .grants("apps")
+        .get("sender")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let recorded: Vec<String> = status
+        .targets
+        .iter()
+        .filter_map(|t| t.policy.as_ref().map(|p| p.name.clone()))
+        .collect();
+    assert_eq!(
+        recorded,
+        [format!("arn:aws:sqs:us-east-1:{DATA_ACCOUNT}:other-jobs")]
+    );
+
+    // Deleted: nothing left, and the finalizer released.
+    h.grants("apps")
+        .delete("sender", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(20, "the grant to be gone", || async {
+        gone(h.grants("apps").get("sender").await).then_some(())
+    })
+    .await;
+    assert!(queue_sids(&h, "other-jobs").await.is_empty());
+    h.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_moved_to_a_missing_bucket_or_an_account_not_ready_leaves_nothing_behind() {
     let h = mover_on_old_lake(&["old-lake", "lake"]).await;

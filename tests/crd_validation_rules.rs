@@ -482,6 +482,55 @@ fn kms_preset_on_iam_role_is_refused() {
 }
 
 #[test]
+fn queue_topic_and_secret_presets_are_their_own() {
+    assert_accepted(grant_of_kind("SqsQueue", "access: [send, consume]").validate_cel());
+    assert_accepted(grant_of_kind("SnsTopic", "access: [publish, subscribe]").validate_cel());
+    assert_accepted(grant_of_kind("Secret", "access: [read]").validate_cel());
+    assert_refused(
+        grant_of_kind("SqsQueue", "access: [publish]").validate_cel(),
+        &[("spec", "access presets for SqsQueue are send and consume")],
+    );
+    assert_refused(
+        grant_of_kind("SnsTopic", "access: [send]").validate_cel(),
+        &[(
+            "spec",
+            "access presets for SnsTopic are publish and subscribe",
+        )],
+    );
+    assert_refused(
+        grant_of_kind("Secret", "access: [write]").validate_cel(),
+        &[("spec", "the access preset for Secret is read")],
+    );
+    assert_refused(
+        grant_of_kind("S3Bucket", "access: [send]").validate_cel(),
+        &[(
+            "spec",
+            "access presets for S3Bucket are read, write and readWrite",
+        )],
+    );
+}
+
+#[test]
+fn queue_topic_and_secret_actions_are_of_their_service() {
+    assert_accepted(grant_of_kind("SqsQueue", "actions: ['sqs:SendMessageBatch']").validate_cel());
+    assert_refused(
+        grant_of_kind("SqsQueue", "actions: ['sns:Publish']").validate_cel(),
+        &[("spec", "actions on an SqsQueue must start with sqs:")],
+    );
+    assert_refused(
+        grant_of_kind("SnsTopic", "actions: ['sqs:SendMessage']").validate_cel(),
+        &[("spec", "actions on an SnsTopic must start with sns:")],
+    );
+    assert_refused(
+        grant_of_kind("Secret", "actions: ['kms:Decrypt']").validate_cel(),
+        &[(
+            "spec",
+            "actions on a Secret must start with secretsmanager:",
+        )],
+    );
+}
+
+#[test]
 fn ecr_action_on_s3_bucket_is_refused() {
     assert_refused(
         grant_of_kind("S3Bucket", "actions: ['ecr:BatchGetImage']").validate_cel(),

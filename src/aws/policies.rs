@@ -185,6 +185,8 @@ impl PolicyBackend for AwsPolicies {
                 kms::locate(&client, account_id, partition, region, name).await?
             }
             PolicyKind::SqsQueuePolicy => {
+                // By name, or by ARN (as status records it).
+                let name = name.rsplit(':').next().unwrap_or(name);
                 let config = self.connector.session(account).await?;
                 let client = self.connector.sqs_client(&config, region);
                 let url = sqs::queue_url(&client, account_id, name).await?;
@@ -194,6 +196,7 @@ impl PolicyBackend for AwsPolicies {
                 )
             }
             PolicyKind::SnsTopicPolicy => {
+                let name = name.rsplit(':').next().unwrap_or(name);
                 let arn = format!("arn:{partition}:sns:{region}:{account_id}:{name}");
                 (arn.clone(), arn)
             }

@@ -331,9 +331,13 @@ pub(super) fn planned_target(p: &Placed) -> PlannedTarget {
         location: PolicyLocation {
             account: p.target.account.name.clone(),
             kind: p.target.kind,
-            // A key by its ARN, so that it is found again even if an alias moves.
+            // A key by its ARN, so that it is found again even if an alias moves; queues, topics
+            // and secrets by their ARNs (the id of a queue is its URL).
             name: match p.target.kind {
-                PolicyKind::KmsKeyPolicy => p.target.arn.clone(),
+                PolicyKind::KmsKeyPolicy
+                | PolicyKind::SqsQueuePolicy
+                | PolicyKind::SnsTopicPolicy
+                | PolicyKind::SecretResourcePolicy => p.target.arn.clone(),
                 _ => p.target.id.clone(),
             },
         },

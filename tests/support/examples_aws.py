@@ -67,6 +67,14 @@ def main():
                            StorageEncrypted=True, KmsKeyId=key)
     rds.create_db_snapshot(DBInstanceIdentifier="orders", DBSnapshotIdentifier="orders-2026-11-01")
 
+    # The queue, topic and secret of the sqs-queue, sns-topic and secret examples.
+    seoul_data.client("sqs").create_queue(QueueName="order-events")
+    seoul_data.client("sns").create_topic(Name="order-notifications")
+    secrets_key = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName="alias/orders-secrets", TargetKeyId=secrets_key)
+    seoul_data.client("secretsmanager").create_secret(
+        Name="orders-db-credentials", SecretString="not-a-secret", KmsKeyId=secrets_key)
+
     # 333333333333: registry (Seoul).
     session("333333333333", seoul).client("ecr").create_repository(repositoryName="platform/trainer")
 
