@@ -381,7 +381,10 @@ fn manifests_yaml(row: &Row, n: usize) -> String {
         ResourceKind::EcrRepository => "EcrRepository",
         ResourceKind::KmsKey => "KmsKey",
         ResourceKind::IamRole => "IamRole",
-        other => unreachable!("no capacity row for {other:?}"),
+        ResourceKind::SageMakerEndpoint => "SageMakerEndpoint",
+        ResourceKind::SqsQueue => "SqsQueue",
+        ResourceKind::SnsTopic => "SnsTopic",
+        ResourceKind::Secret => "Secret",
     };
     let name = match row.kind {
         ResourceKind::KmsKey => KEY_ID,

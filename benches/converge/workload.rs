@@ -243,5 +243,8 @@ pub fn kind_name(kind: ResourceKind) -> &'static str {
         ResourceKind::KmsKey => "KmsKey",
         ResourceKind::IamRole => "IamRole",
         ResourceKind::SageMakerEndpoint => "SageMakerEndpoint",
+        ResourceKind::SqsQueue => "SqsQueue",
+        ResourceKind::SnsTopic => "SnsTopic",
+        ResourceKind::Secret => "Secret",
     }
 }
