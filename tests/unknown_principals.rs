@@ -310,6 +310,98 @@ async fn ecr_kms_and_iam_refusals_of_a_new_principal_are_ridden_out_too() {
     );
 }
 
+/// SNS and Secrets Manager name the unknown principal in their refusals: ridden out like the others.
+/// SQS says only "Invalid value for the parameter Policy.": xacct cannot tell it from a wrong
+/// document, so the queue's write fails `PolicyRejected` in that run (for both grants on it, as any
+/// refused document does in one `apply`), the other policies still converge, and the next run
+/// writes the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_and_secrets_manager_refusals_are_ridden_out_and_an_sqs_refusal_fails_only_the_queue() {
+    let (moto, proxy, data, dir) = rig().await;
+    data.sns.create_topic().name("events").send().await.unwrap();
+    data.secrets
+        .create_secret()
+        .name("password")
+        .secret_string("not-a-secret")
+        .send()
+        .await
+        .unwrap();
+    data.sqs
+        .create_queue()
+        .queue_name("jobs")
+        .send()
+        .await
+        .unwrap();
+    for role in ["role/TopicNew", "role/SecretNew", "role/QueueNew"] {
+        proxy.refuse_principal(role, Some(1));
+    }
+    let grants = grant(
+        "publishes",
+        "{account: data-prod, kind: SnsTopic, name: events}",
+        "role/TopicNew",
+        "publish",
+    ) + &grant(
+        "reads-password",
+        "{account: data-prod, kind: Secret, name: password}",
+        "role/SecretNew",
+        "read",
+    ) + &grant(
+        "sends",
+        "{account: data-prod, kind: SqsQueue, name: jobs}",
+        "role/QueueNew",
+        "send",
+    ) + &grant(
+        "old-sends",
+        "{account: data-prod, kind: SqsQueue, name: jobs}",
+        "role/Known",
+        "consume",
+    );
+    let out = apply(
+        &moto,
+        &proxy,
+        dir.path(),
+        &grants,
+        &["--principal-wait", "1m"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = report(&out);
+    for name in ["publishes", "reads-password"] {
+        assert_eq!(ready(&json, name).0, "Applied", "{name}");
+    }
+    for name in ["sends", "old-sends"] {
+        assert_eq!(ready(&json, name).0, "PolicyRejected", "{name}");
+    }
+    let seen = proxy.seen();
+    for operation in ["SetTopicAttributes", "PutResourcePolicy"] {
+        let attempts = writes(&seen, operation);
+        assert_eq!(
+            attempts
+                .iter()
+                .map(|s| s.fault.is_some())
+                .collect::<Vec<_>>(),
+            [true, false],
+            "{operation}: refused once, then written"
+        );
+    }
+    // The queue's principal was refused once: the next run writes the queue grant.
+    let out = apply(&moto, &proxy, dir.path(), &grants, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = report(&out);
+    for name in ["sends", "old-sends"] {
+        assert_eq!(ready(&json, name).0, "Applied", "{name}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_invocation_role_is_read_back_until_iam_returns_it_before_it_is_used() {
     let (moto, proxy, _data, dir) = rig().await;

@@ -134,13 +134,21 @@ pub(crate) fn is_throttling_code(code: &str) -> bool {
 }
 
 /// Whether a policy refusal's message says a principal is unknown, in the words of S3 and IAM
-/// ("Invalid principal in policy"), KMS ("one or more invalid principals") and ECR ("Principal not
-/// found").
+/// ("Invalid principal in policy"), KMS ("one or more invalid principals"), ECR ("Principal not
+/// found"), SNS ("PrincipalNotFound") and Secrets Manager ("unsupported principal"). SQS says only
+/// "Invalid value for the parameter Policy": its refusals stay `PolicyRejected`.
 pub(crate) fn names_unknown_principal(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
-    ["invalid principal", "principal not found"]
-        .iter()
-        .any(|words| message.contains(words))
+    [
+        "invalid principal",
+        "principal not found",
+        // SNS: "Invalid parameter: Policy Error: PrincipalNotFound".
+        "principalnotfound",
+        // Secrets Manager: "This resource policy contains an unsupported principal."
+        "unsupported principal",
+    ]
+    .iter()
+    .any(|words| message.contains(words))
 }
 
 fn classify(code: Option<&str>, not_found_codes: &[&str]) -> AwsErrorKind {
@@ -245,6 +253,8 @@ mod tests {
             "Invalid principal in policy: \"AWS\":\"arn:aws:iam::111111111111:role/New\"",
             "Policy contains a statement with one or more invalid principals.",
             "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Principal not found'",
+            "Invalid parameter: Policy Error: PrincipalNotFound",
+            "This resource policy contains an unsupported principal.",
         ] {
             assert!(names_unknown_principal(message), "{message}");
         }

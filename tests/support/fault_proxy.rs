@@ -51,7 +51,9 @@ pub enum Fault {
     /// that does not exist, or was created moments ago): S3 `400 MalformedPolicy` "Invalid
     /// principal in policy", ECR `400 InvalidParameterException` "… 'Principal not found'", KMS
     /// `400 MalformedPolicyDocumentException` "… one or more invalid principals", IAM
-    /// `400 MalformedPolicyDocument` "Invalid principal in policy: …". Given by
+    /// `400 MalformedPolicyDocument` "Invalid principal in policy: …", SNS `400 InvalidParameter`
+    /// "… PrincipalNotFound", Secrets Manager `400 MalformedPolicyDocumentException` "… unsupported
+    /// principal", SQS `400 InvalidAttributeValue` "Invalid value for the parameter Policy.". Given by
     /// [`FaultProxy::refuse_principal`], never drawn at random.
     PrincipalRefused,
     /// IAM's `404 NoSuchEntity` for `GetRole`: a role created moments ago that IAM does not return
@@ -387,6 +389,9 @@ const RESOURCE_POLICY_WRITES: &[&str] = &[
     "PutKeyPolicy",
     "UpdateAssumeRolePolicy",
     "CreateRole",
+    "SetQueueAttributes",
+    "SetTopicAttributes",
+    "PutResourcePolicy",
 ];
 
 /// `text` with `%XX` escapes and `+` decoded (IAM's form-encoded bodies), so that a principal's
@@ -522,7 +527,7 @@ enum Protocol {
 fn protocol(service: &str) -> Protocol {
     match service {
         "s3" => Protocol::RestXml,
-        "iam" | "sts" | "rds" => Protocol::Query,
+        "iam" | "sts" | "rds" | "sns" => Protocol::Query,
         _ => Protocol::Json,
     }
 }
@@ -558,6 +563,22 @@ fn error_response(service: &str, fault: Fault) -> Response<Full<Bytes>> {
                 StatusCode::BAD_REQUEST,
                 "MalformedPolicyDocument",
                 "Invalid principal in policy",
+            ),
+            "sns" => (
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                "Invalid parameter: Policy Error: PrincipalNotFound",
+            ),
+            "secretsmanager" => (
+                StatusCode::BAD_REQUEST,
+                "MalformedPolicyDocumentException",
+                "This resource policy contains an unsupported principal.",
+            ),
+            // SQS does not say which part of the policy it refuses.
+            "sqs" => (
+                StatusCode::BAD_REQUEST,
+                "InvalidAttributeValue",
+                "Invalid value for the parameter Policy.",
             ),
             _ => (
                 StatusCode::BAD_REQUEST,
