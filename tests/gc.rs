@@ -215,3 +215,140 @@ async fn gc_removes_only_the_statements_of_grants_that_are_gone() {
         String::from_utf8_lossy(&again.stdout)
     );
 }
+
+/// The statements of grants on a queue, a topic and a secret that are in no manifest any more are
+/// found and removed too; the foreign ones and SNS's default policy stay.
+#[tokio::test]
+async fn gc_finds_orphans_on_queues_topics_and_secrets() {
+    let moto = Moto::start();
+    let connector = moto.connector().await;
+    let data = clients(&connector, DATA_ACCOUNT).await;
+    let url = data
+        .sqs
+        .create_queue()
+        .queue_name("jobs")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let topic = data
+        .sns
+        .create_topic()
+        .name("events")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    data.secrets
+        .create_secret()
+        .name("password")
+        .secret_string("not-a-secret")
+        .send()
+        .await
+        .unwrap();
+    let default_topic_policy = data
+        .sns
+        .get_topic_attributes()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove("Policy")
+        .unwrap();
+    let on = |name: &str, kind: &str, resource: &str, access: &str| {
+        GrantFixture::new("apps", name)
+            .resource(kind, resource)
+            .access(&[access])
+            .yaml()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let all = write(
+        dir.path(),
+        "all.yaml",
+        &format!(
+            "{}{}{}{}",
+            accounts_yaml(),
+            on("sends", "SqsQueue", "jobs", "send"),
+            on("publishes", "SnsTopic", "events", "publish"),
+            on("reads", "Secret", "password", "read"),
+        ),
+    );
+    let out = xacct(&moto, &["apply", "-f", &all]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Every grant is gone without its finalizer running: the manifests hold only the accounts.
+    let none = write(dir.path(), "none.yaml", &accounts_yaml());
+    let dry = xacct(&moto, &["gc", "-f", &none, "--dry-run", "-o", "json"]);
+    assert_eq!(
+        dry.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let report: Value = serde_json::from_slice(&dry.stdout).unwrap();
+    let kinds: std::collections::BTreeSet<String> = report["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["kind"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["SecretResourcePolicy", "SnsTopicPolicy", "SqsQueuePolicy"]
+            .map(String::from)
+            .into(),
+        "{report:#}"
+    );
+
+    let out = xacct(&moto, &["gc", "-f", &none]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let queue_policy = data
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::Policy))
+        .unwrap_or_default();
+    assert!(!queue_policy.contains("Xacct"), "{queue_policy}");
+    let topic_policy = data
+        .sns
+        .get_topic_attributes()
+        .topic_arn(&topic)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()
+        .remove("Policy")
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&topic_policy).unwrap(),
+        serde_json::from_str::<Value>(&default_topic_policy).unwrap()
+    );
+    let secret_policy = data
+        .secrets
+        .get_resource_policy()
+        .secret_id("password")
+        .send()
+        .await
+        .unwrap()
+        .resource_policy
+        .unwrap_or_default();
+    assert!(!secret_policy.contains("Xacct"), "{secret_policy}");
+}

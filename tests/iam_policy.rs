@@ -320,6 +320,21 @@ const OPERATIONS: &[(&str, &str, Authorization)] = &[
         "DeleteResourcePolicy",
         Authorization::ManagedRole("secretsmanager:DeleteResourcePolicy"),
     ),
+    (
+        "SQS",
+        "ListQueues",
+        Authorization::ManagedRole("sqs:ListQueues"),
+    ),
+    (
+        "SNS",
+        "ListTopics",
+        Authorization::ManagedRole("sns:ListTopics"),
+    ),
+    (
+        "Secrets Manager",
+        "ListSecrets",
+        Authorization::ManagedRole("secretsmanager:ListSecrets"),
+    ),
     ("STS", "AssumeRole", Authorization::TrustPolicy),
     // "No permissions are required to perform this operation" (STS API reference): even an
     // explicit Deny of sts:GetCallerIdentity does not stop it.
@@ -901,12 +916,33 @@ async fn gc_flow(moto: &Moto) -> Flow {
         assert!(report.statements() >= 6, "{report:?}");
     }
     Flow {
-        kind: "s3,ecr,kms,iam,identity,sagemaker,gc",
+        // The queue, topic and secret of the other flows are in the account too: garbage
+        // collection reads their policies.
+        kind: "s3,ecr,kms,iam,identity,sagemaker,sqs,sns,secretsmanager,gc",
         calls: connector.calls().snapshot(),
         resources: Box::new(|action| match action {
-            "s3:ListAllMyBuckets" | "kms:ListKeys" | "iam:ListRoles" | "iam:ListUsers" => {
+            "s3:ListAllMyBuckets"
+            | "kms:ListKeys"
+            | "iam:ListRoles"
+            | "iam:ListUsers"
+            | "sqs:ListQueues"
+            | "sns:ListTopics"
+            | "secretsmanager:ListSecrets" => {
                 vec!["*".to_string()]
             }
+            a if a.starts_with("sqs:") => {
+                vec![format!(
+                    "arn:aws:sqs:us-east-1:{DATA_ACCOUNT}:iam-policy-jobs"
+                )]
+            }
+            a if a.starts_with("sns:") => {
+                vec![format!(
+                    "arn:aws:sns:us-east-1:{DATA_ACCOUNT}:iam-policy-events"
+                )]
+            }
+            a if a.starts_with("secretsmanager:") => vec![format!(
+                "arn:aws:secretsmanager:us-east-1:{DATA_ACCOUNT}:secret:iam-policy-password-AbCdEf"
+            )],
             a if a.starts_with("s3:") => vec!["arn:aws:s3:::iam-policy-gc".to_string()],
             a if a.starts_with("ecr:") => {
                 vec![format!(

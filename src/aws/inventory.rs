@@ -135,3 +135,77 @@ pub(super) async fn users(
         }
     }
 }
+
+/// URLs of the account's queues in the client's region.
+pub(super) async fn queues(
+    client: &aws_sdk_sqs::Client,
+    account_id: &str,
+) -> Result<Vec<String>, AwsError> {
+    let mut urls = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = client
+            .list_queues()
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(&e, "sqs:ListQueues", account_id, NONE))?;
+        urls.extend(out.queue_urls().iter().cloned());
+        match out.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(urls),
+        }
+    }
+}
+
+/// ARNs of the account's topics in the client's region.
+pub(super) async fn topics(
+    client: &aws_sdk_sns::Client,
+    account_id: &str,
+) -> Result<Vec<String>, AwsError> {
+    let mut arns = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = client
+            .list_topics()
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(&e, "sns:ListTopics", account_id, NONE))?;
+        arns.extend(
+            out.topics()
+                .iter()
+                .filter_map(|t| t.topic_arn().map(str::to_string)),
+        );
+        match out.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(arns),
+        }
+    }
+}
+
+/// ARNs of the account's secrets in the client's region.
+pub(super) async fn secrets(
+    client: &aws_sdk_secretsmanager::Client,
+    account_id: &str,
+) -> Result<Vec<String>, AwsError> {
+    let mut arns = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = client
+            .list_secrets()
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(&e, "secretsmanager:ListSecrets", account_id, NONE))?;
+        arns.extend(
+            out.secret_list()
+                .iter()
+                .filter_map(|s| s.arn().map(str::to_string)),
+        );
+        match out.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(arns),
+        }
+    }
+}

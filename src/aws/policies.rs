@@ -90,7 +90,7 @@ pub trait PolicyBackend: Send + Sync {
     /// default, or a secret's. `NoKmsKey` for other kinds.
     async fn encryption(&self, resource: &TargetRef) -> Result<Encryption, AwsError>;
     /// Every policy of `account` in `region` xacct may have written to, for garbage collection:
-    /// bucket, repository and key policies there, and with `iam` (once per account) every role's
+    /// bucket, repository, key, queue, topic and secret policies there, and with `iam` (once per account) every role's
     /// trust and inline policy and every user's inline policy. Roles named `xacct-…` are taken for
     /// roles `instance` created. Default: none.
     async fn inventory(
@@ -341,6 +341,20 @@ impl PolicyBackend for AwsPolicies {
         let kms = self.connector.kms_client(&config, region);
         for (key_id, arn) in inventory::keys(&kms, account_id).await? {
             found.push(target(PolicyKind::KmsKeyPolicy, key_id, arn));
+        }
+        let sqs = self.connector.sqs_client(&config, region);
+        for url in inventory::queues(&sqs, account_id).await? {
+            let name = url.rsplit('/').next().unwrap_or_default().to_string();
+            let arn = format!("arn:{partition}:sqs:{region}:{account_id}:{name}");
+            found.push(target(PolicyKind::SqsQueuePolicy, url, arn));
+        }
+        let sns = self.connector.sns_client(&config, region);
+        for arn in inventory::topics(&sns, account_id).await? {
+            found.push(target(PolicyKind::SnsTopicPolicy, arn.clone(), arn));
+        }
+        let secrets = self.connector.secrets_client(&config, region);
+        for arn in inventory::secrets(&secrets, account_id).await? {
+            found.push(target(PolicyKind::SecretResourcePolicy, arn.clone(), arn));
         }
         if iam {
             let client = self.connector.iam_client(&config);

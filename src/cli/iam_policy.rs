@@ -541,6 +541,27 @@ pub const PERMISSIONS: &[KindPermissions] = &[
                 resource_note: "ListKeys names no key: KMS authorizes it on `*` only",
             },
             StatementPermissions {
+                sid: "XacctGcQueues",
+                actions: &[("sqs:ListQueues", "list the account's queues")],
+                resources: &["*"],
+                resource_note: "ListQueues names no queue: SQS authorizes it on `*` only",
+            },
+            StatementPermissions {
+                sid: "XacctGcTopics",
+                actions: &[("sns:ListTopics", "list the account's topics")],
+                resources: &["*"],
+                resource_note: "ListTopics names no topic: SNS authorizes it on `*` only",
+            },
+            StatementPermissions {
+                sid: "XacctGcSecrets",
+                actions: &[(
+                    "secretsmanager:ListSecrets",
+                    "list the account's secrets (names and ARNs, never their values)",
+                )],
+                resources: &["*"],
+                resource_note: "ListSecrets names no secret: Secrets Manager authorizes it on `*` only",
+            },
+            StatementPermissions {
                 sid: "XacctGcRolesAndUsers",
                 actions: &[
                     (
