@@ -511,6 +511,33 @@ fn queue_topic_and_secret_presets_are_their_own() {
 }
 
 #[test]
+fn a_lambda_grant_invokes_and_takes_no_conditions() {
+    assert_accepted(grant_of_kind("LambdaFunction", "access: [invoke]").validate_cel());
+    assert_refused(
+        grant_of_kind("LambdaFunction", "access: [read]").validate_cel(),
+        &[("spec", "the access preset for LambdaFunction is invoke")],
+    );
+    assert_refused(
+        grant_of_kind("LambdaFunction", "actions: ['sqs:SendMessage']").validate_cel(),
+        &[(
+            "spec",
+            "actions on a LambdaFunction must start with lambda:",
+        )],
+    );
+    assert_refused(
+        grant_of_kind(
+            "LambdaFunction",
+            "access: [invoke]\nconditions: {IpAddress: {'aws:SourceIp': 203.0.113.0/24}}",
+        )
+        .validate_cel(),
+        &[(
+            "spec",
+            "a LambdaFunction grant takes no conditions: Lambda's AddPermission has no parameter for them",
+        )],
+    );
+}
+
+#[test]
 fn queue_topic_and_secret_actions_are_of_their_service() {
     assert_accepted(grant_of_kind("SqsQueue", "actions: ['sqs:SendMessageBatch']").validate_cel());
     assert_refused(

@@ -321,6 +321,31 @@ const OPERATIONS: &[(&str, &str, Authorization)] = &[
         Authorization::ManagedRole("secretsmanager:DeleteResourcePolicy"),
     ),
     (
+        "Lambda",
+        "GetFunction",
+        Authorization::ManagedRole("lambda:GetFunction"),
+    ),
+    (
+        "Lambda",
+        "GetPolicy",
+        Authorization::ManagedRole("lambda:GetPolicy"),
+    ),
+    (
+        "Lambda",
+        "AddPermission",
+        Authorization::ManagedRole("lambda:AddPermission"),
+    ),
+    (
+        "Lambda",
+        "RemovePermission",
+        Authorization::ManagedRole("lambda:RemovePermission"),
+    ),
+    (
+        "Lambda",
+        "ListFunctions",
+        Authorization::ManagedRole("lambda:ListFunctions"),
+    ),
+    (
         "SQS",
         "ListQueues",
         Authorization::ManagedRole("sqs:ListQueues"),
@@ -545,6 +570,11 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
         .arn
         .expect("a secret ARN");
 
+    let execution =
+        support::create_role(&data.iam, "IamPolicyExecution", "lambda.amazonaws.com").await;
+    let function =
+        support::create_function(&setup, DATA_ACCOUNT, "iam-policy-resize", &execution).await;
+
     // (kind on the command line, the grant, the ARN of the resource its calls act on)
     let kinds = [
         (
@@ -621,6 +651,17 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
                 ),
             ),
             secret,
+        ),
+        (
+            "lambda",
+            grant_yaml(
+                "apps",
+                "api-invokes-resize",
+                &format!(
+                    "  resource: {{account: data-prod, kind: LambdaFunction, name: iam-policy-resize}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/Api]}}\n  access: [invoke]"
+                ),
+            ),
+            function,
         ),
     ];
 
@@ -918,7 +959,7 @@ async fn gc_flow(moto: &Moto) -> Flow {
     Flow {
         // The queue, topic and secret of the other flows are in the account too: garbage
         // collection reads their policies.
-        kind: "s3,ecr,kms,iam,identity,sagemaker,sqs,sns,secretsmanager,gc",
+        kind: "s3,ecr,kms,iam,identity,sagemaker,sqs,sns,secretsmanager,lambda,gc",
         calls: connector.calls().snapshot(),
         resources: Box::new(|action| match action {
             "s3:ListAllMyBuckets"
@@ -927,9 +968,13 @@ async fn gc_flow(moto: &Moto) -> Flow {
             | "iam:ListUsers"
             | "sqs:ListQueues"
             | "sns:ListTopics"
-            | "secretsmanager:ListSecrets" => {
+            | "secretsmanager:ListSecrets"
+            | "lambda:ListFunctions" => {
                 vec!["*".to_string()]
             }
+            a if a.starts_with("lambda:") => vec![format!(
+                "arn:aws:lambda:us-east-1:{DATA_ACCOUNT}:function:iam-policy-resize"
+            )],
             a if a.starts_with("sqs:") => {
                 vec![format!(
                     "arn:aws:sqs:us-east-1:{DATA_ACCOUNT}:iam-policy-jobs"
@@ -1225,6 +1270,7 @@ fn the_default_covers_every_kind_with_no_resource_star() {
             "sqs",
             "sns",
             "secretsmanager",
+            "lambda",
             "identity"
         ])
     );
@@ -1324,7 +1370,7 @@ fn unimplemented_kinds_are_refused_and_rds_is_covered() {
             "{stderr}"
         );
     }
-    let out = xacct(&["iam-policy", "--kinds", "lambda"]);
+    let out = xacct(&["iam-policy", "--kinds", "eventbus"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown resource kind"));
 

@@ -385,6 +385,7 @@ fn manifests_yaml(row: &Row, n: usize) -> String {
         ResourceKind::SqsQueue => "SqsQueue",
         ResourceKind::SnsTopic => "SnsTopic",
         ResourceKind::Secret => "Secret",
+        ResourceKind::LambdaFunction => "LambdaFunction",
     };
     let name = match row.kind {
         ResourceKind::KmsKey => KEY_ID,

@@ -246,5 +246,6 @@ pub fn kind_name(kind: ResourceKind) -> &'static str {
         ResourceKind::SqsQueue => "SqsQueue",
         ResourceKind::SnsTopic => "SnsTopic",
         ResourceKind::Secret => "Secret",
+        ResourceKind::LambdaFunction => "LambdaFunction",
     }
 }

@@ -43,6 +43,9 @@ use super::patterns::{
 #[x_kube(validation = Rule::new("self.resource.kind != 'SqsQueue' || self.access.all(a, a in ['send', 'consume'])").message("access presets for SqsQueue are send and consume"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'SnsTopic' || self.access.all(a, a in ['publish', 'subscribe'])").message("access presets for SnsTopic are publish and subscribe"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'Secret' || self.access.all(a, a == 'read')").message("the access preset for Secret is read"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'LambdaFunction' || self.access.all(a, a == 'invoke')").message("the access preset for LambdaFunction is invoke"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'LambdaFunction' || self.actions.all(a, a.startsWith('lambda:'))").message("actions on a LambdaFunction must start with lambda:"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'LambdaFunction' || !has(self.conditions) || size(self.conditions) == 0").message("a LambdaFunction grant takes no conditions: Lambda's AddPermission has no parameter for them"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'SqsQueue' || self.actions.all(a, a.startsWith('sqs:'))").message("actions on an SqsQueue must start with sqs:"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'SnsTopic' || self.actions.all(a, a.startsWith('sns:'))").message("actions on an SnsTopic must start with sns:"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'Secret' || self.actions.all(a, a.startsWith('secretsmanager:'))").message("actions on a Secret must start with secretsmanager:"))]
@@ -65,7 +68,7 @@ pub struct CrossAccountGrantSpec {
     #[schemars(length(max = 12))]
     pub access: Vec<AccessPreset>,
     /// Explicit IAM actions, of the resource's service (`s3:`, `ecr:`, `kms:`, `sts:`, `sagemaker:`,
-    /// `sqs:`, `sns:`, `secretsmanager:`).
+    /// `sqs:`, `sns:`, `secretsmanager:`, `lambda:`).
     #[serde(default)]
     #[schemars(length(max = MAX_ACTIONS), inner(length(max = 128)))]
     #[x_kube(validation = Rule::new(all_match(ACTION)).message("each action must look like service:Action"))]
@@ -176,6 +179,8 @@ pub enum ResourceKind {
     SnsTopic,
     /// A Secrets Manager secret (resource policy).
     Secret,
+    /// A Lambda function (function policy, written statement by statement).
+    LambdaFunction,
 }
 
 /// Who gets access.
@@ -258,6 +263,7 @@ pub enum AccessPreset {
     /// IAM role: `sts:AssumeRole`.
     Assume,
     /// SageMaker endpoint: `InvokeEndpoint`, `InvokeEndpointAsync`, `InvokeEndpointWithResponseStream`.
+    /// Lambda function: `InvokeFunction`.
     Invoke,
     /// SQS queue: send messages.
     Send,
@@ -386,6 +392,8 @@ pub enum PolicyKind {
     SnsTopicPolicy,
     /// A Secrets Manager secret's resource policy.
     SecretResourcePolicy,
+    /// A Lambda function's policy.
+    LambdaFunctionPolicy,
 }
 
 impl PolicyKind {
@@ -400,6 +408,7 @@ impl PolicyKind {
             ResourceKind::SqsQueue => PolicyKind::SqsQueuePolicy,
             ResourceKind::SnsTopic => PolicyKind::SnsTopicPolicy,
             ResourceKind::Secret => PolicyKind::SecretResourcePolicy,
+            ResourceKind::LambdaFunction => PolicyKind::LambdaFunctionPolicy,
         }
     }
 

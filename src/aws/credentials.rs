@@ -309,6 +309,15 @@ impl Connector {
         aws_sdk_secretsmanager::Client::from_conf(builder.build())
     }
 
+    /// A Lambda client for `region`.
+    pub fn lambda_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_lambda::Client {
+        let builder = aws_sdk_lambda::config::Builder::from(config)
+            .region(Region::new(region.to_string()))
+            .retry_partition(self.retry_partition.clone())
+            .interceptor(self.calls.clone());
+        aws_sdk_lambda::Client::from_conf(builder.build())
+    }
+
     /// An IAM client (IAM is global).
     pub fn iam_client(&self, config: &SdkConfig) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::from_conf(

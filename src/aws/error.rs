@@ -135,7 +135,8 @@ pub(crate) fn is_throttling_code(code: &str) -> bool {
 
 /// Whether a policy refusal's message says a principal is unknown, in the words of S3 and IAM
 /// ("Invalid principal in policy"), KMS ("one or more invalid principals"), ECR ("Principal not
-/// found"), SNS ("PrincipalNotFound") and Secrets Manager ("unsupported principal"). SQS says only
+/// found"), SNS ("PrincipalNotFound"), Secrets Manager ("unsupported principal") and Lambda ("The
+/// provided principal was invalid"). SQS says only
 /// "Invalid value for the parameter Policy": its refusals stay `PolicyRejected`.
 pub(crate) fn names_unknown_principal(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
@@ -146,6 +147,8 @@ pub(crate) fn names_unknown_principal(message: &str) -> bool {
         "principalnotfound",
         // Secrets Manager: "This resource policy contains an unsupported principal."
         "unsupported principal",
+        // Lambda: "The provided principal was invalid. Please check the principal and try again."
+        "principal was invalid",
     ]
     .iter()
     .any(|words| message.contains(words))
@@ -182,6 +185,8 @@ fn classify(code: Option<&str>, not_found_codes: &[&str]) -> AwsErrorKind {
         // SNS and SQS refusing the Policy attribute.
         | "InvalidParameter"
         | "InvalidAttributeValue"
+        // Lambda refusing AddPermission's statement.
+        | "InvalidParameterValueException"
         | "LimitExceeded"
         | "PolicyLengthExceededException" => AwsErrorKind::InvalidPolicy,
         _ => AwsErrorKind::Other,
@@ -255,6 +260,7 @@ mod tests {
             "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Principal not found'",
             "Invalid parameter: Policy Error: PrincipalNotFound",
             "This resource policy contains an unsupported principal.",
+            "The provided principal was invalid. Please check the principal and try again.",
         ] {
             assert!(names_unknown_principal(message), "{message}");
         }

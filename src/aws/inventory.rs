@@ -209,3 +209,29 @@ pub(super) async fn secrets(
         }
     }
 }
+
+/// ARNs of the account's functions in the client's region.
+pub(super) async fn functions(
+    client: &aws_sdk_lambda::Client,
+    account_id: &str,
+) -> Result<Vec<String>, AwsError> {
+    let mut arns = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let out = client
+            .list_functions()
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(&e, "lambda:ListFunctions", account_id, NONE))?;
+        arns.extend(
+            out.functions()
+                .iter()
+                .filter_map(|f| f.function_arn().map(str::to_string)),
+        );
+        match out.next_marker() {
+            Some(next) if !next.is_empty() => marker = Some(next.to_string()),
+            _ => return Ok(arns),
+        }
+    }
+}

@@ -12,6 +12,7 @@ mod iam;
 mod identity;
 mod inventory;
 mod kms;
+mod lambda;
 mod policies;
 mod rds;
 mod retry;

@@ -9,7 +9,7 @@ use super::credentials::Connector;
 use super::error::{AwsError, AwsErrorKind};
 use super::identity::{self, Holder};
 use super::s3::Encryption;
-use super::{ecr, iam, inventory, kms, roles, s3, sagemaker, secrets, sns, sqs};
+use super::{ecr, iam, inventory, kms, lambda, roles, s3, sagemaker, secrets, sns, sqs};
 use crate::api::PolicyKind;
 use crate::policy::partition_for_region;
 
@@ -90,7 +90,7 @@ pub trait PolicyBackend: Send + Sync {
     /// default, or a secret's. `NoKmsKey` for other kinds.
     async fn encryption(&self, resource: &TargetRef) -> Result<Encryption, AwsError>;
     /// Every policy of `account` in `region` xacct may have written to, for garbage collection:
-    /// bucket, repository, key, queue, topic and secret policies there, and with `iam` (once per account) every role's
+    /// bucket, repository, key, queue, topic, secret and function policies there, and with `iam` (once per account) every role's
     /// trust and inline policy and every user's inline policy. Roles named `xacct-…` are taken for
     /// roles `instance` created. Default: none.
     async fn inventory(
@@ -206,6 +206,12 @@ impl PolicyBackend for AwsPolicies {
                 let arn = secrets::describe(&client, account_id, name).await?.arn;
                 (arn.clone(), arn)
             }
+            PolicyKind::LambdaFunctionPolicy => {
+                let config = self.connector.session(account).await?;
+                let client = self.connector.lambda_client(&config, region);
+                let arn = lambda::function_arn(&client, account_id, name).await?;
+                (arn.clone(), arn)
+            }
         };
         Ok(TargetRef {
             account: account.clone(),
@@ -233,6 +239,7 @@ impl PolicyBackend for AwsPolicies {
             Service::Sqs(c) => sqs::read(&c, account_id, &t.id).await,
             Service::Sns(c) => sns::read(&c, account_id, &t.id).await,
             Service::Secrets(c) => secrets::read(&c, account_id, &t.id).await,
+            Service::Lambda(c) => lambda::read(&c, account_id, &t.id).await,
         }
     }
 
@@ -252,6 +259,7 @@ impl PolicyBackend for AwsPolicies {
             Service::Sqs(c) => sqs::write(&c, account_id, &t.id, policy).await,
             Service::Sns(c) => sns::write(&c, account_id, &t.id, policy).await,
             Service::Secrets(c) => secrets::write(&c, account_id, &t.id, policy).await,
+            Service::Lambda(c) => lambda::write(&c, account_id, &t.id, policy).await,
         }
     }
 
@@ -264,6 +272,7 @@ impl PolicyBackend for AwsPolicies {
             Service::CreatedRole(c) => roles::delete(&c, account_id, &t.id, creator(t)?).await,
             Service::Sqs(c) => sqs::delete(&c, account_id, &t.id).await,
             Service::Secrets(c) => secrets::delete(&c, account_id, &t.id).await,
+            Service::Lambda(c) => lambda::delete(&c, account_id, &t.id).await,
             Service::Kms(_) | Service::Trust(_) | Service::Sns(_) => Err(AwsError::new(
                 AwsErrorKind::Other,
                 "delete policy",
@@ -355,6 +364,10 @@ impl PolicyBackend for AwsPolicies {
         let secrets = self.connector.secrets_client(&config, region);
         for arn in inventory::secrets(&secrets, account_id).await? {
             found.push(target(PolicyKind::SecretResourcePolicy, arn.clone(), arn));
+        }
+        let lambda = self.connector.lambda_client(&config, region);
+        for arn in inventory::functions(&lambda, account_id).await? {
+            found.push(target(PolicyKind::LambdaFunctionPolicy, arn.clone(), arn));
         }
         if iam {
             let client = self.connector.iam_client(&config);
@@ -448,6 +461,7 @@ enum Service {
     Sqs(aws_sdk_sqs::Client),
     Sns(aws_sdk_sns::Client),
     Secrets(aws_sdk_secretsmanager::Client),
+    Lambda(aws_sdk_lambda::Client),
 }
 
 impl AwsPolicies {
@@ -474,6 +488,9 @@ impl AwsPolicies {
             }
             PolicyKind::SecretResourcePolicy => {
                 Service::Secrets(self.connector.secrets_client(&config, &t.region))
+            }
+            PolicyKind::LambdaFunctionPolicy => {
+                Service::Lambda(self.connector.lambda_client(&config, &t.region))
             }
         })
     }

@@ -46,6 +46,8 @@ pub enum PermissionKind {
     Sns,
     /// Secrets Manager resource policies (Secret).
     SecretsManager,
+    /// Lambda function policies (LambdaFunction).
+    Lambda,
     /// The grantee side (`granteeSide: Manage`): xacct's inline policies on grantee roles and users.
     Identity,
     /// Garbage collection (`xacct gc`, `--gc-period`): listing what may hold orphaned statements;
@@ -64,6 +66,7 @@ impl From<ResourceKind> for PermissionKind {
             ResourceKind::SqsQueue => PermissionKind::Sqs,
             ResourceKind::SnsTopic => PermissionKind::Sns,
             ResourceKind::Secret => PermissionKind::SecretsManager,
+            ResourceKind::LambdaFunction => PermissionKind::Lambda,
         }
     }
 }
@@ -80,6 +83,7 @@ impl PermissionKind {
             PermissionKind::Sqs => Some(ResourceKind::SqsQueue),
             PermissionKind::Sns => Some(ResourceKind::SnsTopic),
             PermissionKind::SecretsManager => Some(ResourceKind::Secret),
+            PermissionKind::Lambda => Some(ResourceKind::LambdaFunction),
             PermissionKind::Rds | PermissionKind::Identity | PermissionKind::Gc => None,
         }
     }
@@ -438,6 +442,31 @@ pub const PERMISSIONS: &[KindPermissions] = &[
         }],
     },
     KindPermissions {
+        kind: PermissionKind::Lambda,
+        name: "lambda",
+        long_name: "LambdaFunction",
+        statements: &[StatementPermissions {
+            sid: "XacctLambdaFunctionPolicies",
+            actions: &[
+                (
+                    "lambda:GetFunction",
+                    "check that a granted function exists and read its ARN",
+                ),
+                ("lambda:GetPolicy", "read the function's policy"),
+                (
+                    "lambda:AddPermission",
+                    "add one of xacct's statements (Lambda writes a function policy statement by statement)",
+                ),
+                (
+                    "lambda:RemovePermission",
+                    "remove one of xacct's statements, by its statement id",
+                ),
+            ],
+            resources: &["arn:{partition}:lambda:*:*:function:*"],
+            resource_note: "functions only, in any region; AddPermission decides who may invoke a function: narrow the account `*` and the function names where you can",
+        }],
+    },
+    KindPermissions {
         kind: PermissionKind::Identity,
         name: "identity",
         long_name: "granteeSide",
@@ -562,6 +591,12 @@ pub const PERMISSIONS: &[KindPermissions] = &[
                 resource_note: "ListSecrets names no secret: Secrets Manager authorizes it on `*` only",
             },
             StatementPermissions {
+                sid: "XacctGcFunctions",
+                actions: &[("lambda:ListFunctions", "list the account's functions")],
+                resources: &["*"],
+                resource_note: "ListFunctions names no function: Lambda authorizes it on `*` only",
+            },
+            StatementPermissions {
                 sid: "XacctGcRolesAndUsers",
                 actions: &[
                     (
@@ -612,7 +647,7 @@ const NOT_COVERED: &[(&str, &str)] = &[(
 )];
 
 /// Parses one `--kinds` value: `s3`, `ecr`, `kms`, `iam`, `rds`, `sagemaker`, `sqs`, `sns`,
-/// `secretsmanager`, `identity` (or the
+/// `secretsmanager`, `lambda`, `identity` (or the
 /// long name: the grant's ResourceKind, `SnapshotShare` for rds, `granteeSide` for identity).
 pub fn parse_permission_kind(value: &str) -> Result<PermissionKind, String> {
     let wanted = value.trim().to_ascii_lowercase();
@@ -902,6 +937,7 @@ mod tests {
             PermissionKind::Sqs,
             PermissionKind::Sns,
             PermissionKind::SecretsManager,
+            PermissionKind::Lambda,
             PermissionKind::Identity,
             PermissionKind::Gc,
         ] {
@@ -917,6 +953,7 @@ mod tests {
                 | PermissionKind::Sqs
                 | PermissionKind::Sns
                 | PermissionKind::SecretsManager
+                | PermissionKind::Lambda
                 | PermissionKind::Identity
                 | PermissionKind::Gc => {}
             }
@@ -1000,7 +1037,7 @@ mod tests {
             Ok(PermissionKind::SecretsManager)
         );
         assert!(
-            parse_permission_kind("lambda")
+            parse_permission_kind("eventbus")
                 .unwrap_err()
                 .contains("unknown")
         );

@@ -16,6 +16,7 @@ pub fn service_prefix(kind: ResourceKind) -> &'static str {
         ResourceKind::SqsQueue => "sqs",
         ResourceKind::SnsTopic => "sns",
         ResourceKind::Secret => "secretsmanager",
+        ResourceKind::LambdaFunction => "lambda",
     }
 }
 
@@ -31,6 +32,7 @@ pub fn presets_for(kind: ResourceKind) -> &'static [AccessPreset] {
         ResourceKind::SqsQueue => &[Send, Consume],
         ResourceKind::SnsTopic => &[Publish, Subscribe],
         ResourceKind::Secret => &[Read],
+        ResourceKind::LambdaFunction => &[Invoke],
     }
 }
 
@@ -105,6 +107,8 @@ pub const SECRET_READ: &[&str] = &[
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
 ];
+/// Lambda: invoking a function.
+pub const LAMBDA_INVOKE: &[&str] = &["lambda:InvokeFunction"];
 /// What only the caller's account can allow for ECR: the registry login, on `*`.
 pub const ECR_LOGIN: &str = "ecr:GetAuthorizationToken";
 
@@ -134,6 +138,7 @@ pub fn preset_actions(
         Grant => vec![(KmsGrants, KMS_GRANT)],
         Describe => vec![(Main, KMS_DESCRIBE)],
         Assume => vec![(Main, STS_ASSUME)],
+        Invoke if kind == ResourceKind::LambdaFunction => vec![(Main, LAMBDA_INVOKE)],
         Invoke => vec![(Main, SAGEMAKER_INVOKE)],
         Send => vec![(Main, SQS_SEND)],
         Consume => vec![(Main, SQS_CONSUME)],
@@ -216,6 +221,7 @@ mod tests {
             ResourceKind::SqsQueue,
             ResourceKind::SnsTopic,
             ResourceKind::Secret,
+            ResourceKind::LambdaFunction,
         ] {
             for preset in presets_for(kind) {
                 for (_, actions) in preset_actions(kind, *preset) {

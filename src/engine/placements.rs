@@ -337,7 +337,8 @@ pub(super) fn planned_target(p: &Placed) -> PlannedTarget {
                 PolicyKind::KmsKeyPolicy
                 | PolicyKind::SqsQueuePolicy
                 | PolicyKind::SnsTopicPolicy
-                | PolicyKind::SecretResourcePolicy => p.target.arn.clone(),
+                | PolicyKind::SecretResourcePolicy
+                | PolicyKind::LambdaFunctionPolicy => p.target.arn.clone(),
                 _ => p.target.id.clone(),
             },
         },

@@ -493,7 +493,8 @@ impl Engine {
         let mut merged = converge(
             current,
             &self.settings.instance_id,
-            self.settings.compaction,
+            // A Lambda function policy holds one principal per statement (AddPermission).
+            self.settings.compaction && target.kind != PolicyKind::LambdaFunctionPolicy,
             &OwnershipScope::new(owners),
             &OwnershipScope::new(&plan.released),
             desired,
@@ -535,6 +536,7 @@ impl Engine {
             PolicyKind::SqsQueuePolicy => SizeLimit::SQS_QUEUE,
             PolicyKind::SnsTopicPolicy => SizeLimit::SNS_TOPIC,
             PolicyKind::SecretResourcePolicy => SizeLimit::SECRET,
+            PolicyKind::LambdaFunctionPolicy => SizeLimit::LAMBDA_FUNCTION,
             PolicyKind::RoleInlinePolicy | PolicyKind::InvokeRoleInlinePolicy => {
                 SizeLimit::IAM_ROLE_INLINE
             }

@@ -283,6 +283,14 @@ pub fn resolve_grant(
         }
     }
     errors.extend(check_conditions(spec));
+    if organization.is_some_and(|o| !o.paths.is_empty())
+        && spec.resource.kind == ResourceKind::LambdaFunction
+    {
+        errors.push(FieldError::new(
+            "spec.grantee.organization.paths",
+            "a LambdaFunction grant can name an organization but not paths in it (Lambda's AddPermission takes aws:PrincipalOrgID only)",
+        ));
+    }
 
     let allow_public = account.is_some_and(|a| a.spec.allow_public_principals);
     let manage = grantee_side == GranteeSide::Manage;

@@ -114,6 +114,9 @@ fn access_shapes<'a>(grant: &'a ResolvedGrant, arn: &str) -> Vec<Shape<'a>> {
             (ResourceKind::Secret, _, _) => {
                 shapes.push(shape("Secret", actions, arn.to_string(), None))
             }
+            (ResourceKind::LambdaFunction, _, _) => {
+                shapes.push(shape("Function", actions, arn.to_string(), None))
+            }
         }
     }
     shapes
@@ -139,6 +142,7 @@ pub fn resource_statements(
 ) -> Result<Vec<Statement>, PolicyError> {
     let shapes = match grant.kind {
         ResourceKind::SageMakerEndpoint => vec![assume_shape(target_arn)],
+        ResourceKind::LambdaFunction => return lambda_statements(grant, target_arn),
         _ => access_shapes(grant, target_arn),
     };
     let external_id = grant
@@ -174,6 +178,40 @@ pub fn resource_statements(
         )?);
     }
     sorted(statements)
+}
+
+/// A Lambda function's statements: one per action and principal, as `AddPermission` writes them,
+/// each named by its action and a hash of its principal; the only condition is an organization's.
+fn lambda_statements(
+    grant: &ResolvedGrant,
+    function_arn: &str,
+) -> Result<Vec<Statement>, PolicyError> {
+    let mut statements = Vec::new();
+    for shape in access_shapes(grant, function_arn) {
+        for action in &shape.actions {
+            let name = action.split_once(':').map_or(*action, |(_, name)| name);
+            for principal in &grant.principals {
+                let purpose = format!("{name}{}", principal_tag(principal));
+                statements.push(build(
+                    grant,
+                    &purpose,
+                    Some(std::slice::from_ref(principal)),
+                    &[action],
+                    Some(json!(function_arn)),
+                    Vec::new(),
+                    true,
+                )?);
+            }
+        }
+    }
+    sorted(statements)
+}
+
+/// Six hex digits naming a principal in a Sid.
+fn principal_tag(principal: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(principal.as_bytes());
+    digest.iter().take(3).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The inline policy of the role xacct creates for a SageMaker endpoint: invoking that endpoint.

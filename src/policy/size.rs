@@ -68,6 +68,11 @@ impl SizeLimit {
         max: 20_480,
         unit: SizeUnit::Characters,
     };
+    /// Lambda function policies: 20 KB.
+    pub const LAMBDA_FUNCTION: SizeLimit = SizeLimit {
+        max: 20 * 1024,
+        unit: SizeUnit::Bytes,
+    };
     /// The highest trust policy quota AWS grants.
     pub const IAM_TRUST_MAX: usize = 4_096;
 

@@ -75,6 +75,13 @@ def main():
     seoul_data.client("secretsmanager").create_secret(
         Name="orders-db-credentials", SecretString="not-a-secret", KmsKeyId=secrets_key)
 
+    # The function of the lambda-function example (moto does not run its code: an empty zip).
+    roles(seoul_data.client("iam"), ["ThumbnailsExecution"])
+    seoul_data.client("lambda").create_function(
+        FunctionName="thumbnails", Runtime="python3.12", Handler="index.handler",
+        Role="arn:aws:iam::222222222222:role/ThumbnailsExecution",
+        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
+
     # 333333333333: registry (Seoul).
     session("333333333333", seoul).client("ecr").create_repository(repositoryName="platform/trainer")
 

@@ -348,3 +348,38 @@ pub fn xacct_command(moto: &Moto, args: &[&str]) -> std::process::Command {
     }
     command
 }
+
+/// The smallest zip file: an empty archive (the emulator does not run a function's code).
+const EMPTY_ZIP: [u8; 22] = [
+    0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// Creates the Lambda function `name` in `account_id` (us-east-1), running as `role`; its ARN.
+pub async fn create_function(
+    connector: &Connector,
+    account_id: &str,
+    name: &str,
+    role: &str,
+) -> String {
+    let config = connector
+        .session(&access("setup", account_id))
+        .await
+        .expect("assume role in the emulator");
+    connector
+        .lambda_client(&config, "us-east-1")
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .handler("index.handler")
+        .role(role)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_smithy_types::Blob::new(EMPTY_ZIP.to_vec()))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create function")
+        .function_arn
+        .expect("a function ARN")
+}
