@@ -511,6 +511,19 @@ fn queue_topic_and_secret_presets_are_their_own() {
 }
 
 #[test]
+fn an_event_bus_grant_puts_events() {
+    assert_accepted(grant_of_kind("EventBus", "access: [putEvents]").validate_cel());
+    assert_refused(
+        grant_of_kind("EventBus", "access: [publish]").validate_cel(),
+        &[("spec", "the access preset for EventBus is putEvents")],
+    );
+    assert_refused(
+        grant_of_kind("EventBus", "actions: ['sns:Publish']").validate_cel(),
+        &[("spec", "actions on an EventBus must start with events:")],
+    );
+}
+
+#[test]
 fn a_lambda_grant_invokes_and_takes_no_conditions() {
     assert_accepted(grant_of_kind("LambdaFunction", "access: [invoke]").validate_cel());
     assert_refused(

@@ -346,6 +346,26 @@ const OPERATIONS: &[(&str, &str, Authorization)] = &[
         Authorization::ManagedRole("lambda:ListFunctions"),
     ),
     (
+        "EventBridge",
+        "DescribeEventBus",
+        Authorization::ManagedRole("events:DescribeEventBus"),
+    ),
+    (
+        "EventBridge",
+        "PutPermission",
+        Authorization::ManagedRole("events:PutPermission"),
+    ),
+    (
+        "EventBridge",
+        "RemovePermission",
+        Authorization::ManagedRole("events:RemovePermission"),
+    ),
+    (
+        "EventBridge",
+        "ListEventBuses",
+        Authorization::ManagedRole("events:ListEventBuses"),
+    ),
+    (
         "SQS",
         "ListQueues",
         Authorization::ManagedRole("sqs:ListQueues"),
@@ -575,6 +595,8 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
     let function =
         support::create_function(&setup, DATA_ACCOUNT, "iam-policy-resize", &execution).await;
 
+    let bus = support::create_event_bus(&setup, DATA_ACCOUNT, "iam-policy-bus").await;
+
     // (kind on the command line, the grant, the ARN of the resource its calls act on)
     let kinds = [
         (
@@ -662,6 +684,17 @@ async fn the_printed_policy_allows_every_call_xacct_makes_and_nothing_more() {
                 ),
             ),
             function,
+        ),
+        (
+            "events",
+            grant_yaml(
+                "apps",
+                "api-puts-events",
+                &format!(
+                    "  resource: {{account: data-prod, kind: EventBus, name: iam-policy-bus}}\n  grantee: {{accountId: \"{DEV_ACCOUNT}\", principals: [role/Api]}}\n  access: [putEvents]"
+                ),
+            ),
+            bus,
         ),
     ];
 
@@ -959,7 +992,7 @@ async fn gc_flow(moto: &Moto) -> Flow {
     Flow {
         // The queue, topic and secret of the other flows are in the account too: garbage
         // collection reads their policies.
-        kind: "s3,ecr,kms,iam,identity,sagemaker,sqs,sns,secretsmanager,lambda,gc",
+        kind: "s3,ecr,kms,iam,identity,sagemaker,sqs,sns,secretsmanager,lambda,events,gc",
         calls: connector.calls().snapshot(),
         resources: Box::new(|action| match action {
             "s3:ListAllMyBuckets"
@@ -969,9 +1002,13 @@ async fn gc_flow(moto: &Moto) -> Flow {
             | "sqs:ListQueues"
             | "sns:ListTopics"
             | "secretsmanager:ListSecrets"
-            | "lambda:ListFunctions" => {
+            | "lambda:ListFunctions"
+            | "events:ListEventBuses" => {
                 vec!["*".to_string()]
             }
+            a if a.starts_with("events:") => vec![format!(
+                "arn:aws:events:us-east-1:{DATA_ACCOUNT}:event-bus/iam-policy-bus"
+            )],
             a if a.starts_with("lambda:") => vec![format!(
                 "arn:aws:lambda:us-east-1:{DATA_ACCOUNT}:function:iam-policy-resize"
             )],
@@ -1271,6 +1308,7 @@ fn the_default_covers_every_kind_with_no_resource_star() {
             "sns",
             "secretsmanager",
             "lambda",
+            "events",
             "identity"
         ])
     );
@@ -1370,7 +1408,7 @@ fn unimplemented_kinds_are_refused_and_rds_is_covered() {
             "{stderr}"
         );
     }
-    let out = xacct(&["iam-policy", "--kinds", "eventbus"]);
+    let out = xacct(&["iam-policy", "--kinds", "stepfunctions"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown resource kind"));
 

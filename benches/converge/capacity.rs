@@ -386,6 +386,7 @@ fn manifests_yaml(row: &Row, n: usize) -> String {
         ResourceKind::SnsTopic => "SnsTopic",
         ResourceKind::Secret => "Secret",
         ResourceKind::LambdaFunction => "LambdaFunction",
+        ResourceKind::EventBus => "EventBus",
     };
     let name = match row.kind {
         ResourceKind::KmsKey => KEY_ID,

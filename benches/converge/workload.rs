@@ -247,5 +247,6 @@ pub fn kind_name(kind: ResourceKind) -> &'static str {
         ResourceKind::SnsTopic => "SnsTopic",
         ResourceKind::Secret => "Secret",
         ResourceKind::LambdaFunction => "LambdaFunction",
+        ResourceKind::EventBus => "EventBus",
     }
 }

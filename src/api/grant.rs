@@ -43,6 +43,8 @@ use super::patterns::{
 #[x_kube(validation = Rule::new("self.resource.kind != 'SqsQueue' || self.access.all(a, a in ['send', 'consume'])").message("access presets for SqsQueue are send and consume"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'SnsTopic' || self.access.all(a, a in ['publish', 'subscribe'])").message("access presets for SnsTopic are publish and subscribe"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'Secret' || self.access.all(a, a == 'read')").message("the access preset for Secret is read"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'EventBus' || self.access.all(a, a == 'putEvents')").message("the access preset for EventBus is putEvents"))]
+#[x_kube(validation = Rule::new("self.resource.kind != 'EventBus' || self.actions.all(a, a.startsWith('events:'))").message("actions on an EventBus must start with events:"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'LambdaFunction' || self.access.all(a, a == 'invoke')").message("the access preset for LambdaFunction is invoke"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'LambdaFunction' || self.actions.all(a, a.startsWith('lambda:'))").message("actions on a LambdaFunction must start with lambda:"))]
 #[x_kube(validation = Rule::new("self.resource.kind != 'LambdaFunction' || !has(self.conditions) || size(self.conditions) == 0").message("a LambdaFunction grant takes no conditions: Lambda's AddPermission has no parameter for them"))]
@@ -68,7 +70,7 @@ pub struct CrossAccountGrantSpec {
     #[schemars(length(max = 12))]
     pub access: Vec<AccessPreset>,
     /// Explicit IAM actions, of the resource's service (`s3:`, `ecr:`, `kms:`, `sts:`, `sagemaker:`,
-    /// `sqs:`, `sns:`, `secretsmanager:`, `lambda:`).
+    /// `sqs:`, `sns:`, `secretsmanager:`, `lambda:`, `events:`).
     #[serde(default)]
     #[schemars(length(max = MAX_ACTIONS), inner(length(max = 128)))]
     #[x_kube(validation = Rule::new(all_match(ACTION)).message("each action must look like service:Action"))]
@@ -181,6 +183,8 @@ pub enum ResourceKind {
     Secret,
     /// A Lambda function (function policy, written statement by statement).
     LambdaFunction,
+    /// An EventBridge event bus (bus policy).
+    EventBus,
 }
 
 /// Who gets access.
@@ -273,6 +277,8 @@ pub enum AccessPreset {
     Publish,
     /// SNS topic: subscribe an endpoint of the grantee's account.
     Subscribe,
+    /// EventBridge event bus: put events.
+    PutEvents,
 }
 
 /// Observed state of a grant.
@@ -394,6 +400,8 @@ pub enum PolicyKind {
     SecretResourcePolicy,
     /// A Lambda function's policy.
     LambdaFunctionPolicy,
+    /// An EventBridge event bus's policy.
+    EventBusPolicy,
 }
 
 impl PolicyKind {
@@ -409,6 +417,7 @@ impl PolicyKind {
             ResourceKind::SnsTopic => PolicyKind::SnsTopicPolicy,
             ResourceKind::Secret => PolicyKind::SecretResourcePolicy,
             ResourceKind::LambdaFunction => PolicyKind::LambdaFunctionPolicy,
+            ResourceKind::EventBus => PolicyKind::EventBusPolicy,
         }
     }
 

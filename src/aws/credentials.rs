@@ -318,6 +318,15 @@ impl Connector {
         aws_sdk_lambda::Client::from_conf(builder.build())
     }
 
+    /// An EventBridge client for `region`.
+    pub fn events_client(&self, config: &SdkConfig, region: &str) -> aws_sdk_eventbridge::Client {
+        let builder = aws_sdk_eventbridge::config::Builder::from(config)
+            .region(Region::new(region.to_string()))
+            .retry_partition(self.retry_partition.clone())
+            .interceptor(self.calls.clone());
+        aws_sdk_eventbridge::Client::from_conf(builder.build())
+    }
+
     /// An IAM client (IAM is global).
     pub fn iam_client(&self, config: &SdkConfig) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::from_conf(

@@ -235,3 +235,29 @@ pub(super) async fn functions(
         }
     }
 }
+
+/// Names and ARNs of the account's event buses in the client's region.
+pub(super) async fn event_buses(
+    client: &aws_sdk_eventbridge::Client,
+    account_id: &str,
+) -> Result<Vec<(String, String)>, AwsError> {
+    let mut buses = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = client
+            .list_event_buses()
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(&e, "events:ListEventBuses", account_id, NONE))?;
+        buses.extend(
+            out.event_buses()
+                .iter()
+                .filter_map(|b| Some((b.name()?.to_string(), b.arn()?.to_string()))),
+        );
+        match out.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(buses),
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod calls;
 mod credentials;
 mod ecr;
 mod error;
+mod events;
 mod iam;
 mod identity;
 mod inventory;

@@ -9,7 +9,7 @@ use super::credentials::Connector;
 use super::error::{AwsError, AwsErrorKind};
 use super::identity::{self, Holder};
 use super::s3::Encryption;
-use super::{ecr, iam, inventory, kms, lambda, roles, s3, sagemaker, secrets, sns, sqs};
+use super::{ecr, events, iam, inventory, kms, lambda, roles, s3, sagemaker, secrets, sns, sqs};
 use crate::api::PolicyKind;
 use crate::policy::partition_for_region;
 
@@ -90,7 +90,8 @@ pub trait PolicyBackend: Send + Sync {
     /// default, or a secret's. `NoKmsKey` for other kinds.
     async fn encryption(&self, resource: &TargetRef) -> Result<Encryption, AwsError>;
     /// Every policy of `account` in `region` xacct may have written to, for garbage collection:
-    /// bucket, repository, key, queue, topic, secret and function policies there, and with `iam` (once per account) every role's
+    /// bucket, repository, key, queue, topic, secret, function and event bus policies there, and
+    /// with `iam` (once per account) every role's
     /// trust and inline policy and every user's inline policy. Roles named `xacct-…` are taken for
     /// roles `instance` created. Default: none.
     async fn inventory(
@@ -212,6 +213,14 @@ impl PolicyBackend for AwsPolicies {
                 let arn = lambda::function_arn(&client, account_id, name).await?;
                 (arn.clone(), arn)
             }
+            PolicyKind::EventBusPolicy => {
+                // By name, or by ARN (as status records it).
+                let name = events::bus_name(name);
+                let config = self.connector.session(account).await?;
+                let client = self.connector.events_client(&config, region);
+                let arn = events::bus_arn(&client, account_id, name).await?;
+                (name.to_string(), arn)
+            }
         };
         Ok(TargetRef {
             account: account.clone(),
@@ -240,6 +249,7 @@ impl PolicyBackend for AwsPolicies {
             Service::Sns(c) => sns::read(&c, account_id, &t.id).await,
             Service::Secrets(c) => secrets::read(&c, account_id, &t.id).await,
             Service::Lambda(c) => lambda::read(&c, account_id, &t.id).await,
+            Service::Events(c) => events::read(&c, account_id, &t.id).await,
         }
     }
 
@@ -260,6 +270,7 @@ impl PolicyBackend for AwsPolicies {
             Service::Sns(c) => sns::write(&c, account_id, &t.id, policy).await,
             Service::Secrets(c) => secrets::write(&c, account_id, &t.id, policy).await,
             Service::Lambda(c) => lambda::write(&c, account_id, &t.id, policy).await,
+            Service::Events(c) => events::write(&c, account_id, &t.id, policy).await,
         }
     }
 
@@ -273,6 +284,7 @@ impl PolicyBackend for AwsPolicies {
             Service::Sqs(c) => sqs::delete(&c, account_id, &t.id).await,
             Service::Secrets(c) => secrets::delete(&c, account_id, &t.id).await,
             Service::Lambda(c) => lambda::delete(&c, account_id, &t.id).await,
+            Service::Events(c) => events::delete(&c, account_id, &t.id).await,
             Service::Kms(_) | Service::Trust(_) | Service::Sns(_) => Err(AwsError::new(
                 AwsErrorKind::Other,
                 "delete policy",
@@ -369,6 +381,10 @@ impl PolicyBackend for AwsPolicies {
         for arn in inventory::functions(&lambda, account_id).await? {
             found.push(target(PolicyKind::LambdaFunctionPolicy, arn.clone(), arn));
         }
+        let events = self.connector.events_client(&config, region);
+        for (name, arn) in inventory::event_buses(&events, account_id).await? {
+            found.push(target(PolicyKind::EventBusPolicy, name, arn));
+        }
         if iam {
             let client = self.connector.iam_client(&config);
             for (role, arn) in inventory::roles(&client, account_id).await? {
@@ -462,6 +478,7 @@ enum Service {
     Sns(aws_sdk_sns::Client),
     Secrets(aws_sdk_secretsmanager::Client),
     Lambda(aws_sdk_lambda::Client),
+    Events(aws_sdk_eventbridge::Client),
 }
 
 impl AwsPolicies {
@@ -491,6 +508,9 @@ impl AwsPolicies {
             }
             PolicyKind::LambdaFunctionPolicy => {
                 Service::Lambda(self.connector.lambda_client(&config, &t.region))
+            }
+            PolicyKind::EventBusPolicy => {
+                Service::Events(self.connector.events_client(&config, &t.region))
             }
         })
     }

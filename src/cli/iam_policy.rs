@@ -48,6 +48,8 @@ pub enum PermissionKind {
     SecretsManager,
     /// Lambda function policies (LambdaFunction).
     Lambda,
+    /// EventBridge event bus policies (EventBus).
+    Events,
     /// The grantee side (`granteeSide: Manage`): xacct's inline policies on grantee roles and users.
     Identity,
     /// Garbage collection (`xacct gc`, `--gc-period`): listing what may hold orphaned statements;
@@ -67,6 +69,7 @@ impl From<ResourceKind> for PermissionKind {
             ResourceKind::SnsTopic => PermissionKind::Sns,
             ResourceKind::Secret => PermissionKind::SecretsManager,
             ResourceKind::LambdaFunction => PermissionKind::Lambda,
+            ResourceKind::EventBus => PermissionKind::Events,
         }
     }
 }
@@ -84,6 +87,7 @@ impl PermissionKind {
             PermissionKind::Sns => Some(ResourceKind::SnsTopic),
             PermissionKind::SecretsManager => Some(ResourceKind::Secret),
             PermissionKind::Lambda => Some(ResourceKind::LambdaFunction),
+            PermissionKind::Events => Some(ResourceKind::EventBus),
             PermissionKind::Rds | PermissionKind::Identity | PermissionKind::Gc => None,
         }
     }
@@ -467,6 +471,27 @@ pub const PERMISSIONS: &[KindPermissions] = &[
         }],
     },
     KindPermissions {
+        kind: PermissionKind::Events,
+        name: "events",
+        long_name: "EventBus",
+        statements: &[StatementPermissions {
+            sid: "XacctEventBusPolicies",
+            actions: &[
+                (
+                    "events:DescribeEventBus",
+                    "check that a granted bus exists, read its ARN and its policy",
+                ),
+                ("events:PutPermission", "write the merged bus policy"),
+                (
+                    "events:RemovePermission",
+                    "remove one of xacct's statements by its statement id (before writing a policy without it, and when only xacct's statements were in it)",
+                ),
+            ],
+            resources: &["arn:{partition}:events:*:*:event-bus/*"],
+            resource_note: "event buses only, in any region; PutPermission decides who may put events on a bus: narrow the account `*` and the bus names where you can",
+        }],
+    },
+    KindPermissions {
         kind: PermissionKind::Identity,
         name: "identity",
         long_name: "granteeSide",
@@ -597,6 +622,12 @@ pub const PERMISSIONS: &[KindPermissions] = &[
                 resource_note: "ListFunctions names no function: Lambda authorizes it on `*` only",
             },
             StatementPermissions {
+                sid: "XacctGcEventBuses",
+                actions: &[("events:ListEventBuses", "list the account's event buses")],
+                resources: &["*"],
+                resource_note: "ListEventBuses names no bus: EventBridge authorizes it on `*` only",
+            },
+            StatementPermissions {
                 sid: "XacctGcRolesAndUsers",
                 actions: &[
                     (
@@ -647,7 +678,7 @@ const NOT_COVERED: &[(&str, &str)] = &[(
 )];
 
 /// Parses one `--kinds` value: `s3`, `ecr`, `kms`, `iam`, `rds`, `sagemaker`, `sqs`, `sns`,
-/// `secretsmanager`, `lambda`, `identity` (or the
+/// `secretsmanager`, `lambda`, `events`, `identity` (or the
 /// long name: the grant's ResourceKind, `SnapshotShare` for rds, `granteeSide` for identity).
 pub fn parse_permission_kind(value: &str) -> Result<PermissionKind, String> {
     let wanted = value.trim().to_ascii_lowercase();
@@ -938,6 +969,7 @@ mod tests {
             PermissionKind::Sns,
             PermissionKind::SecretsManager,
             PermissionKind::Lambda,
+            PermissionKind::Events,
             PermissionKind::Identity,
             PermissionKind::Gc,
         ] {
@@ -954,6 +986,7 @@ mod tests {
                 | PermissionKind::Sns
                 | PermissionKind::SecretsManager
                 | PermissionKind::Lambda
+                | PermissionKind::Events
                 | PermissionKind::Identity
                 | PermissionKind::Gc => {}
             }
@@ -1037,7 +1070,7 @@ mod tests {
             Ok(PermissionKind::SecretsManager)
         );
         assert!(
-            parse_permission_kind("eventbus")
+            parse_permission_kind("stepfunctions")
                 .unwrap_err()
                 .contains("unknown")
         );

@@ -17,6 +17,7 @@ pub fn service_prefix(kind: ResourceKind) -> &'static str {
         ResourceKind::SnsTopic => "sns",
         ResourceKind::Secret => "secretsmanager",
         ResourceKind::LambdaFunction => "lambda",
+        ResourceKind::EventBus => "events",
     }
 }
 
@@ -33,6 +34,7 @@ pub fn presets_for(kind: ResourceKind) -> &'static [AccessPreset] {
         ResourceKind::SnsTopic => &[Publish, Subscribe],
         ResourceKind::Secret => &[Read],
         ResourceKind::LambdaFunction => &[Invoke],
+        ResourceKind::EventBus => &[PutEvents],
     }
 }
 
@@ -109,6 +111,8 @@ pub const SECRET_READ: &[&str] = &[
 ];
 /// Lambda: invoking a function.
 pub const LAMBDA_INVOKE: &[&str] = &["lambda:InvokeFunction"];
+/// EventBridge: putting events on a bus.
+pub const EVENTS_PUT: &[&str] = &["events:PutEvents"];
 /// What only the caller's account can allow for ECR: the registry login, on `*`.
 pub const ECR_LOGIN: &str = "ecr:GetAuthorizationToken";
 
@@ -144,6 +148,7 @@ pub fn preset_actions(
         Consume => vec![(Main, SQS_CONSUME)],
         Publish => vec![(Main, SNS_PUBLISH)],
         Subscribe => vec![(Main, SNS_SUBSCRIBE)],
+        PutEvents => vec![(Main, EVENTS_PUT)],
     }
 }
 
@@ -222,6 +227,7 @@ mod tests {
             ResourceKind::SnsTopic,
             ResourceKind::Secret,
             ResourceKind::LambdaFunction,
+            ResourceKind::EventBus,
         ] {
             for preset in presets_for(kind) {
                 for (_, actions) in preset_actions(kind, *preset) {

@@ -338,7 +338,8 @@ pub(super) fn planned_target(p: &Placed) -> PlannedTarget {
                 | PolicyKind::SqsQueuePolicy
                 | PolicyKind::SnsTopicPolicy
                 | PolicyKind::SecretResourcePolicy
-                | PolicyKind::LambdaFunctionPolicy => p.target.arn.clone(),
+                | PolicyKind::LambdaFunctionPolicy
+                | PolicyKind::EventBusPolicy => p.target.arn.clone(),
                 _ => p.target.id.clone(),
             },
         },

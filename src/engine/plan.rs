@@ -537,6 +537,7 @@ impl Engine {
             PolicyKind::SnsTopicPolicy => SizeLimit::SNS_TOPIC,
             PolicyKind::SecretResourcePolicy => SizeLimit::SECRET,
             PolicyKind::LambdaFunctionPolicy => SizeLimit::LAMBDA_FUNCTION,
+            PolicyKind::EventBusPolicy => SizeLimit::EVENT_BUS,
             PolicyKind::RoleInlinePolicy | PolicyKind::InvokeRoleInlinePolicy => {
                 SizeLimit::IAM_ROLE_INLINE
             }

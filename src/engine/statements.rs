@@ -117,6 +117,9 @@ fn access_shapes<'a>(grant: &'a ResolvedGrant, arn: &str) -> Vec<Shape<'a>> {
             (ResourceKind::LambdaFunction, _, _) => {
                 shapes.push(shape("Function", actions, arn.to_string(), None))
             }
+            (ResourceKind::EventBus, _, _) => {
+                shapes.push(shape("Bus", actions, arn.to_string(), None))
+            }
         }
     }
     shapes
@@ -153,9 +156,10 @@ pub fn resource_statements(
     for shape in shapes {
         // Resource policies name the resource only where the service expects it.
         let resource = match grant.kind {
-            ResourceKind::S3Bucket | ResourceKind::SqsQueue | ResourceKind::SnsTopic => {
-                Some(one_or_many(&shape.resources))
-            }
+            ResourceKind::S3Bucket
+            | ResourceKind::SqsQueue
+            | ResourceKind::SnsTopic
+            | ResourceKind::EventBus => Some(one_or_many(&shape.resources)),
             // A key's or a secret's policy is the resource's own: `*` is that resource.
             ResourceKind::KmsKey | ResourceKind::Secret => Some(json!("*")),
             _ => None,

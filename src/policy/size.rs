@@ -73,6 +73,11 @@ impl SizeLimit {
         max: 20 * 1024,
         unit: SizeUnit::Bytes,
     };
+    /// EventBridge event bus policies: 10,240 characters.
+    pub const EVENT_BUS: SizeLimit = SizeLimit {
+        max: 10_240,
+        unit: SizeUnit::Characters,
+    };
     /// The highest trust policy quota AWS grants.
     pub const IAM_TRUST_MAX: usize = 4_096;
 

@@ -82,6 +82,9 @@ def main():
         Role="arn:aws:iam::222222222222:role/ThumbnailsExecution",
         Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
 
+    # The event bus of the event-bus example.
+    seoul_data.client("events").create_event_bus(Name="order-events-bus")
+
     # 333333333333: registry (Seoul).
     session("333333333333", seoul).client("ecr").create_repository(repositoryName="platform/trainer")
 

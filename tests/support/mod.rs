@@ -383,3 +383,20 @@ pub async fn create_function(
         .function_arn
         .expect("a function ARN")
 }
+
+/// Creates the EventBridge event bus `name` in `account_id` (us-east-1); its ARN.
+pub async fn create_event_bus(connector: &Connector, account_id: &str, name: &str) -> String {
+    let config = connector
+        .session(&access("setup", account_id))
+        .await
+        .expect("assume role in the emulator");
+    connector
+        .events_client(&config, "us-east-1")
+        .create_event_bus()
+        .name(name)
+        .send()
+        .await
+        .expect("create event bus")
+        .event_bus_arn
+        .expect("an event bus ARN")
+}

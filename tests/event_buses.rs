@@ -1,0 +1,209 @@
+//! EventBridge event bus policies through the `xacct` binary against the AWS emulator (moto):
+//! statements for the grants next to a partner's statement, written as one policy (`PutPermission`
+//! with the document), xacct's statements that go removed by statement id first, nothing written
+//! when converged, the partner's statement kept through a partial and a full delete, and whether
+//! the calls would be allowed decided by the independent IAM evaluator on the policy read back.
+//!
+//! The removal by id is what makes moto, which merges a put policy into the statements it has,
+//! end with the document written, as AWS does by replacing it: this test fails without it (a
+//! deleted grant's statement would stay in moto).
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::{Value, json};
+use support::fixtures::{AccountFixture, GrantFixture};
+use support::iam_eval::{Request, assert_decisions, identity_policies, role_session};
+use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_role};
+
+const BUS: &str = "orders";
+const PARTNER: &str = "333333333333";
+
+fn xacct(moto: &Moto, args: &[&str]) -> Output {
+    support::xacct_command(moto, args)
+        .output()
+        .expect("xacct runs")
+}
+
+fn reasons(output: &Output) -> Vec<String> {
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON report ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    report["grants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            format!(
+                "{} {}",
+                g["name"].as_str().unwrap_or_default(),
+                g["conditions"][0]["reason"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+fn write(dir: &Path, name: &str, documents: &[String]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, documents.concat()).expect("manifest written");
+    path.to_str().expect("a UTF-8 path").to_string()
+}
+
+async fn policy(events: &aws_sdk_eventbridge::Client) -> Option<String> {
+    events
+        .describe_event_bus()
+        .name(BUS)
+        .send()
+        .await
+        .expect("the bus")
+        .policy
+}
+
+fn statements(policy: &Option<String>) -> Vec<Value> {
+    policy
+        .as_deref()
+        .map(|p| {
+            let doc: Value = serde_json::from_str(p).expect("JSON");
+            doc["Statement"].as_array().cloned().unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
+fn ours(statements: &[Value]) -> Vec<Value> {
+    statements
+        .iter()
+        .filter(|s| {
+            s["Sid"]
+                .as_str()
+                .is_some_and(|sid| sid.starts_with("Xacct"))
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bus_policies_keep_a_partners_statement_and_the_access_works() {
+    let moto = Moto::start();
+    let connector = moto.connector().await;
+    let dev = clients(&connector, DEV_ACCOUNT).await;
+    let config = connector
+        .session(&support::access("setup", DATA_ACCOUNT))
+        .await
+        .expect("a session in the data account");
+    let events = connector.events_client(&config, "us-east-1");
+    let bus_arn = support::create_event_bus(&connector, DATA_ACCOUNT, BUS).await;
+    events
+        .put_permission()
+        .event_bus_name(BUS)
+        .statement_id("Partner")
+        .action("events:PutEvents")
+        .principal(PARTNER)
+        .send()
+        .await
+        .expect("a partner's statement");
+    let partner = statements(&policy(&events).await);
+    assert_eq!(partner.len(), 1);
+    for role in ["Api", "Worker", "Bystander"] {
+        create_role(&dev.iam, role, "ecs-tasks.amazonaws.com").await;
+    }
+
+    let accounts = format!(
+        "{}{}",
+        AccountFixture::data_prod().yaml(),
+        AccountFixture::dev().yaml()
+    );
+    let on = |name: &str, role: &str| {
+        GrantFixture::new("apps", name)
+            .resource("EventBus", BUS)
+            .manage("dev", &[role])
+            .access(&["putEvents"])
+            .yaml()
+    };
+    let api = on("api-puts-orders", "role/Api");
+    let worker = on("worker-puts-orders", "role/Worker");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let all = write(
+        dir.path(),
+        "all.yaml",
+        &[accounts.clone(), api.clone(), worker.clone()],
+    );
+
+    let out = xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", reasons(&out));
+    let now = statements(&policy(&events).await);
+    assert!(now.contains(&partner[0]), "{now:#?}");
+    let mine = ours(&now);
+    assert!(!mine.is_empty(), "{now:#?}");
+    for s in &mine {
+        assert_eq!(s["Action"], json!("events:PutEvents"), "{s}");
+        assert_eq!(s["Resource"], json!(bus_arn), "{s}");
+    }
+
+    let again = xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
+    assert!(
+        reasons(&again).iter().all(|r| r.ends_with(" Converged")),
+        "{:?}",
+        reasons(&again)
+    );
+
+    let role = |name: &str| format!("arn:aws:iam::{DEV_ACCOUNT}:role/{name}");
+    let decisions = async |api_allowed: bool, worker_allowed: bool| {
+        let document = policy(&events).await;
+        let mut requests = Vec::new();
+        for (name, allowed) in [
+            ("Api", api_allowed),
+            ("Worker", worker_allowed),
+            ("Bystander", false),
+        ] {
+            let arn = role(name);
+            requests.push((
+                Request::new(
+                    format!("{name} puts events"),
+                    role_session(&arn, "task").expect("a role ARN"),
+                    "events:PutEvents",
+                    bus_arn.clone(),
+                    DATA_ACCOUNT,
+                )
+                .identity(&identity_policies(&dev.iam, &arn).await)
+                .resource_policy(document.as_deref()),
+                allowed,
+            ));
+        }
+        assert_decisions(&requests);
+    };
+    decisions(true, true).await;
+
+    // One grant deleted: its principal leaves the bus policy, the partner's statement stays.
+    let only_worker = write(dir.path(), "worker.yaml", &[accounts.clone(), worker]);
+    let out = xacct(&moto, &["delete", "-f", &only_worker]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let now = policy(&events).await;
+    assert!(
+        !now.as_deref().unwrap_or_default().contains("role/Worker"),
+        "{now:?}"
+    );
+    assert!(statements(&now).contains(&partner[0]));
+    decisions(true, false).await;
+
+    // Everything deleted: the partner's statement alone.
+    let out = xacct(&moto, &["delete", "-f", &all]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(statements(&policy(&events).await), partner);
+    decisions(false, false).await;
+}
