@@ -1,7 +1,8 @@
 //! EventBridge event bus policies through the `xacct` binary against the AWS emulator (moto):
 //! statements for the grants next to a partner's statement, written as one policy (`PutPermission`
 //! with the document), xacct's statements that go removed by statement id first, nothing written
-//! when converged, the partner's statement kept through a partial and a full delete, and whether
+//! when converged, drift corrected, the partner's statement kept through a partial and a full
+//! delete, and whether
 //! the calls would be allowed decided by the independent IAM evaluator on the policy read back.
 //!
 //! The removal by id is what makes moto, which merges a put policy into the statements it has,
@@ -88,7 +89,7 @@ fn ours(statements: &[Value]) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bus_policies_keep_a_partners_statement_and_the_access_works() {
+async fn bus_policies_keep_a_partners_statement_correct_drift_and_the_access_works() {
     let moto = Moto::start();
     let connector = moto.connector().await;
     let dev = clients(&connector, DEV_ACCOUNT).await;
@@ -151,6 +152,26 @@ async fn bus_policies_keep_a_partners_statement_and_the_access_works() {
         "{:?}",
         reasons(&again)
     );
+
+    // Drift: xacct's statements removed by hand are written back, the partner's kept.
+    for s in &mine {
+        events
+            .remove_permission()
+            .event_bus_name(BUS)
+            .statement_id(s["Sid"].as_str().unwrap_or_default())
+            .send()
+            .await
+            .expect("drift");
+    }
+    let corrected = xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
+    assert!(
+        reasons(&corrected).iter().all(|r| r.ends_with(" Applied")),
+        "{:?}",
+        reasons(&corrected)
+    );
+    let now = statements(&policy(&events).await);
+    assert_eq!(ours(&now), mine, "{now:#?}");
+    assert!(now.contains(&partner[0]));
 
     let role = |name: &str| format!("arn:aws:iam::{DEV_ACCOUNT}:role/{name}");
     let decisions = async |api_allowed: bool, worker_allowed: bool| {

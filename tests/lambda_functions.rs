@@ -2,7 +2,8 @@
 //! writes a function policy statement by statement (`AddPermission`, `RemovePermission` by
 //! statement id): xacct adds one statement per action and principal, named by its Sid, removes
 //! only its own, and leaves a foreign statement (here one a bucket notification needs) as it is
-//! through apply, a second apply (nothing to write), a partial delete and a full delete. Whether
+//! through apply, a second apply (nothing to write), drift correction (one statement added back),
+//! a partial delete and a full delete. Whether
 //! the calls would be allowed is decided by the independent IAM evaluator on the policies read back.
 
 mod support;
@@ -164,6 +165,30 @@ async fn function_policies_are_written_statement_by_statement_and_the_access_wor
         "{:?}",
         reasons(&again)
     );
+
+    // Drift: one of xacct's statements removed by hand is added back, alone.
+    let removed = mine[0]["Sid"].as_str().unwrap_or_default().to_string();
+    lambda
+        .remove_permission()
+        .function_name(FUNCTION)
+        .statement_id(&removed)
+        .send()
+        .await
+        .expect("drift");
+    let corrected = xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
+    assert_eq!(
+        reasons(&corrected)
+            .iter()
+            .filter(|r| r.ends_with(" Applied"))
+            .count(),
+        1,
+        "{:?}",
+        reasons(&corrected)
+    );
+    let now = statements(&lambda).await;
+    assert_eq!(ours(&now).len(), 4, "{now:#?}");
+    assert!(now.iter().any(|s| s["Sid"] == json!(removed)));
+    assert!(now.contains(&foreign[0]));
 
     // What AWS would decide, both sides read back from the emulator.
     let role = |name: &str| format!("arn:aws:iam::{DEV_ACCOUNT}:role/{name}");
