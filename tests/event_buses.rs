@@ -11,50 +11,16 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Output;
-
 use serde_json::{Value, json};
 use support::fixtures::{AccountFixture, GrantFixture};
 use support::iam_eval::{Request, assert_decisions, identity_policies, role_session};
-use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_role};
+use support::{
+    DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_role, grant_reasons, json_report, run_xacct,
+    write_manifest,
+};
 
 const BUS: &str = "orders";
 const PARTNER: &str = "333333333333";
-
-fn xacct(moto: &Moto, args: &[&str]) -> Output {
-    support::xacct_command(moto, args)
-        .output()
-        .expect("xacct runs")
-}
-
-fn reasons(output: &Output) -> Vec<String> {
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "JSON report ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    report["grants"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|g| {
-            format!(
-                "{} {}",
-                g["name"].as_str().unwrap_or_default(),
-                g["conditions"][0]["reason"].as_str().unwrap_or_default()
-            )
-        })
-        .collect()
-}
-
-fn write(dir: &Path, name: &str, documents: &[String]) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, documents.concat()).expect("manifest written");
-    path.to_str().expect("a UTF-8 path").to_string()
-}
 
 async fn policy(events: &aws_sdk_eventbridge::Client) -> Option<String> {
     events
@@ -129,14 +95,19 @@ async fn bus_policies_keep_a_partners_statement_correct_drift_and_the_access_wor
     let api = on("api-puts-orders", "role/Api");
     let worker = on("worker-puts-orders", "role/Worker");
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let all = write(
+    let all = write_manifest(
         dir.path(),
         "all.yaml",
         &[accounts.clone(), api.clone(), worker.clone()],
     );
 
-    let out = xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{:?}", reasons(&out));
+    let out = run_xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{:?}",
+        grant_reasons(&json_report(&out))
+    );
     let now = statements(&policy(&events).await);
     assert!(now.contains(&partner[0]), "{now:#?}");
     let mine = ours(&now);
@@ -146,11 +117,13 @@ async fn bus_policies_keep_a_partners_statement_correct_drift_and_the_access_wor
         assert_eq!(s["Resource"], json!(bus_arn), "{s}");
     }
 
-    let again = xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
+    let again = run_xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
     assert!(
-        reasons(&again).iter().all(|r| r.ends_with(" Converged")),
+        grant_reasons(&json_report(&again))
+            .iter()
+            .all(|(_, r)| r == "Converged"),
         "{:?}",
-        reasons(&again)
+        grant_reasons(&json_report(&again))
     );
 
     // Drift: xacct's statements removed by hand are written back, the partner's kept.
@@ -163,11 +136,13 @@ async fn bus_policies_keep_a_partners_statement_correct_drift_and_the_access_wor
             .await
             .expect("drift");
     }
-    let corrected = xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
+    let corrected = run_xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
     assert!(
-        reasons(&corrected).iter().all(|r| r.ends_with(" Applied")),
+        grant_reasons(&json_report(&corrected))
+            .iter()
+            .all(|(_, r)| r == "Applied"),
         "{:?}",
-        reasons(&corrected)
+        grant_reasons(&json_report(&corrected))
     );
     let now = statements(&policy(&events).await);
     assert_eq!(ours(&now), mine, "{now:#?}");
@@ -201,8 +176,8 @@ async fn bus_policies_keep_a_partners_statement_correct_drift_and_the_access_wor
     decisions(true, true).await;
 
     // One grant deleted: its principal leaves the bus policy, the partner's statement stays.
-    let only_worker = write(dir.path(), "worker.yaml", &[accounts.clone(), worker]);
-    let out = xacct(&moto, &["delete", "-f", &only_worker]);
+    let only_worker = write_manifest(dir.path(), "worker.yaml", &[accounts.clone(), worker]);
+    let out = run_xacct(&moto, &["delete", "-f", &only_worker]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -218,7 +193,7 @@ async fn bus_policies_keep_a_partners_statement_correct_drift_and_the_access_wor
     decisions(true, false).await;
 
     // Everything deleted: the partner's statement alone.
-    let out = xacct(&moto, &["delete", "-f", &all]);
+    let out = run_xacct(&moto, &["delete", "-f", &all]);
     assert_eq!(
         out.status.code(),
         Some(0),

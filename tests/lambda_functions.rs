@@ -8,50 +8,16 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Output;
-
 use serde_json::{Value, json};
 use support::fixtures::{AccountFixture, GrantFixture};
 use support::iam_eval::{Request, assert_decisions, identity_policies, role_session};
-use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_role};
+use support::{
+    DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_role, grant_reasons, json_report, run_xacct,
+    write_manifest,
+};
 
 const FUNCTION: &str = "resize";
 const ORG: &str = "o-a1b2c3d4e5";
-
-fn xacct(moto: &Moto, args: &[&str]) -> Output {
-    support::xacct_command(moto, args)
-        .output()
-        .expect("xacct runs")
-}
-
-fn reasons(output: &Output) -> Vec<String> {
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "JSON report ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    report["grants"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|g| {
-            format!(
-                "{} {}",
-                g["name"].as_str().unwrap_or_default(),
-                g["conditions"][0]["reason"].as_str().unwrap_or_default()
-            )
-        })
-        .collect()
-}
-
-fn write(dir: &Path, name: &str, documents: &[String]) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, documents.concat()).expect("manifest written");
-    path.to_str().expect("a UTF-8 path").to_string()
-}
 
 /// The function's policy statements (none without a policy).
 async fn statements(lambda: &aws_sdk_lambda::Client) -> Vec<Value> {
@@ -129,18 +95,25 @@ async fn function_policies_are_written_statement_by_statement_and_the_access_wor
         .extra(json!({"grantee": {"organization": {"id": ORG}}}))
         .yaml();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let all = write(
+    let all = write_manifest(
         dir.path(),
         "all.yaml",
         &[accounts.clone(), api.clone(), workers.clone(), org.clone()],
     );
 
-    let out = xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{:?}", reasons(&out));
-    assert!(
-        reasons(&out).iter().all(|r| r.ends_with(" Applied")),
+    let out = run_xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
         "{:?}",
-        reasons(&out)
+        grant_reasons(&json_report(&out))
+    );
+    assert!(
+        grant_reasons(&json_report(&out))
+            .iter()
+            .all(|(_, r)| r == "Applied"),
+        "{:?}",
+        grant_reasons(&json_report(&out))
     );
 
     // One statement per principal, on the function, next to the foreign one as it was.
@@ -159,11 +132,13 @@ async fn function_policies_are_written_statement_by_statement_and_the_access_wor
     assert_eq!(org_statement.len(), 1, "{mine:#?}");
 
     // Converged: nothing to write.
-    let again = xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
+    let again = run_xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
     assert!(
-        reasons(&again).iter().all(|r| r.ends_with(" Converged")),
+        grant_reasons(&json_report(&again))
+            .iter()
+            .all(|(_, r)| r == "Converged"),
         "{:?}",
-        reasons(&again)
+        grant_reasons(&json_report(&again))
     );
 
     // Drift: one of xacct's statements removed by hand is added back, alone.
@@ -175,15 +150,15 @@ async fn function_policies_are_written_statement_by_statement_and_the_access_wor
         .send()
         .await
         .expect("drift");
-    let corrected = xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
+    let corrected = run_xacct(&moto, &["apply", "-f", &all, "-o", "json"]);
     assert_eq!(
-        reasons(&corrected)
+        grant_reasons(&json_report(&corrected))
             .iter()
-            .filter(|r| r.ends_with(" Applied"))
+            .filter(|(_, r)| r == "Applied")
             .count(),
         1,
         "{:?}",
-        reasons(&corrected)
+        grant_reasons(&json_report(&corrected))
     );
     let now = statements(&lambda).await;
     assert_eq!(ours(&now).len(), 4, "{now:#?}");
@@ -222,8 +197,8 @@ async fn function_policies_are_written_statement_by_statement_and_the_access_wor
     decisions(true, true).await;
 
     // One grant deleted: its two statements go, the others and the foreign one stay.
-    let only_workers = write(dir.path(), "workers.yaml", &[accounts.clone(), workers]);
-    let out = xacct(&moto, &["delete", "-f", &only_workers]);
+    let only_workers = write_manifest(dir.path(), "workers.yaml", &[accounts.clone(), workers]);
+    let out = run_xacct(&moto, &["delete", "-f", &only_workers]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -236,7 +211,7 @@ async fn function_policies_are_written_statement_by_statement_and_the_access_wor
     decisions(true, false).await;
 
     // Everything deleted: only the foreign statement is left.
-    let out = xacct(&moto, &["delete", "-f", &all]);
+    let out = run_xacct(&moto, &["delete", "-f", &all]);
     assert_eq!(
         out.status.code(),
         Some(0),

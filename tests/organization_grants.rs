@@ -12,32 +12,16 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Output;
-
 use serde_json::{Value, json};
 use support::fixtures::{AccountFixture, GrantFixture};
 use support::iam_eval::{NamedPolicy, Request, assert_decisions};
-use support::{Clients, DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_key, create_role};
+use support::{
+    Clients, DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_key, create_role, json_report,
+    run_xacct, write_manifest,
+};
 
 const ORG: &str = "o-a1b2c3d4e5";
 const OU_PATH: &str = "o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/";
-
-fn xacct(moto: &Moto, args: &[&str]) -> Output {
-    support::xacct_command(moto, args)
-        .output()
-        .expect("xacct runs")
-}
-
-fn report(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "JSON report ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
 
 /// `(status, reason, message)` of the grant `name` (namespace/name) in a JSON report.
 fn ready(report: &Value, name: &str) -> (String, String, String) {
@@ -70,12 +54,6 @@ fn org_grant(name: &str, kind: &str, resource: &str, access: &str, paths: &[&str
         .access(&[access])
         .extra(json!({"grantee": {"organization": organization}}))
         .yaml()
-}
-
-fn write(dir: &Path, name: &str, documents: &[String]) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, documents.concat()).expect("manifest written");
-    path.to_str().expect("a UTF-8 path").to_string()
 }
 
 fn statements(policy: &str) -> Vec<Value> {
@@ -239,10 +217,10 @@ async fn organization_grants_on_every_kind_share_statements_and_keep_foreign_one
         others.to_vec(),
     ]
     .concat();
-    let everything = write(dir.path(), "all.yaml", &all);
+    let everything = write_manifest(dir.path(), "all.yaml", &all);
 
-    let out = xacct(&moto, &["apply", "-f", &everything, "-o", "json"]);
-    let applied = report(&out);
+    let out = run_xacct(&moto, &["apply", "-f", &everything, "-o", "json"]);
+    let applied = json_report(&out);
     assert_eq!(out.status.code(), Some(0), "{applied:#}");
     for name in [
         "lake-readers",
@@ -342,8 +320,8 @@ async fn organization_grants_on_every_kind_share_statements_and_keep_foreign_one
     ]);
 
     // Converged: a second apply writes nothing.
-    let again = xacct(&moto, &["apply", "-f", &everything, "-o", "json"]);
-    let again_report = report(&again);
+    let again = run_xacct(&moto, &["apply", "-f", &everything, "-o", "json"]);
+    let again_report = json_report(&again);
     assert_eq!(again.status.code(), Some(0));
     assert_eq!(
         ready(&again_report, "platform/lake-readers").1,
@@ -352,8 +330,8 @@ async fn organization_grants_on_every_kind_share_statements_and_keep_foreign_one
     );
 
     // Deleting one of the two bucket grants keeps the statement the other still wants.
-    let only_first = write(dir.path(), "first.yaml", &[accounts(&[ORG]), first]);
-    let out = xacct(&moto, &["delete", "-f", &only_first]);
+    let only_first = write_manifest(dir.path(), "first.yaml", &[accounts(&[ORG]), first]);
+    let out = run_xacct(&moto, &["delete", "-f", &only_first]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -366,7 +344,7 @@ async fn organization_grants_on_every_kind_share_statements_and_keep_foreign_one
     assert_org_only(&left, false);
 
     // Deleting everything leaves only the foreign statements.
-    let out = xacct(&moto, &["delete", "-f", &everything]);
+    let out = run_xacct(&moto, &["delete", "-f", &everything]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -413,7 +391,7 @@ async fn an_organization_the_account_does_not_list_gets_nothing_and_loses_what_i
     let org = org_grant("lake-readers", "S3Bucket", "lake", "read", &[]);
     let account_grant = GrantFixture::new("batch", "job").bucket("lake").yaml();
     let with = |organizations: &[&str]| {
-        write(
+        write_manifest(
             dir.path(),
             "grants.yaml",
             &[accounts(organizations), org.clone(), account_grant.clone()],
@@ -421,11 +399,11 @@ async fn an_organization_the_account_does_not_list_gets_nothing_and_loses_what_i
     };
 
     // Not listed: refused, nothing written for it; the other grant on the bucket converges.
-    let out = xacct(
+    let out = run_xacct(
         &moto,
         &["apply", "-f", &with(&["o-zzzzzzzzzz"]), "-o", "json"],
     );
-    let refused = report(&out);
+    let refused = json_report(&out);
     assert_eq!(out.status.code(), Some(1), "{refused:#}");
     let (status, reason, message) = ready(&refused, "platform/lake-readers");
     assert_eq!(
@@ -444,13 +422,13 @@ async fn an_organization_the_account_does_not_list_gets_nothing_and_loses_what_i
     );
 
     // Listed: written.
-    let out = xacct(&moto, &["apply", "-f", &with(&[ORG]), "-o", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{:#}", report(&out));
+    let out = run_xacct(&moto, &["apply", "-f", &with(&[ORG]), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{:#}", json_report(&out));
     assert!(bucket_policy(&data).await.contains("aws:PrincipalOrgID"));
 
     // Consent withdrawn: the statements are taken back, the other grant's stay.
-    let out = xacct(&moto, &["apply", "-f", &with(&[]), "-o", "json"]);
-    let withdrawn = report(&out);
+    let out = run_xacct(&moto, &["apply", "-f", &with(&[]), "-o", "json"]);
+    let withdrawn = json_report(&out);
     assert_eq!(out.status.code(), Some(1));
     let (_, reason, message) = ready(&withdrawn, "platform/lake-readers");
     assert_eq!(reason, "OrganizationNotAllowed");

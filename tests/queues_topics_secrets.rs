@@ -10,47 +10,13 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Output;
-
 use serde_json::{Value, json};
 use support::fixtures::{AccountFixture, GrantFixture};
 use support::iam_eval::{NamedPolicy, Request, assert_decisions, identity_policies, role_session};
-use support::{Clients, DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_key, create_role};
-
-fn xacct(moto: &Moto, args: &[&str]) -> Output {
-    support::xacct_command(moto, args)
-        .output()
-        .expect("xacct runs")
-}
-
-fn report(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "JSON report ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-/// The Ready reason of every grant in a JSON report, by name.
-fn reasons(report: &Value) -> Vec<(String, String)> {
-    report["grants"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|g| {
-            (
-                g["name"].as_str().unwrap_or_default().to_string(),
-                g["conditions"][0]["reason"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        })
-        .collect()
-}
+use support::{
+    Clients, DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_key, create_role, grant_reasons,
+    json_report, run_xacct, write_manifest,
+};
 
 fn statements(policy: &str) -> Vec<Value> {
     let doc: Value = serde_json::from_str(policy).expect("a JSON policy");
@@ -174,12 +140,6 @@ fn grants(key_arn: &str) -> Vec<String> {
     ]
 }
 
-fn write(dir: &Path, documents: &[String]) -> String {
-    let path = dir.join("all.yaml");
-    std::fs::write(&path, documents.concat()).expect("manifest written");
-    path.to_str().expect("a UTF-8 path").to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_access_works() {
     let moto = Moto::start();
@@ -251,13 +211,14 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
         AccountFixture::data_prod().yaml(),
         AccountFixture::dev().yaml()
     );
-    let manifest = write(
+    let manifest = write_manifest(
         dir.path(),
+        "all.yaml",
         &[vec![accounts.clone()], grants(&key_arn)].concat(),
     );
 
     // The plan notes the secret's key.
-    let plan = xacct(&moto, &["plan", "-f", &manifest]);
+    let plan = run_xacct(&moto, &["plan", "-f", &manifest]);
     let plan_text = String::from_utf8_lossy(&plan.stdout);
     assert_eq!(plan.status.code(), Some(2), "{plan_text}");
     assert!(
@@ -267,13 +228,13 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
         "{plan_text}"
     );
 
-    let out = xacct(&moto, &["apply", "-f", &manifest, "-o", "json"]);
-    let applied = report(&out);
+    let out = run_xacct(&moto, &["apply", "-f", &manifest, "-o", "json"]);
+    let applied = json_report(&out);
     assert_eq!(out.status.code(), Some(0), "{applied:#}");
     assert!(
-        reasons(&applied).iter().all(|(_, r)| r == "Applied"),
+        grant_reasons(&applied).iter().all(|(_, r)| r == "Applied"),
         "{:?}",
-        reasons(&applied)
+        grant_reasons(&applied)
     );
 
     // The queue: the foreign statement, and the two grants' (different actions: two statements)
@@ -468,11 +429,11 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
     assert_decisions(&requests(false).await);
 
     // Converged: nothing to write.
-    let again = report(&xacct(&moto, &["apply", "-f", &manifest, "-o", "json"]));
+    let again = json_report(&run_xacct(&moto, &["apply", "-f", &manifest, "-o", "json"]));
     assert!(
-        reasons(&again).iter().all(|(_, r)| r == "Converged"),
+        grant_reasons(&again).iter().all(|(_, r)| r == "Converged"),
         "{:?}",
-        reasons(&again)
+        grant_reasons(&again)
     );
 
     // Drift: the queue's statements removed by hand are written back, the foreign one kept.
@@ -486,8 +447,8 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
         .send()
         .await
         .expect("drift");
-    let corrected = report(&xacct(&moto, &["apply", "-f", &manifest, "-o", "json"]));
-    let fixed: Vec<(String, String)> = reasons(&corrected)
+    let corrected = json_report(&run_xacct(&moto, &["apply", "-f", &manifest, "-o", "json"]));
+    let fixed: Vec<(String, String)> = grant_reasons(&corrected)
         .into_iter()
         .filter(|(_, r)| r == "Applied")
         .collect();
@@ -495,7 +456,7 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
     assert_eq!(ours(&queue_policy(&data).await).len(), 2);
 
     // Delete: only what was there before.
-    let out = xacct(&moto, &["delete", "-f", &manifest]);
+    let out = run_xacct(&moto, &["delete", "-f", &manifest]);
     assert_eq!(
         out.status.code(),
         Some(0),

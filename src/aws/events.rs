@@ -18,19 +18,32 @@ pub(super) fn bus_name(name_or_arn: &str) -> &str {
         .map_or(name_or_arn, |(_, name)| name)
 }
 
-/// The ARN of the bus `name`; `NotFound` when it does not exist.
-pub(super) async fn bus_arn(
+/// The bus `name`: its ARN and its policy (`None` without one); `NotFound` when it does not exist.
+async fn describe(
     client: &Client,
     account_id: &str,
     name: &str,
-) -> Result<String, AwsError> {
+) -> Result<(String, Option<String>), AwsError> {
     let out = client
         .describe_event_bus()
         .name(name)
         .send()
         .await
         .map_err(|e| AwsError::from_sdk(&e, "events:DescribeEventBus", account_id, NOT_FOUND))?;
-    Ok(out.arn().unwrap_or(name).to_string())
+    let policy = out
+        .policy()
+        .filter(|p| !p.trim().is_empty())
+        .map(str::to_string);
+    Ok((out.arn().unwrap_or(name).to_string(), policy))
+}
+
+/// The ARN of the bus `name`; `NotFound` when it does not exist.
+pub(super) async fn bus_arn(
+    client: &Client,
+    account_id: &str,
+    name: &str,
+) -> Result<String, AwsError> {
+    Ok(describe(client, account_id, name).await?.0)
 }
 
 pub(super) async fn read(
@@ -38,16 +51,7 @@ pub(super) async fn read(
     account_id: &str,
     name: &str,
 ) -> Result<Option<String>, AwsError> {
-    let out = client
-        .describe_event_bus()
-        .name(name)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(&e, "events:DescribeEventBus", account_id, NOT_FOUND))?;
-    Ok(out
-        .policy()
-        .filter(|p| !p.trim().is_empty())
-        .map(str::to_string))
+    Ok(describe(client, account_id, name).await?.1)
 }
 
 pub(super) async fn write(

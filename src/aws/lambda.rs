@@ -89,14 +89,7 @@ pub(super) async fn write(
     function: &str,
     policy: &str,
 ) -> Result<(), AwsError> {
-    let invalid = |message: String| {
-        AwsError::new(
-            AwsErrorKind::InvalidPolicy,
-            "lambda:AddPermission",
-            account_id,
-            message,
-        )
-    };
+    let invalid = |message: String| refused(account_id, message);
     let wanted = PolicyDocument::parse(policy).map_err(|e| invalid(e.to_string()))?;
     let current = match read(client, account_id, function).await? {
         Some(text) => PolicyDocument::parse(&text).map_err(|e| invalid(e.to_string()))?,
@@ -173,14 +166,7 @@ async fn add(
     function: &str,
     statement: &Statement,
 ) -> Result<(), AwsError> {
-    let invalid = |message: String| {
-        AwsError::new(
-            AwsErrorKind::InvalidPolicy,
-            "lambda:AddPermission",
-            account_id,
-            message,
-        )
-    };
+    let invalid = |message: String| refused(account_id, message);
     let json = statement.as_json();
     let sid = statement.sid().unwrap_or_default();
     let action = json
@@ -233,4 +219,14 @@ async fn add(
         .await
         .map(|_| ())
         .map_err(|e| AwsError::from_sdk(&e, "lambda:AddPermission", account_id, NOT_FOUND))
+}
+
+/// A statement `AddPermission` cannot take, as AWS refusing it would be reported.
+fn refused(account_id: &str, message: String) -> AwsError {
+    AwsError::new(
+        AwsErrorKind::InvalidPolicy,
+        "lambda:AddPermission",
+        account_id,
+        message,
+    )
 }

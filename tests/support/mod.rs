@@ -400,3 +400,44 @@ pub async fn create_event_bus(connector: &Connector, account_id: &str, name: &st
         .event_bus_arn
         .expect("an event bus ARN")
 }
+
+/// Runs the `xacct` binary against the emulator (see [`xacct_command`]) and waits for it.
+pub fn run_xacct(moto: &Moto, args: &[&str]) -> std::process::Output {
+    xacct_command(moto, args).output().expect("xacct runs")
+}
+
+/// The JSON report (`-o json`) an `xacct` run printed; fails the test with its output otherwise.
+pub fn json_report(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON report ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// `namespace/name` and the Ready reason of every grant in a JSON report.
+pub fn grant_reasons(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["grants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap_or_default().to_string(),
+                g["conditions"][0]["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Writes the manifests `documents` to `dir/name`; its path.
+pub fn write_manifest(dir: &std::path::Path, name: &str, documents: &[String]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, documents.concat()).expect("manifest written");
+    path.to_str().expect("a UTF-8 path").to_string()
+}
