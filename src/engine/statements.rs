@@ -89,40 +89,30 @@ fn access_shapes<'a>(grant: &'a ResolvedGrant, arn: &str) -> Vec<Shape<'a>> {
             (ResourceKind::S3Bucket, _, Some(prefix)) => {
                 shapes.push(shape("Objects", actions, format!("{arn}/{prefix}*"), None));
             }
-            (ResourceKind::EcrRepository, _, _) => {
-                shapes.push(shape("Repository", actions, arn.to_string(), None))
-            }
             (ResourceKind::KmsKey, ActionGroup::KmsGrants, _) => {
                 let aws_only = ("Bool", "kms:GrantIsForAWSResource", json!("true"));
                 shapes.push(shape("Grants", actions, arn.to_string(), Some(aws_only)));
             }
-            (ResourceKind::KmsKey, _, _) => {
-                shapes.push(shape("Use", actions, arn.to_string(), None))
-            }
-            (ResourceKind::IamRole, _, _) => {
-                shapes.push(shape("Assume", actions, arn.to_string(), None))
-            }
-            (ResourceKind::SageMakerEndpoint, _, _) => {
-                shapes.push(shape("Invoke", actions, arn.to_string(), None))
-            }
-            (ResourceKind::SqsQueue, _, _) => {
-                shapes.push(shape("Queue", actions, arn.to_string(), None))
-            }
-            (ResourceKind::SnsTopic, _, _) => {
-                shapes.push(shape("Topic", actions, arn.to_string(), None))
-            }
-            (ResourceKind::Secret, _, _) => {
-                shapes.push(shape("Secret", actions, arn.to_string(), None))
-            }
-            (ResourceKind::LambdaFunction, _, _) => {
-                shapes.push(shape("Function", actions, arn.to_string(), None))
-            }
-            (ResourceKind::EventBus, _, _) => {
-                shapes.push(shape("Bus", actions, arn.to_string(), None))
-            }
+            (kind, _, _) => shapes.push(shape(main_purpose(kind), actions, arn.to_string(), None)),
         }
     }
     shapes
+}
+
+/// The purpose word of a kind's one statement (S3's are per resource; KMS's grant management apart).
+fn main_purpose(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::S3Bucket => "Access",
+        ResourceKind::EcrRepository => "Repository",
+        ResourceKind::KmsKey => "Use",
+        ResourceKind::IamRole => "Assume",
+        ResourceKind::SageMakerEndpoint => "Invoke",
+        ResourceKind::SqsQueue => "Queue",
+        ResourceKind::SnsTopic => "Topic",
+        ResourceKind::Secret => "Secret",
+        ResourceKind::LambdaFunction => "Function",
+        ResourceKind::EventBus => "Bus",
+    }
 }
 
 /// `sts:AssumeRole` on a role.
