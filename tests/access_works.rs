@@ -36,7 +36,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -61,8 +60,6 @@ const ML: &str = "555555555555";
 const PARTNER: &str = "999999999999";
 const SEOUL: &str = "ap-northeast-2";
 const VIRGINIA: &str = "us-east-1";
-/// The key id the KMS example names by ARN, a placeholder.
-const KEY_PLACEHOLDER: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
 
 fn role(account: &str, name: &str) -> String {
     format!("arn:aws:iam::{account}:role/{name}")
@@ -270,10 +267,10 @@ impl World {
             dir: tempfile::tempdir().unwrap(),
         };
         let lake_key = world.lake_key().await;
-        copy_manifests(
+        support::copy_manifests(
             &process::root().join("examples"),
             &world.dir.path().join("examples"),
-            KEY_PLACEHOLDER,
+            support::KEY_PLACEHOLDER,
             lake_key.rsplit('/').next().unwrap(),
         );
         world
@@ -502,21 +499,6 @@ impl World {
             batch.push((request, expected));
         }
         assert_decisions(&batch);
-    }
-}
-
-/// Copies the manifests under `from` to `to`, with `placeholder` replaced by `value`.
-fn copy_manifests(from: &Path, to: &Path, placeholder: &str, value: &str) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_manifests(&path, &target, placeholder, value);
-        } else if path.extension().is_some_and(|e| e == "yaml") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(target, text.replace(placeholder, value)).unwrap();
-        }
     }
 }
 

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use support::fixtures::{AccountFixture, GrantFixture};
 use support::iam_eval::{Request, assert_decisions, identity_policies, role_session};
 use support::{
-    DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_role, grant_reasons, json_report, run_xacct,
-    write_manifest,
+    DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_role, grant_reasons, json_report,
+    policy_statements, run_xacct, write_manifest, xacct_statements,
 };
 
 const BUS: &str = "orders";
@@ -33,25 +33,7 @@ async fn policy(events: &aws_sdk_eventbridge::Client) -> Option<String> {
 }
 
 fn statements(policy: &Option<String>) -> Vec<Value> {
-    policy
-        .as_deref()
-        .map(|p| {
-            let doc: Value = serde_json::from_str(p).expect("JSON");
-            doc["Statement"].as_array().cloned().unwrap_or_default()
-        })
-        .unwrap_or_default()
-}
-
-fn ours(statements: &[Value]) -> Vec<Value> {
-    statements
-        .iter()
-        .filter(|s| {
-            s["Sid"]
-                .as_str()
-                .is_some_and(|sid| sid.starts_with("Xacct"))
-        })
-        .cloned()
-        .collect()
+    policy.as_deref().map(policy_statements).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +92,7 @@ async fn bus_policies_keep_a_partners_statement_correct_drift_and_the_access_wor
     );
     let now = statements(&policy(&events).await);
     assert!(now.contains(&partner[0]), "{now:#?}");
-    let mine = ours(&now);
+    let mine = xacct_statements(&now);
     assert!(!mine.is_empty(), "{now:#?}");
     for s in &mine {
         assert_eq!(s["Action"], json!("events:PutEvents"), "{s}");
@@ -145,7 +127,7 @@ async fn bus_policies_keep_a_partners_statement_correct_drift_and_the_access_wor
         grant_reasons(&json_report(&corrected))
     );
     let now = statements(&policy(&events).await);
-    assert_eq!(ours(&now), mine, "{now:#?}");
+    assert_eq!(xacct_statements(&now), mine, "{now:#?}");
     assert!(now.contains(&partner[0]));
 
     let role = |name: &str| format!("arn:aws:iam::{DEV_ACCOUNT}:role/{name}");

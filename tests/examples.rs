@@ -234,24 +234,6 @@ fn the_whole_examples_folder_loads_as_one_set_of_manifests() {
     }
 }
 
-/// The example key's placeholder id (`kms-cross-account/`, named by ARN).
-const KEY_PLACEHOLDER: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
-
-/// Copies the manifests under `from` to `to`, with `placeholder` replaced by `value`.
-fn copy_manifests(from: &Path, to: &Path, placeholder: &str, value: &str) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_manifests(&path, &target, placeholder, value);
-        } else if path.extension().is_some_and(|e| e == "yaml") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(target, text.replace(placeholder, value)).unwrap();
-        }
-    }
-}
-
 #[test]
 fn xacct_plan_plans_the_whole_examples_folder_against_the_emulator() {
     let moto = support::Moto::start();
@@ -279,7 +261,7 @@ fn xacct_plan_plans_the_whole_examples_folder_against_the_emulator() {
     // The examples as they are, but for the key ARN's placeholder id, which the emulator cannot take.
     let dir = tempfile::tempdir().unwrap();
     let examples = dir.path().join("examples");
-    copy_manifests(&examples_dir(), &examples, KEY_PLACEHOLDER, key_id);
+    support::copy_manifests(&examples_dir(), &examples, support::KEY_PLACEHOLDER, key_id);
 
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_xacct"));
     command

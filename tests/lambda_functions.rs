@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use support::fixtures::{AccountFixture, GrantFixture};
 use support::iam_eval::{Request, assert_decisions, identity_policies, role_session};
 use support::{
-    DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_role, grant_reasons, json_report, run_xacct,
-    write_manifest,
+    DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_role, grant_reasons, json_report,
+    policy_statements, run_xacct, write_manifest, xacct_statements,
 };
 
 const FUNCTION: &str = "resize";
@@ -22,24 +22,9 @@ const ORG: &str = "o-a1b2c3d4e5";
 /// The function's policy statements (none without a policy).
 async fn statements(lambda: &aws_sdk_lambda::Client) -> Vec<Value> {
     match lambda.get_policy().function_name(FUNCTION).send().await {
-        Ok(out) => {
-            let doc: Value = serde_json::from_str(out.policy().unwrap_or("{}")).expect("JSON");
-            doc["Statement"].as_array().cloned().unwrap_or_default()
-        }
+        Ok(out) => policy_statements(out.policy().unwrap_or("{}")),
         Err(_) => Vec::new(),
     }
-}
-
-fn ours(statements: &[Value]) -> Vec<Value> {
-    statements
-        .iter()
-        .filter(|s| {
-            s["Sid"]
-                .as_str()
-                .is_some_and(|sid| sid.starts_with("Xacct"))
-        })
-        .cloned()
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +104,7 @@ async fn function_policies_are_written_statement_by_statement_and_the_access_wor
     // One statement per principal, on the function, next to the foreign one as it was.
     let now = statements(&lambda).await;
     assert!(now.contains(&foreign[0]), "{now:#?}");
-    let mine = ours(&now);
+    let mine = xacct_statements(&now);
     assert_eq!(mine.len(), 4, "{now:#?}");
     for s in &mine {
         assert_eq!(s["Action"], json!("lambda:InvokeFunction"), "{s}");
@@ -161,7 +146,7 @@ async fn function_policies_are_written_statement_by_statement_and_the_access_wor
         grant_reasons(&json_report(&corrected))
     );
     let now = statements(&lambda).await;
-    assert_eq!(ours(&now).len(), 4, "{now:#?}");
+    assert_eq!(xacct_statements(&now).len(), 4, "{now:#?}");
     assert!(now.iter().any(|s| s["Sid"] == json!(removed)));
     assert!(now.contains(&foreign[0]));
 
@@ -206,7 +191,7 @@ async fn function_policies_are_written_statement_by_statement_and_the_access_wor
         String::from_utf8_lossy(&out.stdout)
     );
     let now = statements(&lambda).await;
-    assert_eq!(ours(&now).len(), 2, "{now:#?}");
+    assert_eq!(xacct_statements(&now).len(), 2, "{now:#?}");
     assert!(now.contains(&foreign[0]));
     decisions(true, false).await;
 

@@ -17,7 +17,7 @@ use support::fixtures::{AccountFixture, GrantFixture};
 use support::iam_eval::{NamedPolicy, Request, assert_decisions};
 use support::{
     Clients, DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_key, create_role, json_report,
-    run_xacct, write_manifest,
+    policy_statements, run_xacct, write_manifest, xacct_statements,
 };
 
 const ORG: &str = "o-a1b2c3d4e5";
@@ -54,23 +54,6 @@ fn org_grant(name: &str, kind: &str, resource: &str, access: &str, paths: &[&str
         .access(&[access])
         .extra(json!({"grantee": {"organization": organization}}))
         .yaml()
-}
-
-fn statements(policy: &str) -> Vec<Value> {
-    let doc: Value = serde_json::from_str(policy).expect("a JSON policy");
-    doc["Statement"].as_array().cloned().unwrap_or_default()
-}
-
-/// xacct's statements of a policy (Sids starting with `Xacct`).
-fn ours(policy: &str) -> Vec<Value> {
-    statements(policy)
-        .into_iter()
-        .filter(|s| {
-            s["Sid"]
-                .as_str()
-                .is_some_and(|sid| sid.starts_with("Xacct"))
-        })
-        .collect()
 }
 
 fn foreign_statement(principal: Value, action: &str, resource: Option<&str>) -> Value {
@@ -240,8 +223,11 @@ async fn organization_grants_on_every_kind_share_statements_and_keep_foreign_one
     // The bucket: one shared statement for the two grants of the same organization, the foreign
     // statement as it was.
     let policy = bucket_policy(&data).await;
-    assert!(statements(&policy).contains(&bucket_foreign), "{policy}");
-    let bucket_ours = ours(&policy);
+    assert!(
+        policy_statements(&policy).contains(&bucket_foreign),
+        "{policy}"
+    );
+    let bucket_ours = xacct_statements(&policy_statements(&policy));
     assert_eq!(bucket_ours.len(), 1, "shared: {policy}");
     assert_org_only(&bucket_ours, false);
     assert_eq!(
@@ -250,28 +236,31 @@ async fn organization_grants_on_every_kind_share_statements_and_keep_foreign_one
     );
 
     let policy = repository_policy(&data).await;
-    assert!(statements(&policy).contains(&repo_foreign), "{policy}");
-    assert_org_only(&ours(&policy), false);
+    assert!(
+        policy_statements(&policy).contains(&repo_foreign),
+        "{policy}"
+    );
+    assert_org_only(&xacct_statements(&policy_statements(&policy)), false);
 
     let policy = support::key_policy(&data.kms, key.key_id()).await;
     assert!(
-        statements(&policy)
+        policy_statements(&policy)
             .iter()
             .any(|s| s["Principal"]["AWS"] == json!(format!("arn:aws:iam::{DATA_ACCOUNT}:root"))),
         "the key's default statement stays: {policy}"
     );
-    let key_ours = ours(&policy);
+    let key_ours = xacct_statements(&policy_statements(&policy));
     assert_org_only(&key_ours, false);
     assert!(key_ours.iter().all(|s| s["Resource"] == json!("*")));
 
     let trust = support::trust_policy(&data.iam, "Deployer").await;
     assert!(
-        statements(&trust)
+        policy_statements(&trust)
             .iter()
             .any(|s| s["Principal"]["Service"] == json!("ec2.amazonaws.com")),
         "the role's own trust stays: {trust}"
     );
-    let trust_ours = ours(&trust);
+    let trust_ours = xacct_statements(&policy_statements(&trust));
     assert_org_only(&trust_ours, true);
     assert_eq!(trust_ours[0]["Action"], json!("sts:AssumeRole"));
 
@@ -339,7 +328,7 @@ async fn organization_grants_on_every_kind_share_statements_and_keep_foreign_one
         String::from_utf8_lossy(&out.stdout)
     );
     let policy = bucket_policy(&data).await;
-    let left = ours(&policy);
+    let left = xacct_statements(&policy_statements(&policy));
     assert_eq!(left.len(), 1, "the other grant still wants it: {policy}");
     assert_org_only(&left, false);
 
@@ -352,13 +341,23 @@ async fn organization_grants_on_every_kind_share_statements_and_keep_foreign_one
         String::from_utf8_lossy(&out.stdout)
     );
     let policy = bucket_policy(&data).await;
-    assert_eq!(statements(&policy), vec![bucket_foreign], "{policy}");
+    assert_eq!(policy_statements(&policy), vec![bucket_foreign], "{policy}");
     assert_eq!(
-        statements(&repository_policy(&data).await),
+        policy_statements(&repository_policy(&data).await),
         vec![repo_foreign]
     );
-    assert!(ours(&support::key_policy(&data.kms, key.key_id()).await).is_empty());
-    assert!(ours(&support::trust_policy(&data.iam, "Deployer").await).is_empty());
+    assert!(
+        xacct_statements(&policy_statements(
+            &support::key_policy(&data.kms, key.key_id()).await
+        ))
+        .is_empty()
+    );
+    assert!(
+        xacct_statements(&policy_statements(
+            &support::trust_policy(&data.iam, "Deployer").await
+        ))
+        .is_empty()
+    );
 
     // And AWS would let nobody of the organization in any more.
     let after = [
@@ -435,7 +434,7 @@ async fn an_organization_the_account_does_not_list_gets_nothing_and_loses_what_i
     assert!(message.contains("its access was revoked"), "{message}");
     let policy = bucket_policy(&data).await;
     assert!(!policy.contains("aws:PrincipalOrgID"), "{policy}");
-    let left = ours(&policy);
+    let left = xacct_statements(&policy_statements(&policy));
     assert_eq!(left.len(), 1, "the account grant's statement: {policy}");
     assert_eq!(
         left[0]["Principal"]["AWS"],

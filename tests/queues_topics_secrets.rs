@@ -15,28 +15,8 @@ use support::fixtures::{AccountFixture, GrantFixture};
 use support::iam_eval::{NamedPolicy, Request, assert_decisions, identity_policies, role_session};
 use support::{
     Clients, DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_key, create_role, grant_reasons,
-    json_report, run_xacct, write_manifest,
+    json_report, policy_statements, run_xacct, write_manifest, xacct_statements,
 };
-
-fn statements(policy: &str) -> Vec<Value> {
-    let doc: Value = serde_json::from_str(policy).expect("a JSON policy");
-    match &doc["Statement"] {
-        Value::Array(items) => items.clone(),
-        Value::Null => Vec::new(),
-        one => vec![one.clone()],
-    }
-}
-
-fn ours(policy: &str) -> Vec<Value> {
-    statements(policy)
-        .into_iter()
-        .filter(|s| {
-            s["Sid"]
-                .as_str()
-                .is_some_and(|sid| sid.starts_with("Xacct"))
-        })
-        .collect()
-}
 
 fn foreign(principal: &str, action: &str, resource: &str) -> Value {
     json!({"Sid": "Console", "Effect": "Allow", "Principal": {"AWS": principal},
@@ -178,7 +158,7 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
         .send()
         .await
         .expect("topic");
-    let default_topic_policy = statements(&topic_policy(&data).await);
+    let default_topic_policy = policy_statements(&topic_policy(&data).await);
     assert!(
         !default_topic_policy.is_empty(),
         "SNS writes a default policy"
@@ -240,8 +220,11 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
     // The queue: the foreign statement, and the two grants' (different actions: two statements)
     // naming the queue's ARN.
     let policy = queue_policy(&data).await;
-    assert!(statements(&policy).contains(&queue_foreign), "{policy}");
-    let queue_ours = ours(&policy);
+    assert!(
+        policy_statements(&policy).contains(&queue_foreign),
+        "{policy}"
+    );
+    let queue_ours = xacct_statements(&policy_statements(&policy));
     assert_eq!(queue_ours.len(), 2, "{policy}");
     assert!(
         queue_ours
@@ -251,16 +234,26 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
     // The topic: SNS's default statements as they were, and the publisher's.
     let policy = topic_policy(&data).await;
     for s in &default_topic_policy {
-        assert!(statements(&policy).contains(s), "{policy}");
+        assert!(policy_statements(&policy).contains(s), "{policy}");
     }
-    let topic_ours = ours(&policy);
+    let topic_ours = xacct_statements(&policy_statements(&policy));
     assert_eq!(topic_ours.len(), 1, "{policy}");
     assert_eq!(topic_ours[0]["Action"], json!("sns:Publish"));
     // The secret: the foreign statement and the reader's, on `*` (the secret itself).
     let policy = secret_policy(&data).await.expect("a secret policy");
-    assert!(statements(&policy).contains(&secret_foreign), "{policy}");
-    assert_eq!(ours(&policy).len(), 1, "{policy}");
-    assert_eq!(ours(&policy)[0]["Resource"], json!("*"));
+    assert!(
+        policy_statements(&policy).contains(&secret_foreign),
+        "{policy}"
+    );
+    assert_eq!(
+        xacct_statements(&policy_statements(&policy)).len(),
+        1,
+        "{policy}"
+    );
+    assert_eq!(
+        xacct_statements(&policy_statements(&policy))[0]["Resource"],
+        json!("*")
+    );
 
     // Whether AWS would allow it: both sides, read back from the emulator.
     let api = format!("arn:aws:iam::{DEV_ACCOUNT}:role/Api");
@@ -453,7 +446,10 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
         .filter(|(_, r)| r == "Applied")
         .collect();
     assert_eq!(fixed.len(), 2, "the two queue grants: {fixed:?}");
-    assert_eq!(ours(&queue_policy(&data).await).len(), 2);
+    assert_eq!(
+        xacct_statements(&policy_statements(&queue_policy(&data).await)).len(),
+        2
+    );
 
     // Delete: only what was there before.
     let out = run_xacct(&moto, &["delete", "-f", &manifest]);
@@ -463,10 +459,16 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert_eq!(statements(&queue_policy(&data).await), vec![queue_foreign]);
-    assert_eq!(statements(&topic_policy(&data).await), default_topic_policy);
     assert_eq!(
-        statements(&secret_policy(&data).await.unwrap_or_default()),
+        policy_statements(&queue_policy(&data).await),
+        vec![queue_foreign]
+    );
+    assert_eq!(
+        policy_statements(&topic_policy(&data).await),
+        default_topic_policy
+    );
+    assert_eq!(
+        policy_statements(&secret_policy(&data).await.unwrap_or_default()),
         vec![secret_foreign]
     );
     assert_decisions(&requests(true).await);

@@ -441,3 +441,49 @@ pub fn write_manifest(dir: &std::path::Path, name: &str, documents: &[String]) -
     std::fs::write(&path, documents.concat()).expect("manifest written");
     path.to_str().expect("a UTF-8 path").to_string()
 }
+
+/// The statements of a policy document, as JSON (a statement written alone is a list of one).
+pub fn policy_statements(policy: &str) -> Vec<serde_json::Value> {
+    let doc: serde_json::Value = serde_json::from_str(policy).expect("a JSON policy");
+    match &doc["Statement"] {
+        serde_json::Value::Array(items) => items.clone(),
+        serde_json::Value::Null => Vec::new(),
+        one => vec![one.clone()],
+    }
+}
+
+/// The statements xacct wrote (Sids starting with `Xacct`) among `statements`.
+pub fn xacct_statements(statements: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    statements
+        .iter()
+        .filter(|s| {
+            s["Sid"]
+                .as_str()
+                .is_some_and(|sid| sid.starts_with(xacct::policy::SID_PREFIX))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Copies the manifests under `from` to `to`, with `placeholder` replaced by `value`.
+pub fn copy_manifests(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    placeholder: &str,
+    value: &str,
+) {
+    std::fs::create_dir_all(to).expect("the copy's folder");
+    for entry in std::fs::read_dir(from).expect("the manifests' folder") {
+        let path = entry.expect("a folder entry").path();
+        let target = to.join(path.file_name().unwrap_or_default());
+        if path.is_dir() {
+            copy_manifests(&path, &target, placeholder, value);
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).expect("a manifest");
+            std::fs::write(target, text.replace(placeholder, value)).expect("the copy");
+        }
+    }
+}
+
+/// The id the examples give their KMS key by ARN (`kms-cross-account/`), a placeholder.
+pub const KEY_PLACEHOLDER: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
