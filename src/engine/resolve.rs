@@ -350,10 +350,8 @@ pub fn resolve_grant(
     if !errors.is_empty() {
         return Err(GrantError::InvalidSpec(dedup(errors)));
     }
-    let (Some(account), true) = (
-        account,
-        grantee_account_id.is_some() || organization.is_some(),
-    ) else {
+    let Some(account) = account.filter(|_| grantee_account_id.is_some() || organization.is_some())
+    else {
         return Err(GrantError::InvalidSpec(vec![FieldError::new(
             "spec",
             "incomplete grant",

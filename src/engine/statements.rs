@@ -10,7 +10,7 @@ use super::actions::{
 };
 use super::resolve::ResolvedGrant;
 use crate::api::ResourceKind;
-use crate::policy::{PolicyError, Statement};
+use crate::policy::{PolicyError, Statement, hex_digest};
 
 /// S3 actions that take the `s3:prefix` condition key (listing).
 const S3_LIST_ACTIONS: &[&str] = &["s3:ListBucket", "s3:ListBucketVersions"];
@@ -203,9 +203,7 @@ fn lambda_statements(
 
 /// Six hex digits naming a principal in a Sid.
 fn principal_tag(principal: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(principal.as_bytes());
-    digest.iter().take(3).map(|b| format!("{b:02x}")).collect()
+    hex_digest(&[principal])[..6].to_string()
 }
 
 /// The inline policy of the role xacct creates for a SageMaker endpoint: invoking that endpoint.

@@ -21,6 +21,6 @@ pub use merge::{
     ChangeKind, Merged, RELEASED_SID_PREFIX, StatementChange, WriteDecision, converge, merge,
     release,
 };
-pub use ownership::{GrantOwner, OwnershipScope, SID_PREFIX, instance_sid_prefix};
+pub use ownership::{GrantOwner, OwnershipScope, SID_PREFIX, hex_digest, instance_sid_prefix};
 pub use principal::{account_root_arn, is_unique_id, partition_for_region};
 pub use size::{SizeLimit, SizeUnit};

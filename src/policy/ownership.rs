@@ -215,7 +215,8 @@ pub(super) fn base62(mut value: u64, digits: usize) -> String {
     out.into_iter().map(char::from).collect()
 }
 
-pub(super) fn hex_digest(parts: &[&str]) -> String {
+/// The SHA-256 of the parts, each followed by a separator, as lower-case hex digits.
+pub fn hex_digest(parts: &[&str]) -> String {
     digest(parts).iter().map(|b| format!("{b:02x}")).collect()
 }
 
