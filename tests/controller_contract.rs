@@ -104,7 +104,7 @@ fn run_on(
 > {
     let key = {
         let mut index = ctx.index_mut();
-        index.apply_grant(&grant);
+        index.apply_grant(grant.clone());
         index.key_of(&grant.spec.resource)
     };
     tokio::spawn(run::reconcile(Arc::new(PolicyRun::new(key)), ctx.clone()))

@@ -86,11 +86,12 @@ struct Entry {
     written: u64,
     /// Being deleted: the run on its key revoked (or released) it where its spec says.
     spec_clean: bool,
-    /// The keys it is linked under in `on` (its keys when inserted), sorted. A vector: a
-    /// `BTreeSet` of one key allocates a node for eleven.
-    linked: Vec<ResourceKey>,
-    /// Keys whose run in flight may write its statements (recorded when the run ends).
-    in_flight: BTreeSet<ResourceKey>,
+    /// The keys other than `key` it is linked under in `on` (those of places its status records
+    /// elsewhere, when inserted), sorted; empty, so unallocated, for nearly every grant.
+    elsewhere: Vec<ResourceKey>,
+    /// Keys whose run in flight may write its statements (recorded when the run ends). A vector
+    /// freed when empty: an emptied `BTreeSet` keeps its node, room for eleven keys, for good.
+    in_flight: Vec<ResourceKey>,
 }
 
 impl Entry {
@@ -102,6 +103,13 @@ impl Entry {
             .iter()
             .map(|t| key_in(&t.resource, regions))
             .collect();
+        keys.insert(self.key.clone());
+        keys
+    }
+
+    /// The keys it is linked under.
+    fn linked(&self) -> BTreeSet<ResourceKey> {
+        let mut keys: BTreeSet<ResourceKey> = self.elsewhere.iter().cloned().collect();
         keys.insert(self.key.clone());
         keys
     }
@@ -167,7 +175,8 @@ pub struct GrantIndex {
     regions: HashMap<String, Option<String>>,
     /// Each account's generation and Ready status, as the account watch last said.
     account_states: HashMap<String, (Option<i64>, Option<String>)>,
-    grants: HashMap<Arc<GrantRef>, Entry>,
+    /// Boxed: a map's spare slots then take a pointer, not an entry.
+    grants: HashMap<Arc<GrantRef>, Box<Entry>>,
     /// The grants each key concerns (its spec's, its recorded places').
     on: HashMap<ResourceKey, HashSet<Arc<GrantRef>>>,
     /// Grants seen since the watch started listing again (`None`: not listing).
@@ -179,9 +188,9 @@ pub struct GrantIndex {
 impl GrantIndex {
     /// A grant was created or changed; returns the keys whose runs it concerns (before and after
     /// the change). A change a run does not need to see (its own status write, the finalizer it
-    /// added) touches nothing.
-    pub fn apply_grant(&mut self, grant: &CrossAccountGrant) -> BTreeSet<ResourceKey> {
-        let object = grant_ref(grant);
+    /// added) touches nothing. Takes the grant: the index keeps it without a copy.
+    pub fn apply_grant(&mut self, mut grant: CrossAccountGrant) -> BTreeSet<ResourceKey> {
+        let object = grant_ref(&grant);
         if let Some(seen) = self.relisting.as_mut() {
             seen.insert(object.clone());
         }
@@ -198,8 +207,9 @@ impl GrantIndex {
             // resourceVersion on every change.
             return BTreeSet::new();
         }
-        let mut bare = grant.clone();
-        let status = bare.status.take().unwrap_or_default();
+        let mut status = grant.status.take().unwrap_or_default();
+        compact(&mut status);
+        compact_grant(&mut grant);
         let key = key_in(&grant.spec.resource, &self.regions);
         let relevant = match previous {
             Some(p) if same_grant => {
@@ -209,16 +219,16 @@ impl GrantIndex {
             }
             _ => true,
         };
-        let mut entry = Entry {
-            grant: Arc::new(bare),
+        let mut entry = Box::new(Entry {
+            grant: Arc::new(grant),
             key,
             status,
             version: 0,
             written: 0,
             spec_clean: false,
-            linked: Vec::new(),
-            in_flight: BTreeSet::new(),
-        };
+            elsewhere: Vec::new(),
+            in_flight: Vec::new(),
+        });
         if same_grant && let Some(p) = previous {
             // The status xacct keeps is newer than the object's (the echo of a write may come
             // after the next change); so is what it knows of its spec places.
@@ -386,6 +396,7 @@ impl GrantIndex {
             .retain(|t| key_in(&t.resource, &self.regions) != *key);
         status.targets.extend(here);
         change(&mut status);
+        compact(&mut status);
         if status == entry.status {
             return false;
         }
@@ -427,9 +438,14 @@ impl GrantIndex {
         for grant in grants {
             if let Some(entry) = self.grants.get_mut(&grant_ref(grant)) {
                 if in_flight {
-                    entry.in_flight.insert(key.clone());
+                    if !entry.in_flight.contains(key) {
+                        entry.in_flight.push(key.clone());
+                    }
                 } else {
-                    entry.in_flight.remove(key);
+                    entry.in_flight.retain(|k| k != key);
+                    if entry.in_flight.is_empty() {
+                        entry.in_flight = Vec::new();
+                    }
                 }
             }
         }
@@ -498,10 +514,10 @@ impl GrantIndex {
     }
 
     /// Links `entry` under its keys (one reference shared by the maps).
-    fn insert(&mut self, object: GrantRef, mut entry: Entry) -> BTreeSet<ResourceKey> {
+    fn insert(&mut self, object: GrantRef, mut entry: Box<Entry>) -> BTreeSet<ResourceKey> {
         let object = Arc::new(object);
         let keys = entry.keys(&self.regions);
-        entry.linked = keys.iter().cloned().collect();
+        entry.elsewhere = keys.iter().filter(|k| **k != entry.key).cloned().collect();
         for key in &keys {
             self.on
                 .entry(key.clone())
@@ -520,7 +536,7 @@ impl GrantIndex {
     }
 
     fn unlink(&mut self, object: &GrantRef, entry: &Entry) -> BTreeSet<ResourceKey> {
-        let keys: BTreeSet<ResourceKey> = entry.linked.iter().cloned().collect();
+        let keys = entry.linked();
         for key in &keys {
             remove_from(&mut self.on, key, object);
         }
@@ -545,6 +561,27 @@ impl GrantIndex {
         }
         touched
     }
+}
+
+/// Frees the spare room of a status's lists: a list grown from empty has room for four, and one
+/// target or condition is the common case (held for every grant, it would take more than the rest
+/// of the status).
+fn compact(status: &mut CrossAccountGrantStatus) {
+    status.conditions.shrink_to_fit();
+    status.targets.shrink_to_fit();
+    for target in &mut status.targets {
+        target.sids.shrink_to_fit();
+    }
+}
+
+/// The same for the lists of a grant's spec and its finalizers.
+fn compact_grant(grant: &mut CrossAccountGrant) {
+    if let Some(finalizers) = grant.metadata.finalizers.as_mut() {
+        finalizers.shrink_to_fit();
+    }
+    grant.spec.access.shrink_to_fit();
+    grant.spec.actions.shrink_to_fit();
+    grant.spec.grantee.principals.shrink_to_fit();
 }
 
 /// Whether two versions of an object's metadata differ at most in their resourceVersion.
@@ -694,9 +731,9 @@ mod tests {
     #[test]
     fn a_created_grant_touches_its_key_and_is_wanted_there() {
         let mut index = GrantIndex::default();
-        assert_eq!(index.apply_grant(&grant("a", "lake")), keys(&["lake"]));
-        index.apply_grant(&grant("b", "lake"));
-        index.apply_grant(&grant("c", "pond"));
+        assert_eq!(index.apply_grant(grant("a", "lake")), keys(&["lake"]));
+        index.apply_grant(grant("b", "lake"));
+        index.apply_grant(grant("c", "pond"));
         let input = index.run_input(&key("lake"));
         assert_eq!(wanted(&input), ["a", "b"]);
         assert!(input.leaving.is_empty());
@@ -707,10 +744,10 @@ mod tests {
     #[test]
     fn a_grant_moved_to_another_key_touches_both_and_leaves_the_old_one_while_placed_there() {
         let mut index = GrantIndex::default();
-        index.apply_grant(&placed(grant("a", "lake"), "lake"));
+        index.apply_grant(placed(grant("a", "lake"), "lake"));
         let mut moved = placed(grant("a", "pond"), "lake");
         moved.metadata.generation = Some(2);
-        assert_eq!(index.apply_grant(&moved), keys(&["lake", "pond"]));
+        assert_eq!(index.apply_grant(moved.clone()), keys(&["lake", "pond"]));
         assert_eq!(wanted(&index.run_input(&key("pond"))), ["a"]);
         let old = index.run_input(&key("lake"));
         assert!(old.wanted.is_empty());
@@ -732,11 +769,11 @@ mod tests {
     #[test]
     fn a_change_of_the_principals_touches_its_key_and_its_own_status_write_touches_nothing() {
         let mut index = GrantIndex::default();
-        index.apply_grant(&grant("a", "lake"));
+        index.apply_grant(grant("a", "lake"));
         let mut edited = grant("a", "lake");
         edited.spec.grantee.principals = vec!["role/Other".into()];
         edited.metadata.generation = Some(2);
-        assert_eq!(index.apply_grant(&edited), keys(&["lake"]));
+        assert_eq!(index.apply_grant(edited.clone()), keys(&["lake"]));
         assert_eq!(
             index.run_input(&key("lake")).wanted[0]
                 .grant
@@ -747,32 +784,32 @@ mod tests {
         );
         // The echo of its status write, and the finalizer xacct added: no run needed.
         let echo = placed(edited.clone(), "lake");
-        assert!(index.apply_grant(&echo).is_empty());
+        assert!(index.apply_grant(echo.clone()).is_empty());
         let mut finalized = edited;
         finalized.metadata.finalizers = Some(vec!["xacct.dev/revoke".into()]);
         finalized.metadata.resource_version = Some("7".into());
-        assert!(index.apply_grant(&finalized).is_empty());
+        assert!(index.apply_grant(finalized.clone()).is_empty());
         // A watch that starts again replays it: the index keeps what it holds.
         let held = index.run_input(&key("lake")).wanted[0].grant.clone();
-        assert!(index.apply_grant(&finalized).is_empty());
+        assert!(index.apply_grant(finalized.clone()).is_empty());
         let after = index.run_input(&key("lake")).wanted[0].grant.clone();
         assert!(Arc::ptr_eq(&held, &after), "the replayed object was copied");
         // The echo of a status write bumps only the resourceVersion: nothing is copied either.
         let mut echo = placed(finalized.clone(), "lake");
         echo.metadata.resource_version = Some("8".into());
-        assert!(index.apply_grant(&echo).is_empty());
+        assert!(index.apply_grant(echo.clone()).is_empty());
         let after = index.run_input(&key("lake")).wanted[0].grant.clone();
         assert!(Arc::ptr_eq(&held, &after), "a status echo was copied");
         // Its deletion, even without a new resourceVersion (as the kube emulator marks it), is not
         // an echo.
-        assert_eq!(index.apply_grant(&deleting(finalized)), keys(&["lake"]));
+        assert_eq!(index.apply_grant(deleting(finalized)), keys(&["lake"]));
     }
 
     #[test]
     fn the_status_xacct_keeps_is_not_rolled_back_by_an_older_echo() {
         let mut index = GrantIndex::default();
         let a = placed(grant("a", "lake"), "lake");
-        index.apply_grant(&a);
+        index.apply_grant(a.clone());
         index.update_status(
             &a,
             &key("lake"),
@@ -780,7 +817,7 @@ mod tests {
             |s| s.observed_generation = Some(1),
         );
         // The watch brings the object as it was before that write.
-        index.apply_grant(&a);
+        index.apply_grant(a.clone());
         let (version, status) = index.unwritten_status(&a).expect("to write");
         assert_eq!(status.targets.len(), 2);
         index.status_written(&a, version);
@@ -792,9 +829,9 @@ mod tests {
         let mut index = GrantIndex::default();
         // Moved from lake to pond, its statements on lake not revoked yet.
         let a = placed(grant("a", "pond"), "lake");
-        index.apply_grant(&a);
+        index.apply_grant(a.clone());
         let gone = deleting(a);
-        assert_eq!(index.apply_grant(&gone), keys(&["lake", "pond"]));
+        assert_eq!(index.apply_grant(gone.clone()), keys(&["lake", "pond"]));
         assert_eq!(
             leaving(&index.run_input(&key("pond"))),
             [("a".to_string(), true, true)],
@@ -824,7 +861,7 @@ mod tests {
     fn an_accounts_region_moves_the_grants_naming_none_and_a_readiness_change_touches_their_keys() {
         let mut index = GrantIndex::default();
         index.apply_account(&account("data-prod", Some("eu-west-1")));
-        index.apply_grant(&grant("a", "lake"));
+        index.apply_grant(grant("a", "lake"));
         assert_eq!(
             wanted(&index.run_input(&key_in_region("lake", "eu-west-1"))),
             ["a"]
@@ -868,18 +905,63 @@ mod tests {
     }
 
     #[test]
+    fn the_status_kept_for_a_grant_has_no_spare_room_in_its_lists() {
+        // Held for every grant: a list grown from empty keeps room for four.
+        let mut index = GrantIndex::default();
+        let listed = placed(grant("a", "lake"), "lake");
+        index.apply_grant(listed.clone());
+        let mut here = Vec::with_capacity(8);
+        here.push(target("lake"));
+        index.update_status(&listed, &key("lake"), here, |status| {
+            status.conditions.push(
+                serde_json::from_value(
+                    json!({"type": "Ready", "status": "True", "reason": "Applied",
+                    "message": "in place", "lastTransitionTime": "2026-12-07T10:00:00Z"}),
+                )
+                .expect("a condition"),
+            );
+            status.targets[0].sids.reserve(16);
+        });
+        let entry = &index.grants[&grant_ref(&listed)];
+        assert_eq!(entry.status.targets.len(), 1);
+        assert_eq!(entry.status.conditions.len(), 1);
+        assert_eq!(entry.status.targets.capacity(), 1);
+        assert_eq!(entry.status.conditions.capacity(), 1);
+        assert_eq!(
+            entry.status.targets[0].sids.capacity(),
+            entry.status.targets[0].sids.len()
+        );
+        assert_eq!(
+            entry.in_flight.capacity(),
+            0,
+            "no run in flight: nothing allocated"
+        );
+    }
+
+    #[test]
+    fn a_run_that_ended_leaves_nothing_allocated_for_its_grants() {
+        let mut index = GrantIndex::default();
+        let a = grant("a", "lake");
+        index.apply_grant(a.clone());
+        index.begin_run(&key("lake"), [&a]);
+        assert!(!index.grants[&grant_ref(&a)].in_flight.is_empty());
+        index.end_run(&key("lake"), [&a]);
+        assert_eq!(index.grants[&grant_ref(&a)].in_flight.capacity(), 0);
+    }
+
+    #[test]
     fn a_grant_in_a_run_in_flight_elsewhere_is_not_clean_until_that_run_records_its_places() {
         let mut index = GrantIndex::default();
         let a = grant("a", "lake");
-        index.apply_grant(&a);
+        index.apply_grant(a.clone());
         // The run on lake starts with it; meanwhile it moves to pond and is deleted.
         index.begin_run(&key("lake"), [&a]);
         let mut moved = grant("a", "pond");
         moved.metadata.generation = Some(2);
-        index.apply_grant(&moved);
+        index.apply_grant(moved.clone());
         assert!(!index.is_current(&a), "the run's grant is an older one");
         let gone = deleting(moved);
-        index.apply_grant(&gone);
+        index.apply_grant(gone.clone());
         index.spec_cleaned(&gone);
         assert!(!index.clean(&gone), "the run on lake may still write it");
         // That run ends having written it there: lake's next run revokes it.
@@ -898,13 +980,13 @@ mod tests {
     fn a_restart_lists_again_and_forgets_the_grants_gone_meanwhile() {
         let mut index = GrantIndex::default();
         index.begin_relist();
-        index.apply_grant(&grant("a", "lake"));
-        index.apply_grant(&placed(grant("gone", "pond"), "pond"));
+        index.apply_grant(grant("a", "lake"));
+        index.apply_grant(placed(grant("gone", "pond"), "pond"));
         assert!(!index.synced());
         index.end_relist();
         assert!(index.synced());
         index.begin_relist();
-        index.apply_grant(&grant("a", "lake"));
+        index.apply_grant(grant("a", "lake"));
         assert_eq!(index.end_relist(), keys(&["pond"]), "the gone grant's keys");
         assert!(index.run_input(&key("pond")).is_empty());
         assert_eq!(index.naming("data-prod").len(), 1);
@@ -914,10 +996,10 @@ mod tests {
     fn a_grant_recreated_under_the_same_name_starts_from_its_own_status() {
         let mut index = GrantIndex::default();
         let old = grant("a", "lake");
-        index.apply_grant(&old);
+        index.apply_grant(old.clone());
         index.update_status(&old, &key("lake"), vec![target("lake")], |_| {});
         let new = grant_with("a", "lake", json!({"uid": "uid-a2"}));
-        assert_eq!(index.apply_grant(&new), keys(&["lake"]));
+        assert_eq!(index.apply_grant(new.clone()), keys(&["lake"]));
         assert!(index.run_input(&key("lake")).wanted[0].here.is_empty());
         assert!(
             !index.update_status(&old, &key("lake"), Vec::new(), |_| {}),

@@ -607,7 +607,7 @@ async fn add_finalizer(grant: &CrossAccountGrant, ctx: &Context) -> Result<(), k
         ]),
     };
     let updated = patch_finalizers(grant, &api, patch).await?;
-    ctx.index_mut().apply_grant(&updated);
+    ctx.index_mut().apply_grant(updated);
     Ok(())
 }
 
