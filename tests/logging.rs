@@ -521,3 +521,110 @@ async fn sigterm_stops_run_cleanly_when_stderr_is_a_closed_pipe() {
         assert_eq!(status.code(), Some(0), "clean stop: {status:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_logs_at_debug_why_each_resource_runs_and_status_writes_request_no_run() {
+    let moto = Moto::start();
+    let kube = KubeEmulator::start();
+    let s3 = bucket(&moto, "why-lake").await;
+    objects(&kube, "why-lake").await;
+    let port = free_port();
+    let mut command = xacct_run(&moto, &kube, port, &[]);
+    command
+        .env("XACCT_LOG_FORMAT", "json")
+        .env("XACCT_LOG", "warn,xacct::controller::queue=debug")
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("xacct run starts");
+    let (lines, reader) = Lines::read_from(child.stderr.take().expect("stderr"));
+    let mut running = Running(child);
+    let policy = || async {
+        s3.get_bucket_policy()
+            .bucket("why-lake")
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.policy)
+    };
+    eventually(30, "the grant's statements in the bucket policy", policy).await;
+
+    // An edit of the spec (another action): a run requested for that reason.
+    let grants = Api::<CrossAccountGrant>::namespaced(kube.client(), "batch");
+    let patch = json!({"spec": {"access": ["read", "write"]}});
+    grants
+        .patch(
+            "reads-lake",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("edit the grant");
+    eventually(30, "the write statements in the bucket policy", || async {
+        policy()
+            .await
+            .filter(|p| p.contains("s3:PutObject"))
+            .map(|_| ())
+    })
+    .await;
+    // Its status written (an echo on the watch, which must request no run).
+    eventually(30, "the edit's status written", || async {
+        let grant = grants.get("reads-lake").await.ok()?;
+        let status = grant.status?;
+        (status.observed_generation == grant.metadata.generation).then_some(())
+    })
+    .await;
+    // A change of the account's spec: a run on the resources of the grants naming it.
+    let patch = json!({"spec": {"allowedNamespaces": ["batch", "web"]}});
+    Api::<AwsAccount>::all(kube.client())
+        .patch(
+            "data-prod",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("edit the account");
+    eventually(30, "the account's change requesting a run", || async {
+        lines
+            .all()
+            .iter()
+            .any(|l| l.contains("AwsAccount data-prod changed"))
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = running.terminate(20).expect("xacct run stops on SIGTERM");
+    assert_eq!(status.code(), Some(0), "clean stop");
+    reader.join().expect("stderr read to its end");
+
+    let text = lines.all();
+    let json: Vec<Value> = text
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    let requested = with_message(&json, "run requested");
+    let causes: Vec<&str> = requested
+        .iter()
+        .map(|l| l["fields"]["cause"].as_str().unwrap_or_default())
+        .collect();
+    for line in &requested {
+        assert_eq!(line["level"], "DEBUG", "{line}");
+        assert_eq!(
+            line["fields"]["resource"], "data-prod/S3Bucket/why-lake/us-east-1",
+            "the resource key: {line}"
+        );
+    }
+    // Listed at start, edited once; the finalizer xacct added and the status writes (two at least:
+    // before and after the edit) requested nothing.
+    let of_grant: Vec<&&str> = causes.iter().filter(|c| c.contains("reads-lake")).collect();
+    assert_eq!(
+        of_grant,
+        [
+            &"CrossAccountGrant batch/reads-lake listed",
+            &"CrossAccountGrant batch/reads-lake changed"
+        ],
+        "{text:#?}"
+    );
+    assert!(
+        causes.contains(&"AwsAccount data-prod changed"),
+        "{causes:?}"
+    );
+}

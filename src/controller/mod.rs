@@ -363,23 +363,45 @@ fn index_grants(
         let mut index = index
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let touched = match event {
-            Ok(watcher::Event::Apply(g) | watcher::Event::InitApply(g)) => index.apply_grant(&g),
-            Ok(watcher::Event::Delete(g)) => index.delete_grant(&g),
+        let (touched, cause) = match event {
+            Ok(watcher::Event::InitApply(g)) => {
+                let cause = format!("CrossAccountGrant {} listed", grant_name(&g));
+                (index.apply_grant(g), cause)
+            }
+            Ok(watcher::Event::Apply(g)) => {
+                let cause = format!("CrossAccountGrant {} changed", grant_name(&g));
+                (index.apply_grant(g), cause)
+            }
+            Ok(watcher::Event::Delete(g)) => {
+                let cause = format!("CrossAccountGrant {} deleted", grant_name(&g));
+                (index.delete_grant(&g), cause)
+            }
             Ok(watcher::Event::Init) => {
                 index.begin_relist();
                 Default::default()
             }
-            Ok(watcher::Event::InitDone) => index.end_relist(),
+            Ok(watcher::Event::InitDone) => (
+                index.end_relist(),
+                "CrossAccountGrants gone while the watch restarted".into(),
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "grant watch failed; retrying");
                 Default::default()
             }
         };
         drop(index);
-        queue.enqueue(touched);
+        queue.enqueue(touched, cause);
         future::ready(())
     }
+}
+
+/// `namespace/name` of a grant.
+fn grant_name(grant: &CrossAccountGrant) -> String {
+    format!(
+        "{}/{}",
+        grant.metadata.namespace.as_deref().unwrap_or_default(),
+        grant.metadata.name.as_deref().unwrap_or_default()
+    )
 }
 
 /// Keeps `index` in step with the account watch (a grant's resource key takes its account's
@@ -392,13 +414,19 @@ fn index_accounts(
         let mut index = index
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let touched = match event {
-            watcher::Event::Apply(a) | watcher::Event::InitApply(a) => index.apply_account(a),
-            watcher::Event::Delete(a) => index.delete_account(a),
+        let (touched, cause) = match event {
+            watcher::Event::Apply(a) | watcher::Event::InitApply(a) => (
+                index.apply_account(a),
+                format!("AwsAccount {} changed", a.name_any()),
+            ),
+            watcher::Event::Delete(a) => (
+                index.delete_account(a),
+                format!("AwsAccount {} deleted", a.name_any()),
+            ),
             watcher::Event::Init | watcher::Event::InitDone => Default::default(),
         };
         drop(index);
-        queue.enqueue(touched);
+        queue.enqueue(touched, cause);
     }
 }
 

@@ -91,13 +91,16 @@ impl Queue {
         (queue, receiver)
     }
 
-    /// Asks for a run on each of `keys` (merged with any already asked for).
-    pub fn enqueue(&self, keys: BTreeSet<ResourceKey>) {
+    /// Asks for a run on each of `keys` (merged with any already asked for) because of `cause`,
+    /// logged at debug level with each key: the one place that says why a resource runs (besides
+    /// its resync and retries, which its last run's `Action` set).
+    pub fn enqueue(&self, keys: BTreeSet<ResourceKey>, cause: impl std::fmt::Display) {
         if keys.is_empty() {
             return;
         }
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         for key in keys {
+            tracing::debug!(resource = %key, %cause, "run requested");
             let run = PolicyRun::new(key);
             let object = ObjectRef::from_obj(&run);
             if self.store.get(&object).is_none() {
