@@ -38,6 +38,8 @@ pub struct ControllerRun {
     pub peak_rss: u64,
     /// Resident set size at the end, bytes.
     pub rss_after: u64,
+    /// Of that, file-backed (the binary's pages, mostly code), bytes.
+    pub rss_file_after: u64,
     /// CPU time of the controller until every grant was Ready.
     pub cpu_converge: Duration,
     /// Bytes the grants take as listed from the API (with their status), and in an index built
@@ -198,6 +200,7 @@ pub async fn run(
     };
     let peak_rss = memory(pid, "VmHWM").unwrap_or(0);
     let rss_after = memory(pid, "VmRSS").unwrap_or(0);
+    let rss_file_after = memory(pid, "RssFile").unwrap_or(0);
     stop(process);
     let (grants_listed_bytes, index_bytes) = index_size(&client, accounts).await;
     drop(kube);
@@ -212,6 +215,7 @@ pub async fn run(
         resync,
         peak_rss,
         rss_after,
+        rss_file_after,
         cpu_converge,
         emulators_cpu_converge,
         grants_listed_bytes,
@@ -313,7 +317,7 @@ async fn index_size(client: &kube::Client, accounts: &[AwsAccount]) -> (u64, u64
     }
     index.begin_relist();
     for grant in &list.items {
-        index.apply_grant(grant);
+        index.apply_grant(grant.clone());
     }
     index.end_relist();
     let held = allocated().saturating_sub(before);

@@ -585,7 +585,7 @@ impl Results {
             out.push_str(&format!(
                 "\n### Controller memory\n\n| | |\n|---|---:|\n\
                  | peak RSS (VmHWM) of `xacct run` holding {} grants | **{}** |\n\
-                 | RSS at the end | {} |\n\
+                 | RSS at the end (file-backed: the binary's pages; anonymous: heap, stacks) | {} ({} file-backed, {} anonymous) |\n\
                  | peak RSS per grant | {:.1} KiB |\n\
                  | the grants as listed from the API, statuses included (measured apart) | {} |\n\
                  | the index built from them as `xacct run` builds it (measured apart) | {} ({:.2} KiB per grant) |\n\
@@ -594,6 +594,8 @@ impl Results {
                 thousands(w.grants as u64),
                 mib(c.peak_rss),
                 mib(c.rss_after),
+                mib(c.rss_file_after),
+                mib(c.rss_after.saturating_sub(c.rss_file_after)),
                 c.peak_rss as f64 / 1024.0 / w.grants as f64,
                 mib(c.grants_listed_bytes),
                 mib(c.index_bytes),
@@ -636,7 +638,7 @@ impl Results {
                     "reconciles": r.reconciles, "engineRuns": r.engine_runs,
                     "grantWrites": r.grant_writes, "cpuSeconds": r.cpu.as_secs_f64(),
                 })),
-                "peakRssBytes": c.peak_rss, "rssAfterBytes": c.rss_after,
+                "peakRssBytes": c.peak_rss, "rssAfterBytes": c.rss_after, "rssFileAfterBytes": c.rss_file_after,
                 "cpuConvergeSeconds": c.cpu_converge.as_secs_f64(),
                 "kubeEmulatorCpuConvergeSeconds": c.emulators_cpu_converge.0.as_secs_f64(),
                 "motoCpuConvergeSeconds": c.emulators_cpu_converge.1.as_secs_f64(),
