@@ -136,6 +136,20 @@ impl Lines {
     }
 }
 
+/// Merges `patch` into the object `name` (an edit, as `kubectl patch --type merge` makes it).
+async fn merge_patch<K>(api: &Api<K>, name: &str, patch: Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("edit {name}: {e}"));
+}
+
 /// The JSON lines whose `message` is `message`.
 fn with_message<'a>(lines: &'a [Value], message: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["message"] == message).collect()
@@ -549,15 +563,12 @@ async fn the_queue_logs_at_debug_why_each_resource_runs_and_status_writes_reques
 
     // An edit of the spec (another action): a run requested for that reason.
     let grants = Api::<CrossAccountGrant>::namespaced(kube.client(), "batch");
-    let patch = json!({"spec": {"access": ["read", "write"]}});
-    grants
-        .patch(
-            "reads-lake",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-        .expect("edit the grant");
+    merge_patch(
+        &grants,
+        "reads-lake",
+        json!({"spec": {"access": ["read", "write"]}}),
+    )
+    .await;
     eventually(30, "the write statements in the bucket policy", || async {
         policy()
             .await
@@ -573,15 +584,13 @@ async fn the_queue_logs_at_debug_why_each_resource_runs_and_status_writes_reques
     })
     .await;
     // A change of the account's spec: a run on the resources of the grants naming it.
-    let patch = json!({"spec": {"allowedNamespaces": ["batch", "web"]}});
-    Api::<AwsAccount>::all(kube.client())
-        .patch(
-            "data-prod",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-        .expect("edit the account");
+    let accounts = Api::<AwsAccount>::all(kube.client());
+    merge_patch(
+        &accounts,
+        "data-prod",
+        json!({"spec": {"allowedNamespaces": ["batch", "web"]}}),
+    )
+    .await;
     eventually(30, "the account's change requesting a run", || async {
         lines
             .all()
