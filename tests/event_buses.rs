@@ -16,7 +16,7 @@ use support::fixtures::{AccountFixture, GrantFixture};
 use support::iam_eval::{Request, assert_decisions, identity_policies, role_session};
 use support::{
     DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_role, grant_reasons, json_report,
-    policy_statements, run_xacct, write_manifest, xacct_statements,
+    policy_statements, run_xacct, run_xacct_ok, write_manifest, xacct_statements,
 };
 
 const BUS: &str = "orders";
@@ -159,13 +159,7 @@ async fn bus_policies_keep_a_partners_statement_correct_drift_and_the_access_wor
 
     // One grant deleted: its principal leaves the bus policy, the partner's statement stays.
     let only_worker = write_manifest(dir.path(), "worker.yaml", &[accounts.clone(), worker]);
-    let out = run_xacct(&moto, &["delete", "-f", &only_worker]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    run_xacct_ok(&moto, &["delete", "-f", &only_worker]);
     let now = policy(&events).await;
     assert!(
         !now.as_deref().unwrap_or_default().contains("role/Worker"),
@@ -175,13 +169,7 @@ async fn bus_policies_keep_a_partners_statement_correct_drift_and_the_access_wor
     decisions(true, false).await;
 
     // Everything deleted: the partner's statement alone.
-    let out = run_xacct(&moto, &["delete", "-f", &all]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    run_xacct_ok(&moto, &["delete", "-f", &all]);
     assert_eq!(statements(&policy(&events).await), partner);
     decisions(false, false).await;
 }

@@ -13,7 +13,7 @@ use support::fixtures::{AccountFixture, GrantFixture};
 use support::iam_eval::{Request, assert_decisions, identity_policies, role_session};
 use support::{
     DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_role, grant_reasons, json_report,
-    policy_statements, run_xacct, write_manifest, xacct_statements,
+    policy_statements, run_xacct, run_xacct_ok, write_manifest, xacct_statements,
 };
 
 const FUNCTION: &str = "resize";
@@ -183,26 +183,14 @@ async fn function_policies_are_written_statement_by_statement_and_the_access_wor
 
     // One grant deleted: its two statements go, the others and the foreign one stay.
     let only_workers = write_manifest(dir.path(), "workers.yaml", &[accounts.clone(), workers]);
-    let out = run_xacct(&moto, &["delete", "-f", &only_workers]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    run_xacct_ok(&moto, &["delete", "-f", &only_workers]);
     let now = statements(&lambda).await;
     assert_eq!(xacct_statements(&now).len(), 2, "{now:#?}");
     assert!(now.contains(&foreign[0]));
     decisions(true, false).await;
 
     // Everything deleted: only the foreign statement is left.
-    let out = run_xacct(&moto, &["delete", "-f", &all]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    run_xacct_ok(&moto, &["delete", "-f", &all]);
     assert_eq!(statements(&lambda).await, foreign);
     decisions(false, false).await;
 }

@@ -17,7 +17,7 @@ use support::fixtures::{AccountFixture, GrantFixture};
 use support::iam_eval::{NamedPolicy, Request, assert_decisions};
 use support::{
     Clients, DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_key, create_role, json_report,
-    policy_statements, run_xacct, write_manifest, xacct_statements,
+    policy_statements, run_xacct, run_xacct_ok, write_manifest, xacct_statements,
 };
 
 const ORG: &str = "o-a1b2c3d4e5";
@@ -320,26 +320,14 @@ async fn organization_grants_on_every_kind_share_statements_and_keep_foreign_one
 
     // Deleting one of the two bucket grants keeps the statement the other still wants.
     let only_first = write_manifest(dir.path(), "first.yaml", &[accounts(&[ORG]), first]);
-    let out = run_xacct(&moto, &["delete", "-f", &only_first]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    run_xacct_ok(&moto, &["delete", "-f", &only_first]);
     let policy = bucket_policy(&data).await;
     let left = xacct_statements(&policy_statements(&policy));
     assert_eq!(left.len(), 1, "the other grant still wants it: {policy}");
     assert_org_only(&left, false);
 
     // Deleting everything leaves only the foreign statements.
-    let out = run_xacct(&moto, &["delete", "-f", &everything]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    run_xacct_ok(&moto, &["delete", "-f", &everything]);
     let policy = bucket_policy(&data).await;
     assert_eq!(policy_statements(&policy), vec![bucket_foreign], "{policy}");
     assert_eq!(

@@ -15,7 +15,7 @@ use support::fixtures::{AccountFixture, GrantFixture};
 use support::iam_eval::{NamedPolicy, Request, assert_decisions, identity_policies, role_session};
 use support::{
     Clients, DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients, create_key, create_role, grant_reasons,
-    json_report, policy_statements, run_xacct, write_manifest, xacct_statements,
+    json_report, policy_statements, run_xacct, run_xacct_ok, write_manifest, xacct_statements,
 };
 
 fn foreign(principal: &str, action: &str, resource: &str) -> Value {
@@ -452,13 +452,7 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
     );
 
     // Delete: only what was there before.
-    let out = run_xacct(&moto, &["delete", "-f", &manifest]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    run_xacct_ok(&moto, &["delete", "-f", &manifest]);
     assert_eq!(
         policy_statements(&queue_policy(&data).await),
         vec![queue_foreign]

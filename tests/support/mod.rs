@@ -406,6 +406,20 @@ pub fn run_xacct(moto: &Moto, args: &[&str]) -> std::process::Output {
     xacct_command(moto, args).output().expect("xacct runs")
 }
 
+/// [`run_xacct`] that must exit 0; fails the test with its output otherwise.
+pub fn run_xacct_ok(moto: &Moto, args: &[&str]) -> std::process::Output {
+    let out = run_xacct(moto, args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "xacct {}:\n{}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The JSON report (`-o json`) an `xacct` run printed; fails the test with its output otherwise.
 pub fn json_report(output: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
