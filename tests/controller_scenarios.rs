@@ -197,6 +197,12 @@ async fn grants_wait_for_their_account_to_be_ready() {
     )
     .await;
     h.wait_ready("batch", "waiter", "True", "Applied").await;
+    // The account's verifications counted: the refused one as failed, the one after as a success.
+    let text = http_get(&h.metrics_url).await.expect("metrics");
+    for outcome in ["failed", "success"] {
+        let series = format!(r#"xacct_reconciles_total{{kind="AwsAccount",outcome="{outcome}"}}"#);
+        assert!(counter_sum(&text, &series) >= 1, "{series}: {text}");
+    }
     h.finish().await;
 }
 

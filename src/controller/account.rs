@@ -12,9 +12,8 @@ use kube::{Api, ResourceExt};
 use thiserror::Error;
 
 use super::conditions::{ConditionUpdate, READY, find, merge_condition};
-use super::context::{Context, object_key};
+use super::context::{Context, object_key, with_external_id};
 use super::error::ControllerError;
-use super::metrics::account_outcome;
 use crate::api::{AwsAccount, AwsAccountStatus, SecretKeySelector};
 use crate::aws::AwsErrorKind;
 use crate::engine::account_access;
@@ -56,66 +55,32 @@ async fn verify(
     ctx: &Context,
     started: Instant,
 ) -> Result<Action, ControllerError> {
-    let name = account.name_any();
     let key = object_key(account);
     let previous = account.status.clone().unwrap_or_default();
-    let mut resolved = account.clone();
-    let secret = match account
-        .spec
-        .assume_role
-        .as_ref()
-        .and_then(|r| r.external_id_secret_ref.as_ref())
-    {
-        None => Ok(()),
-        Some(selector) => match read_external_id(selector, ctx).await {
-            Ok(id) => {
-                if let Some(role) = resolved.spec.assume_role.as_mut() {
-                    role.external_id = Some(id.clone());
-                    role.external_id_secret_ref = None;
-                }
-                ctx.external_ids
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(name.clone(), id);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        },
+    let reached = match with_secret(account, ctx).await {
+        Ok(resolved) => ctx
+            .connector
+            .verify(&account_access(&resolved))
+            .await
+            .map_err(|e| match e.kind {
+                AwsErrorKind::AccountMismatch => failed("AccountMismatch", e.to_string()),
+                _ => failed("AssumeRoleFailed", e.to_string()),
+            }),
+        Err(e) => Err(failed("AssumeRoleFailed", e.to_string())),
     };
-    let (update, verified, action) = match secret {
-        Err(e) => (
-            failed("AssumeRoleFailed", e.to_string()),
-            false,
-            Action::requeue(ctx.backoff.next_delay(&key)),
-        ),
-        Ok(()) => match ctx.connector.verify(&account_access(&resolved)).await {
-            Ok(()) => {
-                ctx.backoff.reset(&key);
-                let message = format!(
-                    "reached account {} with the expected identity",
-                    account.spec.account_id
-                );
-                (
-                    ConditionUpdate::ready("True", "Verified", message),
-                    true,
-                    Action::requeue(ctx.settings.resync),
-                )
-            }
-            Err(e) => {
-                let reason = if e.kind == AwsErrorKind::AccountMismatch {
-                    "AccountMismatch"
-                } else {
-                    "AssumeRoleFailed"
-                };
-                (
-                    failed(reason, e.to_string()),
-                    false,
-                    Action::requeue(ctx.backoff.next_delay(&key).min(ctx.settings.resync)),
-                )
-            }
-        },
+    let verified = reached.is_ok();
+    let (update, action) = match reached {
+        Ok(()) => {
+            ctx.backoff.reset(&key);
+            let message = format!(
+                "reached account {} with the expected identity",
+                account.spec.account_id
+            );
+            let update = ConditionUpdate::ready("True", "Verified", message);
+            (update, Action::requeue(ctx.settings.resync))
+        }
+        Err(update) => (update, Action::requeue(ctx.retry_soon(&key))),
     };
-    let ended = account_outcome(update.status);
     if update.status == "False"
         && find(&previous.conditions, READY).is_none_or(|c| c.reason != update.reason)
     {
@@ -148,7 +113,8 @@ async fn verify(
         status,
     )
     .await?;
-    ctx.metrics.reconciled(KIND, ended, started);
+    let outcome = if verified { "success" } else { "failed" };
+    ctx.metrics.reconciled(KIND, outcome, started);
     Ok(action)
 }
 
@@ -265,6 +231,25 @@ pub fn external_id_in(secret: &Secret, key: &str) -> Result<String, SecretProble
         return Err(SecretProblem::Empty);
     }
     Ok(value.to_string())
+}
+
+/// The account with the external id its Secret holds, when it names one (kept for the engine's
+/// account directory too).
+async fn with_secret(account: &AwsAccount, ctx: &Context) -> Result<AwsAccount, ExternalIdError> {
+    let selector = account
+        .spec
+        .assume_role
+        .as_ref()
+        .and_then(|r| r.external_id_secret_ref.as_ref());
+    let Some(selector) = selector else {
+        return Ok(account.clone());
+    };
+    let id = read_external_id(selector, ctx).await?;
+    ctx.external_ids
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(account.name_any(), id.clone());
+    Ok(with_external_id(account.clone(), id))
 }
 
 /// The external id from its Secret. Errors name the Secret and key, never the value.

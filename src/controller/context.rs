@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
 
 use super::backoff::Backoff;
 use super::index::{GrantIndex, ResourceKey};
@@ -20,20 +20,14 @@ use crate::engine::{AccountDirectory, Class, Engine, FieldError, Reason};
 /// The field manager of every write xacct makes to Kubernetes objects.
 pub const FIELD_MANAGER: &str = "xacct";
 
-/// `Kind/namespace/name` (or `Kind/name`): how an object is named in logs and backoff.
+/// `Kind namespace/name` (or `Kind name`): how an object is named in logs, causes, backoff and
+/// the engine's reports.
 pub fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
     let meta = object.meta();
+    let name = meta.name.as_deref().unwrap_or_default();
     match &meta.namespace {
-        Some(ns) => format!(
-            "{}/{ns}/{}",
-            K::kind(&()),
-            meta.name.as_deref().unwrap_or_default()
-        ),
-        None => format!(
-            "{}/{}",
-            K::kind(&()),
-            meta.name.as_deref().unwrap_or_default()
-        ),
+        Some(ns) => format!("{} {ns}/{name}", K::kind(&())),
+        None => format!("{} {name}", K::kind(&())),
     }
 }
 
@@ -102,23 +96,18 @@ impl Context {
             .state()
             .iter()
             .map(|a| {
-                let mut account = (**a).clone();
-                let name = account.metadata.name.clone().unwrap_or_default();
-                if let Some(role) = account
-                    .spec
-                    .assume_role
-                    .as_mut()
-                    .filter(|r| r.external_id_secret_ref.is_some())
-                {
-                    match external_ids.get(&name) {
-                        Some(id) => {
-                            role.external_id = Some(id.clone());
-                            role.external_id_secret_ref = None;
-                        }
-                        None => missing.push(name),
+                let account = (**a).clone();
+                if !needs_secret(&account) {
+                    return account;
+                }
+                let name = account.name_any();
+                match external_ids.get(&name) {
+                    Some(id) => with_external_id(account, id.clone()),
+                    None => {
+                        missing.push(name);
+                        account
                     }
                 }
-                account
             })
             .collect();
         let mut directory = AccountDirectory::new(accounts);
@@ -154,17 +143,12 @@ impl Context {
                 self.settings.resync,
             ));
         }
-        let needs_secret = account
-            .spec
-            .assume_role
-            .as_ref()
-            .is_some_and(|r| r.external_id_secret_ref.is_some());
         let has_secret = self
             .external_ids
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .contains_key(name);
-        if needs_secret && !has_secret {
+        if needs_secret(&account) && !has_secret {
             // After a restart, until the account's reconcile has read the Secret again.
             return Some((
                 format!("the external id Secret of AwsAccount {name} has not been read yet"),
@@ -274,6 +258,21 @@ impl Context {
     pub fn now(&self) -> Timestamp {
         (self.clock)()
     }
+}
+
+/// Whether `account` takes its external id from a Secret.
+fn needs_secret(account: &AwsAccount) -> bool {
+    let role = account.spec.assume_role.as_ref();
+    role.is_some_and(|r| r.external_id_secret_ref.is_some())
+}
+
+/// `account` with `id` as its external id in place of its Secret reference.
+pub fn with_external_id(mut account: AwsAccount, id: String) -> AwsAccount {
+    if let Some(role) = account.spec.assume_role.as_mut() {
+        role.external_id = Some(id);
+        role.external_id_secret_ref = None;
+    }
+    account
 }
 
 /// Whether the store holds its first full list (before that, a missing object may just not be

@@ -417,7 +417,13 @@ impl GrantIndex {
         key: &ResourceKey,
         grants: impl IntoIterator<Item = &'a CrossAccountGrant>,
     ) {
-        self.mark_in_flight(key, grants, true);
+        for grant in grants {
+            if let Some(entry) = self.grants.get_mut(&grant_ref(grant))
+                && !entry.in_flight.contains(key)
+            {
+                entry.in_flight.push(key.clone());
+            }
+        }
     }
 
     /// The run on `key` ended (its places are recorded).
@@ -426,26 +432,11 @@ impl GrantIndex {
         key: &ResourceKey,
         grants: impl IntoIterator<Item = &'a CrossAccountGrant>,
     ) {
-        self.mark_in_flight(key, grants, false);
-    }
-
-    fn mark_in_flight<'a>(
-        &mut self,
-        key: &ResourceKey,
-        grants: impl IntoIterator<Item = &'a CrossAccountGrant>,
-        in_flight: bool,
-    ) {
         for grant in grants {
             if let Some(entry) = self.grants.get_mut(&grant_ref(grant)) {
-                if in_flight {
-                    if !entry.in_flight.contains(key) {
-                        entry.in_flight.push(key.clone());
-                    }
-                } else {
-                    entry.in_flight.retain(|k| k != key);
-                    if entry.in_flight.is_empty() {
-                        entry.in_flight = Vec::new();
-                    }
+                entry.in_flight.retain(|k| k != key);
+                if entry.in_flight.is_empty() {
+                    entry.in_flight = Vec::new();
                 }
             }
         }

@@ -28,12 +28,14 @@ pub struct LeaseConfig {
 pub struct Leadership {
     receiver: watch::Receiver<bool>,
     task: JoinHandle<kube_lease_manager::Result<LeaseManager>>,
+    check: LeaseCheck,
 }
 
 impl Leadership {
-    /// Leadership changes.
-    pub fn receiver(&self) -> watch::Receiver<bool> {
-        self.receiver.clone()
+    /// Watches the lease: see [`stop_when_lost`].
+    pub fn guard(&self, stop: watch::Sender<bool>, lost: Arc<AtomicBool>) -> JoinHandle<()> {
+        let check = self.check.clone();
+        tokio::spawn(stop_when_lost(self.receiver.clone(), stop, lost, check))
     }
 
     /// Gives the lease up (closing the channel makes the manager release it).
@@ -55,6 +57,10 @@ pub async fn acquire(
     mut stop: watch::Receiver<bool>,
     ready: Arc<AtomicBool>,
 ) -> Result<Leadership, ControllerError> {
+    let check = LeaseCheck {
+        api: kube::Api::namespaced(client.clone(), &config.namespace),
+        config: config.clone(),
+    };
     let manager = LeaseManagerBuilder::new(client, &config.name)
         .with_namespace(&config.namespace)
         .with_identity(&config.identity)
@@ -84,7 +90,11 @@ pub async fn acquire(
     }
     ready.store(false, Ordering::SeqCst);
     tracing::info!(lease = %config.name, identity = %config.identity, "acquired the leader lease: acting");
-    Ok(Leadership { receiver, task })
+    Ok(Leadership {
+        receiver,
+        task,
+        check,
+    })
 }
 
 /// Stops everything when the lease is lost; returns (dropping its view of the lease) on `stop`.
@@ -92,7 +102,7 @@ pub async fn acquire(
 /// Besides the lease manager's own signal, the Lease is read every third of its duration: a lease
 /// held by someone else, or one of ours that nobody could confirm for a whole duration (renewals
 /// failing: the manager only backs off then), means another replica may act, so this one stops.
-pub async fn stop_when_lost(
+async fn stop_when_lost(
     mut receiver: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
     lost: Arc<AtomicBool>,
@@ -140,12 +150,11 @@ pub async fn stop_when_lost(
     }
 }
 
-/// How to read the Lease back.
-pub struct LeaseCheck {
-    /// The Leases of the lease namespace.
-    pub api: kube::Api<k8s_openapi::api::coordination::v1::Lease>,
-    /// Which Lease, and who we are.
-    pub config: LeaseConfig,
+/// How to read the Lease back: the Leases of its namespace, and which Lease.
+#[derive(Clone)]
+struct LeaseCheck {
+    api: kube::Api<k8s_openapi::api::coordination::v1::Lease>,
+    config: LeaseConfig,
 }
 
 /// Whether `lease` names `identity` as holder and was renewed within `duration`.

@@ -40,16 +40,6 @@ pub fn grant_outcome(status: &str, reason: &str) -> &'static str {
     Reason::parse(reason).map_or("failed", Reason::metric_outcome)
 }
 
-/// The outcome of an AwsAccount verification that went through: `success` when Ready, else
-/// `failed`.
-pub fn account_outcome(status: &str) -> &'static str {
-    if status == "True" {
-        "success"
-    } else {
-        "failed"
-    }
-}
-
 /// Labels with just the kind.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
@@ -325,8 +315,6 @@ mod tests {
             assert_eq!(grant_outcome("False", reason), "failed", "{reason}");
         }
         assert_eq!(grant_outcome("Unknown", "Unknown"), "failed");
-        assert_eq!(account_outcome("True"), "success");
-        assert_eq!(account_outcome("False"), "failed");
     }
 
     #[test]

@@ -36,8 +36,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
 pub use account::ACCOUNT_FINALIZER;
-use context::synced;
 pub use context::{Clock, Context, FIELD_MANAGER, ReconcileSettings};
+use context::{object_key, synced};
 pub use error::ControllerError;
 pub use metrics::Metrics;
 pub use run::GRANT_FINALIZER;
@@ -155,19 +155,7 @@ pub async fn run_with(
     let lost = Arc::new(AtomicBool::new(false));
     let watchdog = leadership
         .as_ref()
-        .zip(config.leader_election.as_ref())
-        .map(|(l, lease)| {
-            let check = leader::LeaseCheck {
-                api: Api::namespaced(client.clone(), &lease.namespace),
-                config: lease.clone(),
-            };
-            tokio::spawn(leader::stop_when_lost(
-                l.receiver(),
-                stop_tx.clone(),
-                lost.clone(),
-                check,
-            ))
-        });
+        .map(|l| l.guard(stop_tx.clone(), lost.clone()));
 
     let result = run_controllers(
         client, connector, engine, &config, index, metrics, stop_rx, ready,
@@ -365,15 +353,15 @@ fn index_grants(
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (touched, cause) = match event {
             Ok(watcher::Event::InitApply(g)) => {
-                let cause = format!("CrossAccountGrant {} listed", grant_name(&g));
+                let cause = format!("{} listed", object_key(&g));
                 (index.apply_grant(g), cause)
             }
             Ok(watcher::Event::Apply(g)) => {
-                let cause = format!("CrossAccountGrant {} changed", grant_name(&g));
+                let cause = format!("{} changed", object_key(&g));
                 (index.apply_grant(g), cause)
             }
             Ok(watcher::Event::Delete(g)) => {
-                let cause = format!("CrossAccountGrant {} deleted", grant_name(&g));
+                let cause = format!("{} deleted", object_key(&g));
                 (index.delete_grant(&g), cause)
             }
             Ok(watcher::Event::Init) => {
@@ -395,15 +383,6 @@ fn index_grants(
     }
 }
 
-/// `namespace/name` of a grant.
-fn grant_name(grant: &CrossAccountGrant) -> String {
-    format!(
-        "{}/{}",
-        grant.metadata.namespace.as_deref().unwrap_or_default(),
-        grant.metadata.name.as_deref().unwrap_or_default()
-    )
-}
-
 /// Keeps `index` in step with the account watch (a grant's resource key takes its account's
 /// default region): an account's region changing moves its grants to other keys.
 fn index_accounts(
@@ -415,13 +394,12 @@ fn index_accounts(
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (touched, cause) = match event {
-            watcher::Event::Apply(a) | watcher::Event::InitApply(a) => (
-                index.apply_account(a),
-                format!("AwsAccount {} changed", a.name_any()),
-            ),
+            watcher::Event::Apply(a) | watcher::Event::InitApply(a) => {
+                (index.apply_account(a), format!("{} changed", object_key(a)))
+            }
             watcher::Event::Delete(a) => (
                 index.delete_account(a),
-                format!("AwsAccount {} deleted", a.name_any()),
+                format!("{} deleted", object_key(a)),
             ),
             watcher::Event::Init | watcher::Event::InitDone => Default::default(),
         };

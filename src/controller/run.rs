@@ -92,6 +92,7 @@ async fn run_key(key: &ResourceKey, ctx: &Context) -> Result<Action, ControllerE
 }
 
 /// The grants of a run, by what happens to them.
+#[derive(Default)]
 struct Sorted {
     /// Accounts not Ready: reported, not written (why, and when to look again).
     waiting: Vec<(Tracked, String, Duration)>,
@@ -109,14 +110,7 @@ struct Sorted {
 
 impl Sorted {
     fn new(wanted: Vec<Tracked>, leaving: Vec<Leaving>, ctx: &Context) -> Self {
-        let mut sorted = Sorted {
-            waiting: Vec::new(),
-            enforced: Vec::new(),
-            alone: Vec::new(),
-            observed: Vec::new(),
-            leaving: Vec::new(),
-            done: Vec::new(),
-        };
+        let mut sorted = Sorted::default();
         for tracked in wanted {
             if let Some((message, again)) = not_ready(&tracked.grant, ctx) {
                 sorted.waiting.push((tracked, message, again));
@@ -274,7 +268,7 @@ async fn converge(
 /// The engine's input for a grant wanting the key, with the places its status records there
 /// (revoked too when an account withdrew its consent).
 fn grant_input(tracked: &Tracked, ctx: &Context) -> GrantInput {
-    let mut input = GrantInput::new((*tracked.grant).clone(), origin(&tracked.grant));
+    let mut input = GrantInput::new((*tracked.grant).clone(), object_key(&*tracked.grant));
     input.written = places_of(&tracked.here, ctx);
     input
 }
@@ -291,14 +285,6 @@ fn leaving_input(leaving: &Leaving, ctx: &Context) -> GrantInput {
         input.grant.spec.deletion_policy = DeletionPolicy::Delete;
     }
     input
-}
-
-fn origin(grant: &CrossAccountGrant) -> String {
-    format!(
-        "{KIND} {}/{}",
-        grant.namespace().unwrap_or_default(),
-        grant.name_any()
-    )
 }
 
 /// Records what the run found for a grant wanting the key: its status in the index, its events
@@ -389,14 +375,11 @@ fn revocation(
         Some(c) if matches!(c.reason, Reason::Revoked | Reason::Retained) => {
             let note = (moved && !places.is_empty()).then(|| {
                 let arns: Vec<&str> = places.iter().map(|t| t.arn.as_str()).collect();
-                Note {
-                    type_: EventType::Normal,
-                    reason: "Revoked".into(),
-                    message: format!(
-                        "removed its statements from {}, which its spec no longer names",
-                        arns.join(", ")
-                    ),
-                }
+                let message = format!(
+                    "removed its statements from {}, which its spec no longer names",
+                    arns.join(", ")
+                );
+                Note::new(EventType::Normal, "Revoked", message)
             });
             (true, note)
         }
@@ -404,12 +387,10 @@ fn revocation(
             let message = other.map_or("no result".to_string(), |c| {
                 format!("{}: {}", c.reason, c.message)
             });
-            let note = Note {
-                type_: EventType::Warning,
-                reason: "RevokeFailed".into(),
-                message,
-            };
-            (false, Some(note))
+            (
+                false,
+                Some(Note::new(EventType::Warning, "RevokeFailed", message)),
+            )
         }
     }
 }
@@ -440,16 +421,7 @@ async fn finish(grant: &CrossAccountGrant, ctx: &Context) -> Result<(), Controll
                 ),
                 (_, DeletionPolicy::Delete) => ("Revoked", "removed this grant's statements"),
             };
-            publish(
-                grant,
-                &[Note {
-                    type_: EventType::Normal,
-                    reason: reason.into(),
-                    message: note.into(),
-                }],
-                ctx,
-            )
-            .await;
+            publish(grant, &[Note::new(EventType::Normal, reason, note)], ctx).await;
         }
         return Ok(());
     }

@@ -48,11 +48,7 @@ pub async fn reconcile(
 fn input(share: &SnapshotShare) -> ShareInput {
     ShareInput {
         share: share.clone(),
-        origin: format!(
-            "{KIND} {}/{}",
-            share.namespace().unwrap_or_default(),
-            share.name_any()
-        ),
+        origin: object_key(share),
     }
 }
 

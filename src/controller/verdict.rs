@@ -24,7 +24,8 @@ pub struct Note {
 }
 
 impl Note {
-    fn new(type_: EventType, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A note of `type_` with `reason` and `message`.
+    pub fn new(type_: EventType, reason: impl Into<String>, message: impl Into<String>) -> Self {
         Note {
             type_,
             reason: reason.into(),
