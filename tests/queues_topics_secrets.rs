@@ -5,8 +5,8 @@
 //! apply, drift correction and delete, nothing written when converged, and whether AWS would allow
 //! the calls decided on the policies read back by the independent IAM evaluator.
 //!
-//! moto enforces no policy size limit and ignores `BlockPublicPolicy` (xacct sets it on every
-//! `PutResourcePolicy`); xacct's own size check runs before any write, as for every kind.
+//! moto enforces no policy size limit nor SQS's count quotas, and ignores `BlockPublicPolicy` (xacct
+//! sets it on every `PutResourcePolicy`); xacct's own checks run before any write, as for every kind.
 
 mod support;
 
@@ -466,4 +466,101 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
         vec![secret_foreign]
     );
     assert_decisions(&requests(true).await);
+}
+
+/// SQS's count quotas are checked before writing (moto enforces none of them; AWS refuses a queue
+/// policy naming more than 50 principals). The queue holds someone's statement naming one
+/// principal; 50 grants for roles of 50 other accounts, compacted into one statement, would make
+/// 51: the newest is left out with `PolicyTooLarge` saying which quota, the 49 others are written
+/// with the foreign statement kept, and the written policy names 50 principals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_policy_never_names_more_principals_than_sqs_allows() {
+    let moto = Moto::start();
+    let connector = moto.connector().await;
+    let data = clients(&connector, DATA_ACCOUNT).await;
+    let queue_foreign = foreign(
+        &format!("arn:aws:iam::{DEV_ACCOUNT}:root"),
+        "sqs:GetQueueAttributes",
+        &queue_arn(),
+    );
+    let url = data
+        .sqs
+        .create_queue()
+        .queue_name(QUEUE)
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .unwrap_or_default();
+    data.sqs
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::Policy,
+            document(std::slice::from_ref(&queue_foreign)),
+        )
+        .send()
+        .await
+        .expect("foreign queue policy");
+
+    let grants: Vec<String> = (0..50)
+        .map(|i| {
+            GrantFixture::new("apps", &format!("sender-{i:02}"))
+                .resource("SqsQueue", QUEUE)
+                .grantee_id(&format!("{}", 300_000_000_000u64 + i))
+                .access(&["send"])
+                .yaml()
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let manifest = write_manifest(
+        dir.path(),
+        "senders.yaml",
+        &[vec![AccountFixture::data_prod().yaml()], grants].concat(),
+    );
+    let out = run_xacct(&moto, &["apply", "-f", &manifest, "-o", "json"]);
+    let report = json_report(&out);
+    assert_ne!(out.status.code(), Some(0), "{report:#}");
+    let reasons = grant_reasons(&report);
+    let refused: Vec<&(String, String)> = reasons.iter().filter(|(_, r)| r != "Applied").collect();
+    assert_eq!(
+        refused,
+        [&("apps/sender-49".to_string(), "PolicyTooLarge".to_string())],
+        "{reasons:?}"
+    );
+    let message = report["grants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| g["name"] == "apps/sender-49")
+        .map(|g| g.to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "the policy of {} would have 51 principals, over the limit of 50; nothing was written",
+            queue_arn()
+        )),
+        "{message}"
+    );
+
+    let policy = queue_policy(&data).await;
+    let statements = policy_statements(&policy);
+    assert!(statements.contains(&queue_foreign), "{policy}");
+    let principals: std::collections::BTreeSet<String> = statements
+        .iter()
+        .flat_map(|s| match &s["Principal"]["AWS"] {
+            Value::Array(list) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect(),
+            Value::String(one) => vec![one.clone()],
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(principals.len(), 50, "{policy}");
+    assert!(
+        !principals.iter().any(|p| p.contains("300000000049")),
+        "{policy}"
+    );
 }

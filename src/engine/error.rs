@@ -6,7 +6,7 @@ use thiserror::Error;
 
 use super::Reason;
 use crate::aws::{AwsError, AwsErrorKind};
-use crate::policy::SizeUnit;
+use crate::policy::{Counted, SizeUnit};
 
 /// One thing wrong with a field of a resource.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -90,6 +90,20 @@ pub enum GrantError {
         /// What is counted.
         unit: SizeUnit,
     },
+    /// The merged policy would be over one of the service's count quotas (SQS's).
+    #[error(
+        "the policy of {target} would have {count} {counted}, over the limit of {limit}; nothing was written"
+    )]
+    PolicyOverQuota {
+        /// The resource's ARN.
+        target: String,
+        /// What is counted.
+        counted: Counted,
+        /// How many the merged document has.
+        count: usize,
+        /// The quota.
+        limit: usize,
+    },
     /// AWS refused to write a policy because it does not know a principal in it.
     #[error("{0}")]
     PrincipalNotFound(Box<PrincipalRefusal>),
@@ -123,7 +137,9 @@ impl GrantError {
             GrantError::NamespaceNotAllowed { .. } => Reason::NamespaceNotAllowed,
             GrantError::PublicPrincipalNotAllowed { .. } => Reason::PublicPrincipalNotAllowed,
             GrantError::OrganizationNotAllowed { .. } => Reason::OrganizationNotAllowed,
-            GrantError::PolicyTooLarge { .. } => Reason::PolicyTooLarge,
+            GrantError::PolicyTooLarge { .. } | GrantError::PolicyOverQuota { .. } => {
+                Reason::PolicyTooLarge
+            }
             GrantError::UnreadablePolicy { .. } => Reason::UnreadablePolicy,
             GrantError::PrincipalNotFound(_) => Reason::PrincipalNotFound,
             GrantError::Aws(e) => match e.kind {

@@ -13,8 +13,8 @@ use super::{Engine, GrantInput, Operation};
 use crate::api::{DeletionPolicy, PolicyKind, PolicyLocation, PolicySize, ResourceKind};
 use crate::aws::{AwsErrorKind, TargetRef};
 use crate::policy::{
-    GrantOwner, Merged, OwnershipScope, PolicyDocument, PolicyError, SizeLimit, Statement,
-    WriteDecision, converge, is_unique_id,
+    CountQuotas, GrantOwner, Merged, OwnershipScope, PolicyDocument, PolicyError, SizeLimit,
+    Statement, WriteDecision, converge, is_unique_id,
 };
 
 /// A grant as planned.
@@ -376,7 +376,7 @@ impl Engine {
                 plan.size = None;
                 if let Some((index, owner, e)) = self.plan_target(plan, members) {
                     plan.notes.push(format!(
-                        "{} is left out: the policy would be over its size limit with it",
+                        "{} is left out: the policy would be over a limit with it ({e})",
                         owner.display_name()
                     ));
                     plan.excluded.push((owner, e.clone()));
@@ -411,7 +411,7 @@ impl Engine {
                 plan.size = size;
                 None
             }
-            Err(e @ GrantError::PolicyTooLarge { .. }) => {
+            Err(e @ (GrantError::PolicyTooLarge { .. } | GrantError::PolicyOverQuota { .. })) => {
                 let alone_too_large = |m: &&Member| {
                     let owner = std::slice::from_ref(&m.owner);
                     self.merge_target(plan, plan.current.as_ref(), owner, &m.desired)
@@ -523,6 +523,18 @@ impl Engine {
                 size,
                 limit: limit.max,
                 unit: limit.unit,
+            });
+        }
+        let quotas = (target.kind == PolicyKind::SqsQueuePolicy).then_some(CountQuotas::SQS_QUEUE);
+        if merged.decision == WriteDecision::Put
+            && !desired.is_empty()
+            && let Some(over) = quotas.and_then(|q| q.exceeded(after))
+        {
+            return Err(GrantError::PolicyOverQuota {
+                target: target.arn.clone(),
+                counted: over.counted,
+                count: over.count,
+                limit: over.limit,
             });
         }
         Ok((merged, Some((size, limit))))

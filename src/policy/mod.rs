@@ -1,6 +1,6 @@
 //! The IAM policy document model: parsing every valid JSON form, comparison by meaning, statement
 //! ownership (Sid markers), the merge that replaces only owned statements, compaction of statements
-//! that differ only in their principals, and size limits.
+//! that differ only in their principals, size limits and other quotas (SQS counts statements).
 //!
 //! Pure: nothing here does I/O.
 
@@ -11,6 +11,7 @@ mod error;
 mod merge;
 mod ownership;
 mod principal;
+mod quota;
 mod size;
 
 pub use canonical::{CanonicalDocument, CanonicalStatement};
@@ -23,4 +24,5 @@ pub use merge::{
 };
 pub use ownership::{GrantOwner, OwnershipScope, SID_PREFIX, hex_digest, instance_sid_prefix};
 pub use principal::{account_root_arn, is_unique_id, partition_for_region};
+pub use quota::{CountQuotas, Counted, OverQuota};
 pub use size::{SizeLimit, SizeUnit};
