@@ -616,24 +616,8 @@ fn remove_from<K: std::hash::Hash + Eq>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{PolicyKind, PolicyLocation};
+    use crate::controller::fixtures::{grant, granted};
     use serde_json::json;
-
-    fn grant(name: &str, bucket: &str) -> CrossAccountGrant {
-        grant_with(name, bucket, json!({}))
-    }
-
-    fn grant_with(name: &str, bucket: &str, metadata: serde_json::Value) -> CrossAccountGrant {
-        let mut meta = json!({"name": name, "namespace": "batch", "uid": format!("uid-{name}"), "generation": 1});
-        if let (Some(m), Some(extra)) = (meta.as_object_mut(), metadata.as_object()) {
-            m.extend(extra.clone());
-        }
-        serde_json::from_value(json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
-            "metadata": meta,
-            "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": bucket},
-                     "grantee": {"account": "dev", "principals": ["role/Job"]}, "access": ["read"]}}))
-        .expect("a grant")
-    }
 
     /// `g` with its status recording a place on `bucket`.
     fn placed(mut g: CrossAccountGrant, bucket: &str) -> CrossAccountGrant {
@@ -645,23 +629,7 @@ mod tests {
     }
 
     fn target(bucket: &str) -> GrantedTarget {
-        GrantedTarget {
-            arn: format!("arn:aws:s3:::{bucket}"),
-            resource: serde_json::from_value(
-                json!({"account": "data-prod", "kind": "S3Bucket", "name": bucket}),
-            )
-            .expect("a resource"),
-            policy: Some(PolicyLocation {
-                account: "data-prod".into(),
-                kind: PolicyKind::S3BucketPolicy,
-                name: bucket.into(),
-            }),
-            region: Some("us-east-1".into()),
-            sids: vec!["XacctA".into()],
-            size: None,
-            last_applied: None,
-            generation: Some(1),
-        }
+        granted(bucket, 1)
     }
 
     fn deleting(g: CrossAccountGrant) -> CrossAccountGrant {
@@ -989,7 +957,8 @@ mod tests {
         let old = grant("a", "lake");
         index.apply_grant(old.clone());
         index.update_status(&old, &key("lake"), vec![target("lake")], |_| {});
-        let new = grant_with("a", "lake", json!({"uid": "uid-a2"}));
+        let mut new = grant("a", "lake");
+        new.metadata.uid = Some("uid-a2".into());
         assert_eq!(index.apply_grant(new.clone()), keys(&["lake"]));
         assert!(index.run_input(&key("lake")).wanted[0].here.is_empty());
         assert!(

@@ -303,6 +303,7 @@ impl prometheus_client::collector::Collector for GrantStates {
 mod tests {
     use super::*;
     use crate::api::PolicySize;
+    use crate::controller::fixtures::{report, target_report};
     use crate::engine::TargetReport;
 
     #[test]
@@ -349,6 +350,7 @@ mod tests {
         );
     }
 
+    /// `action` on the policy `arn` of `account`, `used` bytes of 1,000.
     fn policy(
         account: &str,
         arn: &str,
@@ -359,28 +361,12 @@ mod tests {
         TargetReport {
             arn: arn.into(),
             account: account.into(),
-            account_id: "222222222222".into(),
-            kind: "S3BucketPolicy".into(),
-            action,
-            done,
-            grants: Vec::new(),
-            changes: Vec::new(),
             size: Some(PolicySize {
                 used,
                 limit: 1000,
                 unit: "bytes".into(),
             }),
-            notes: Vec::new(),
-            error: None,
-        }
-    }
-
-    fn report(targets: Vec<TargetReport>) -> Report {
-        Report {
-            operation: "apply",
-            dry_run: false,
-            targets,
-            grants: Vec::new(),
+            ..target_report("any", action, done)
         }
     }
 

@@ -8,6 +8,8 @@ pub mod backoff;
 pub mod conditions;
 mod context;
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod gc;
 mod http;
 pub mod index;

@@ -399,51 +399,20 @@ pub fn changes_text(report: &Report, grant: &GrantReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Condition, PolicyKind, PolicyLocation};
+    use crate::api::Condition;
     use crate::aws::{AwsError, AwsErrorKind};
-    use crate::engine::{ChangeReport, ConditionReport, GrantError, PlannedTarget, TargetReport};
+    use crate::controller::fixtures::{self, granted, place};
+    use crate::engine::{ChangeReport, ConditionReport, GrantError, TargetReport};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-    use serde_json::json;
 
     const AT: &str = "2027-01-15T08:00:00Z";
 
-    fn grant(mode: &str) -> CrossAccountGrant {
-        serde_json::from_value(
-            json!({"apiVersion": "xacct.dev/v1alpha1", "kind": "CrossAccountGrant",
-            "metadata": {"name": "a", "namespace": "batch", "generation": 2},
-            "spec": {"resource": {"account": "data-prod", "kind": "S3Bucket", "name": "lake"},
-                     "grantee": {"accountId": "111111111111", "principals": ["role/R"]},
-                     "access": ["read"], "mode": mode}}),
-        )
-        .expect("a grant")
-    }
-
-    fn place(holder: &str) -> PlannedTarget {
-        PlannedTarget {
-            arn: format!("arn:aws:s3:::{holder}"),
-            location: PolicyLocation {
-                account: "data-prod".into(),
-                kind: PolicyKind::S3BucketPolicy,
-                name: holder.into(),
-            },
-            region: "us-east-1".into(),
-            sids: vec!["XacctA".into()],
-            size: None,
-        }
-    }
-
-    fn recorded(holder: &str, generation: i64) -> GrantedTarget {
-        let p = place(holder);
-        GrantedTarget {
-            arn: p.arn,
-            resource: grant("Enforce").spec.resource,
-            policy: Some(p.location),
-            region: Some(p.region),
-            sids: p.sids,
-            size: p.size,
-            last_applied: Some("2027-01-01T00:00:00Z".into()),
-            generation: Some(generation),
-        }
+    /// The grant `batch/a` on `lake`, at generation 2, in `mode`.
+    fn grant(mode: GrantMode) -> CrossAccountGrant {
+        let mut g = fixtures::grant("a", "lake");
+        g.metadata.generation = Some(2);
+        g.spec.mode = mode;
+        g
     }
 
     fn grant_report(reason: Reason, status: &'static str, changes: usize) -> GrantReport {
@@ -462,6 +431,7 @@ mod tests {
         }
     }
 
+    /// `action` on `lake`'s policy holding `grants` (`batch/<g>`), failed with `error` if any.
     fn target(
         grants: &[&str],
         action: &'static str,
@@ -469,25 +439,13 @@ mod tests {
         error: Option<AwsErrorKind>,
     ) -> TargetReport {
         TargetReport {
-            arn: "arn:aws:s3:::lake".into(),
-            account: "data-prod".into(),
-            account_id: "222222222222".into(),
-            kind: "S3BucketPolicy".into(),
-            action,
-            done,
             grants: grants.iter().map(|g| format!("batch/{g}")).collect(),
             changes: vec![change("XacctA", crate::policy::ChangeKind::Added)],
-            size: None,
-            notes: Vec::new(),
             error: error.map(|kind| {
-                (&GrantError::Aws(AwsError::new(
-                    kind,
-                    "s3:PutBucketPolicy",
-                    "222222222222",
-                    "no",
-                )))
-                    .into()
+                let error = AwsError::new(kind, "s3:PutBucketPolicy", "222222222222", "no");
+                (&GrantError::Aws(error)).into()
             }),
+            ..fixtures::target_report("lake", action, done)
         }
     }
 
@@ -498,15 +456,6 @@ mod tests {
             change,
             before: None,
             after: None,
-        }
-    }
-
-    fn run(targets: Vec<TargetReport>) -> Report {
-        Report {
-            operation: "apply",
-            dry_run: false,
-            targets,
-            grants: Vec::new(),
         }
     }
 
@@ -521,7 +470,7 @@ mod tests {
                 observed_generation: Some(generation),
                 last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
             }],
-            targets: vec![recorded("lake", generation)],
+            targets: vec![granted("lake", generation)],
             role_arn: None,
         }
     }
@@ -537,7 +486,7 @@ mod tests {
             g,
             previous,
             &previous.targets,
-            &run(targets),
+            &fixtures::report(targets),
             Some(report),
             AT,
         )
@@ -545,7 +494,7 @@ mod tests {
 
     #[test]
     fn a_first_write_is_announced_as_applied_and_recorded_with_its_time_and_generation() {
-        let g = grant("Enforce");
+        let g = grant(GrantMode::Enforce);
         let report = grant_report(Reason::Applied, "True", 2);
         let v = judged(
             &g,
@@ -568,7 +517,7 @@ mod tests {
 
     #[test]
     fn a_converged_grant_with_changes_was_drifted_and_corrected() {
-        let g = grant("Enforce");
+        let g = grant(GrantMode::Enforce);
         let previous = status("Converged", "True", 2);
         let report = grant_report(Reason::Applied, "True", 1);
         let v = judged(
@@ -587,7 +536,7 @@ mod tests {
 
     #[test]
     fn a_steady_check_changes_nothing_it_records() {
-        let g = grant("Enforce");
+        let g = grant(GrantMode::Enforce);
         let previous = status("Converged", "True", 2);
         let report = grant_report(Reason::Converged, "True", 0);
         let v = judged(&g, &previous, vec![], &report);
@@ -597,7 +546,7 @@ mod tests {
 
     #[test]
     fn a_check_after_a_write_keeps_the_applied_condition_until_the_generation_changes() {
-        let mut g = grant("Enforce");
+        let mut g = grant(GrantMode::Enforce);
         let previous = status("Applied", "True", 2);
         let report = grant_report(Reason::Converged, "True", 0);
         let v = judged(&g, &previous, vec![], &report);
@@ -612,9 +561,9 @@ mod tests {
 
     #[test]
     fn other_principals_leave_the_old_places_to_revoke() {
-        let g = grant("Enforce");
+        let g = grant(GrantMode::Enforce);
         let previous = CrossAccountGrantStatus {
-            targets: vec![recorded("lake", 1), recorded("old-role", 1)],
+            targets: vec![granted("lake", 1), granted("old-role", 1)],
             ..status("Converged", "True", 1)
         };
         let report = grant_report(Reason::Applied, "True", 1);
@@ -626,7 +575,7 @@ mod tests {
 
     #[test]
     fn an_invalid_spec_keeps_its_places_and_says_which_generation_they_hold() {
-        let g = grant("Enforce");
+        let g = grant(GrantMode::Enforce);
         let previous = status("Converged", "True", 1);
         let mut report = grant_report(Reason::InvalidSpec, "False", 0);
         report.targets.clear();
@@ -647,7 +596,7 @@ mod tests {
 
     #[test]
     fn withdrawn_consent_keeps_only_where_removal_failed_and_retries_there() {
-        let g = grant("Enforce");
+        let g = grant(GrantMode::Enforce);
         let previous = status("NamespaceNotAllowed", "False", 2);
         let mut report = grant_report(Reason::NamespaceNotAllowed, "False", 2);
         let v = judged(&g, &previous, vec![], &report);
@@ -664,7 +613,7 @@ mod tests {
 
     #[test]
     fn observe_reports_drift_once_and_never_records_places() {
-        let g = grant("Observe");
+        let g = grant(GrantMode::Observe);
         let previous = CrossAccountGrantStatus {
             targets: Vec::new(),
             ..status("Converged", "True", 2)
@@ -695,13 +644,16 @@ mod tests {
         role.changes.clear();
         let a = grant_report(Reason::Applied, "True", 3);
         assert_eq!(
-            changes_text(&run(vec![bucket, role]), &a),
+            changes_text(&fixtures::report(vec![bucket, role]), &a),
             "arn:aws:s3:::lake (added XacctB; changed XacctShared1)"
         );
         let mut b = a;
         b.name = "batch/b".into();
         assert_eq!(
-            changes_text(&run(vec![target(&["a"], "put", true, None)]), &b),
+            changes_text(
+                &fixtures::report(vec![target(&["a"], "put", true, None)]),
+                &b
+            ),
             "no statement changes"
         );
     }
@@ -711,7 +663,12 @@ mod tests {
         use super::super::run::refused_together;
         // A write of `action` on a policy holding `grants`, failed with `error`.
         let refused = |grants: &[&str], action, error| {
-            refused_together(&run(vec![target(grants, action, false, Some(error))]))
+            refused_together(&fixtures::report(vec![target(
+                grants,
+                action,
+                false,
+                Some(error),
+            )]))
         };
         assert_eq!(
             refused(&["a", "b"], "put", AwsErrorKind::InvalidPolicy),
@@ -725,7 +682,12 @@ mod tests {
         // A policy that could not be read was never written.
         assert!(refused(&["a", "b"], "none", AwsErrorKind::Other).is_empty());
         // Written: nothing refused.
-        let written = refused_together(&run(vec![target(&["a", "b"], "put", true, None)]));
+        let written = refused_together(&fixtures::report(vec![target(
+            &["a", "b"],
+            "put",
+            true,
+            None,
+        )]));
         assert!(written.is_empty());
     }
 
