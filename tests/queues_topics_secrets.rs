@@ -50,6 +50,31 @@ async fn queue_url(data: &Clients) -> String {
         .unwrap_or_default()
 }
 
+/// Creates the queue with a policy holding `statement`.
+async fn create_queue(data: &Clients, statement: &Value) {
+    data.sqs
+        .create_queue()
+        .queue_name(QUEUE)
+        .send()
+        .await
+        .expect("queue");
+    set_queue_policy(data, statement).await;
+}
+
+/// Sets the queue's policy to one holding `statement` alone.
+async fn set_queue_policy(data: &Clients, statement: &Value) {
+    data.sqs
+        .set_queue_attributes()
+        .queue_url(queue_url(data).await)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::Policy,
+            document(std::slice::from_ref(statement)),
+        )
+        .send()
+        .await
+        .expect("the queue's policy");
+}
+
 async fn queue_policy(data: &Clients) -> String {
     let out = data
         .sqs
@@ -133,25 +158,7 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
 
     // The queue and the secret hold someone's statement; the topic has SNS's default policy.
     let queue_foreign = foreign(&auditor, "sqs:GetQueueAttributes", &queue_arn());
-    let url = data
-        .sqs
-        .create_queue()
-        .queue_name(QUEUE)
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .unwrap_or_default();
-    data.sqs
-        .set_queue_attributes()
-        .queue_url(&url)
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::Policy,
-            document(std::slice::from_ref(&queue_foreign)),
-        )
-        .send()
-        .await
-        .expect("foreign queue policy");
+    create_queue(&data, &queue_foreign).await;
     data.sns
         .create_topic()
         .name(TOPIC)
@@ -430,16 +437,7 @@ async fn queues_topics_and_secrets_are_shared_statement_by_statement_and_the_acc
     );
 
     // Drift: the queue's statements removed by hand are written back, the foreign one kept.
-    data.sqs
-        .set_queue_attributes()
-        .queue_url(&url)
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::Policy,
-            document(std::slice::from_ref(&queue_foreign)),
-        )
-        .send()
-        .await
-        .expect("drift");
+    set_queue_policy(&data, &queue_foreign).await;
     let corrected = json_report(&run_xacct(&moto, &["apply", "-f", &manifest, "-o", "json"]));
     let fixed: Vec<(String, String)> = grant_reasons(&corrected)
         .into_iter()
@@ -483,25 +481,7 @@ async fn a_queue_policy_never_names_more_principals_than_sqs_allows() {
         "sqs:GetQueueAttributes",
         &queue_arn(),
     );
-    let url = data
-        .sqs
-        .create_queue()
-        .queue_name(QUEUE)
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .unwrap_or_default();
-    data.sqs
-        .set_queue_attributes()
-        .queue_url(&url)
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::Policy,
-            document(std::slice::from_ref(&queue_foreign)),
-        )
-        .send()
-        .await
-        .expect("foreign queue policy");
+    create_queue(&data, &queue_foreign).await;
 
     let grants: Vec<String> = (0..50)
         .map(|i| {
