@@ -756,6 +756,57 @@ async fn a_snapshot_share_is_shared_reported_and_unshared_on_delete() {
     h.finish().await;
 }
 
+/// A share whose AwsAccount is not Ready waits, and goes on as soon as the account is verified:
+/// the account's readiness brings the share back, long before the resync (ten minutes here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_share_goes_on_as_soon_as_its_account_is_ready() {
+    use xacct::api::SnapshotShare;
+    let h = Harness::builder()
+        .resync(Duration::from_secs(600))
+        .start()
+        .await;
+    let config = h
+        .connector
+        .session(&support::access("setup", DATA_ACCOUNT))
+        .await
+        .unwrap();
+    let rds = h.connector.rds_client(&config, "us-east-1");
+    support::db_instance(&rds, "orders", None, Some("orders-1")).await;
+    // No assumeRole: the tool's own credentials act in another account (AccountMismatch).
+    create(
+        &h.accounts(),
+        &AccountFixture::data_prod().no_assume_role().build(),
+    )
+    .await;
+    let shares: Api<SnapshotShare> = Api::namespaced(h.client.clone(), "data");
+    create(&shares, &ShareFixture::new("data", "orders").build()).await;
+    let ready_reason = |status: Option<xacct::api::SnapshotShareStatus>| {
+        status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| (c.status, c.reason))
+    };
+    eventually(20, "the share to wait for its account", || async {
+        let reason = ready_reason(shares.get("orders").await.ok()?.status)?;
+        (reason == ("False".to_string(), "AccountNotReady".to_string())).then_some(())
+    })
+    .await;
+
+    merge_spec(
+        &h.accounts(),
+        "data-prod",
+        json!({"assumeRole": manager_role(DATA_ACCOUNT)}),
+    )
+    .await;
+    eventually(30, "the share to be Ready once its account is", || async {
+        let (status, _) = ready_reason(shares.get("orders").await.ok()?.status)?;
+        (status == "True").then_some(())
+    })
+    .await;
+    h.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grantee_side_follows_the_principals_and_goes_with_the_grant() {
     let h = Harness::start(&["lake"]).await;

@@ -291,6 +291,11 @@ impl GrantIndex {
         touched
     }
 
+    /// The generation and Ready status of the AwsAccount `name` as the index last saw them.
+    pub fn account_seen(&self, name: &str) -> Option<&(Option<i64>, Option<String>)> {
+        self.account_states.get(name)
+    }
+
     /// An account is gone: grants on its resources fall back to the default region, and every
     /// grant naming it is run again (to say so).
     pub fn delete_account(&mut self, account: &AwsAccount) -> BTreeSet<ResourceKey> {

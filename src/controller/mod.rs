@@ -225,14 +225,6 @@ async fn run_controllers(
         .modify(trim)
         .take_until(stopped(stop.clone()))
         .for_each(index_grants(index.clone(), queue.clone()));
-    let (account_store, account_writer) = reflector::store();
-    let account_stream = watcher(accounts_api.clone(), watcher::Config::default())
-        .default_backoff()
-        .modify(trim)
-        .reflect(account_writer)
-        .inspect_ok(index_accounts(index.clone(), queue.clone()))
-        .applied_objects()
-        .predicate_filter(lifecycle, Default::default());
     let (share_store, share_writer) = reflector::store();
     let share_stream = watcher(shares_api, share_watch)
         .default_backoff()
@@ -240,10 +232,24 @@ async fn run_controllers(
         .reflect(share_writer)
         .applied_objects()
         .predicate_filter(lifecycle, Default::default());
-    let readiness_changes = watcher(accounts_api.clone(), watcher::Config::default())
+    // An account's readiness changing brings back the shares on it (from the one account watch).
+    let (wake_shares, share_wakes) = futures::channel::mpsc::unbounded();
+    let shares_on = share_store.clone();
+    let wake = move |account: &str| {
+        for share in shares_on.state() {
+            if share.spec.source.account == account {
+                let _ = wake_shares.unbounded_send(ObjectRef::from_obj(&*share));
+            }
+        }
+    };
+    let (account_store, account_writer) = reflector::store();
+    let account_stream = watcher(accounts_api.clone(), watcher::Config::default())
         .default_backoff()
+        .modify(trim)
+        .reflect(account_writer)
+        .inspect_ok(index_accounts(index.clone(), queue.clone(), wake))
         .applied_objects()
-        .predicate_filter(readiness, Default::default());
+        .predicate_filter(lifecycle, Default::default());
 
     let reporter = Reporter {
         controller: config.reporter.clone(),
@@ -310,18 +316,9 @@ async fn run_controllers(
     .take_until(stopped(stop.clone()))
     .for_each(|()| future::ready(()));
     let grant_controller = future::join(runs, grant_events);
-    let shares_by_account = share_store.clone();
     let share_controller = Controller::for_stream(share_stream, share_store)
         .with_config(ControllerConfig::default().concurrency(config.concurrency))
-        .watches_stream(readiness_changes, move |account: AwsAccount| {
-            let name = account.name_any();
-            shares_by_account
-                .state()
-                .into_iter()
-                .filter(|s| s.spec.source.account == name)
-                .map(|s| ObjectRef::from_obj(&*s))
-                .collect::<Vec<_>>()
-        })
+        .reconcile_on(share_wakes)
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(share::reconcile, context::error_policy, ctx.clone())
         .for_each(|result| async move { log_result(result) });
@@ -386,10 +383,12 @@ fn index_grants(
 }
 
 /// Keeps `index` in step with the account watch (a grant's resource key takes its account's
-/// default region): an account's region changing moves its grants to other keys.
+/// default region): an account's region changing moves its grants to other keys. An account's
+/// readiness changing also `wake`s the shares on it.
 fn index_accounts(
     index: Arc<RwLock<index::GrantIndex>>,
     queue: Arc<queue::Queue>,
+    wake: impl Fn(&str),
 ) -> impl FnMut(&watcher::Event<AwsAccount>) {
     move |event| {
         let mut index = index
@@ -397,6 +396,9 @@ fn index_accounts(
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (touched, cause) = match event {
             watcher::Event::Apply(a) | watcher::Event::InitApply(a) => {
+                if index.account_seen(&a.name_any()) != Some(&index::account_state(a)) {
+                    wake(&a.name_any());
+                }
                 (index.apply_account(a), format!("{} changed", object_key(a)))
             }
             watcher::Event::Delete(a) => (
@@ -433,13 +435,6 @@ fn lifecycle<K: Resource>(obj: &K) -> Option<u64> {
         .as_ref()
         .map(|t| t.0.to_string())
         .hash(&mut hasher);
-    Some(hasher.finish())
-}
-
-/// An account's readiness (and spec): what shares waiting on it react to.
-fn readiness(account: &AwsAccount) -> Option<u64> {
-    let mut hasher = DefaultHasher::new();
-    index::account_state(account).hash(&mut hasher);
     Some(hasher.finish())
 }
 
