@@ -11,11 +11,11 @@ use std::process::{Command, Stdio};
 
 use kube::Api;
 use serde_json::{Value, json};
+use support::DEV_ACCOUNT;
 use support::controller::{Harness, create, merge_spec};
 use support::fixtures::{AccountFixture, GrantFixture, ShareFixture};
 use support::kube_api::eventually;
 use support::process::{python, root};
-use support::{DATA_ACCOUNT, DEV_ACCOUNT};
 use xacct::api::SnapshotShare;
 
 const GRANT: &str = "deploy/argocd/health-crossaccountgrant.lua";
@@ -148,13 +148,7 @@ async fn the_health_of_what_the_controller_writes() {
         .bare_bucket("drifting")
         .prepare()
         .await;
-    let config = h
-        .connector
-        .session(&support::access("setup", DATA_ACCOUNT))
-        .await
-        .unwrap();
-    let rds = h.connector.rds_client(&config, "us-east-1");
-    support::db_instance(&rds, "orders", None, Some("orders-1")).await;
+    h.orders_snapshot().await;
     h.run();
 
     let accounts = h.accounts();

@@ -696,13 +696,7 @@ async fn a_namespaced_controller_leaves_other_namespaces_alone() {
 async fn a_snapshot_share_is_shared_reported_and_unshared_on_delete() {
     use xacct::api::SnapshotShare;
     let h = Harness::start(&[]).await;
-    let config = h
-        .connector
-        .session(&support::access("setup", DATA_ACCOUNT))
-        .await
-        .unwrap();
-    let rds = h.connector.rds_client(&config, "us-east-1");
-    support::db_instance(&rds, "orders", None, Some("orders-1")).await;
+    let rds = h.orders_snapshot().await;
     create(&h.accounts(), &AccountFixture::data_prod().build()).await;
     let share = ShareFixture::new("data", "orders").build();
     let shares: Api<SnapshotShare> = Api::namespaced(h.client.clone(), "data");
@@ -765,13 +759,7 @@ async fn a_snapshot_share_goes_on_as_soon_as_its_account_is_ready() {
         .resync(Duration::from_secs(600))
         .start()
         .await;
-    let config = h
-        .connector
-        .session(&support::access("setup", DATA_ACCOUNT))
-        .await
-        .unwrap();
-    let rds = h.connector.rds_client(&config, "us-east-1");
-    support::db_instance(&rds, "orders", None, Some("orders-1")).await;
+    h.orders_snapshot().await;
     // No assumeRole: the tool's own credentials act in another account (AccountMismatch).
     create(
         &h.accounts(),

@@ -203,6 +203,19 @@ impl Harness {
         Harness::builder().buckets(buckets).start().await
     }
 
+    /// Creates the DB instance `orders` and its manual snapshot `orders-1` in the data account;
+    /// returns the RDS client there.
+    pub async fn orders_snapshot(&self) -> aws_sdk_rds::Client {
+        let config = self
+            .connector
+            .session(&super::access("setup", DATA_ACCOUNT))
+            .await
+            .expect("a session in the data account");
+        let rds = self.connector.rds_client(&config, "us-east-1");
+        super::db_instance(&rds, "orders", None, Some("orders-1")).await;
+        rds
+    }
+
     /// Starts the controller (of a harness from [`Builder::prepare`]); the call log counts only
     /// what happens from now on.
     pub fn run(&mut self) {
