@@ -2,14 +2,12 @@
 //! actions per statement (Amazon SQS policy quotas: 20, 50 and 7).
 //!
 //! Only what the documentation states without doubt is checked: principals are counted once each
-//! however many statements name them (the lenient reading), and SQS's quota of 10 conditions is
-//! not checked (the documentation does not say whether it counts per statement or per policy). A
+//! however many statements name them and however they are spelled (the lenient reading), and
+//! SQS's quota of 10 conditions is not checked (the documentation does not say whether it counts per statement or per policy). A
 //! policy AWS refuses anyway fails as any refused write does.
 
 use std::collections::BTreeSet;
 use std::fmt;
-
-use serde_json::Value;
 
 use super::document::PolicyDocument;
 
@@ -64,20 +62,26 @@ impl CountQuotas {
         actions_per_statement: 7,
     };
 
-    /// The first count of `document` over its quota, if any.
+    /// The first count of `document` over its quota, if any. Principals and actions are counted
+    /// by meaning (`"*"` and `{"AWS": "*"}`, an account id and its root ARN, an action in any case
+    /// are one each); a statement that cannot be read counts as a statement only.
     pub fn exceeded(&self, document: &PolicyDocument) -> Option<OverQuota> {
         let statements = &document.statements;
-        let mut principals = BTreeSet::new();
+        let mut principals: BTreeSet<(String, String)> = BTreeSet::new();
         let mut most_actions = 0;
-        for statement in statements {
-            let json = statement.as_json();
-            for member in ["Principal", "NotPrincipal"] {
-                principals.extend(json.get(member).into_iter().flat_map(principal_names));
+        for statement in statements.iter().filter_map(|s| s.canonical().ok()) {
+            for set in [statement.principal, statement.not_principal]
+                .into_iter()
+                .flatten()
+            {
+                for (kind, names) in set {
+                    principals.extend(names.into_iter().map(|n| (kind.clone(), n)));
+                }
             }
-            let actions: usize = ["Action", "NotAction"]
-                .iter()
-                .filter_map(|m| json.get(*m))
-                .map(|v| strings(v).count())
+            let actions = [statement.action, statement.not_action]
+                .into_iter()
+                .flatten()
+                .map(|a| a.len())
                 .sum();
             most_actions = most_actions.max(actions);
         }
@@ -100,30 +104,10 @@ impl CountQuotas {
     }
 }
 
-/// Each principal a `Principal` value names, with its type (`"*"`, or `AWS:arn`, `Service:name`...).
-fn principal_names(value: &Value) -> Vec<String> {
-    match value {
-        Value::Object(by_type) => by_type
-            .iter()
-            .flat_map(|(kind, names)| strings(names).map(move |n| format!("{kind}:{n}")))
-            .collect(),
-        other => strings(other).map(str::to_string).collect(),
-    }
-}
-
-/// The strings of a value that is a string or a list of them.
-fn strings(value: &Value) -> impl Iterator<Item = &str> {
-    let list = match value {
-        Value::Array(items) => items.as_slice(),
-        single => std::slice::from_ref(single),
-    };
-    list.iter().filter_map(Value::as_str)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn document(statements: Vec<Value>) -> PolicyDocument {
         PolicyDocument::from_json(json!({"Version": "2012-10-17", "Statement": statements}))
@@ -159,14 +143,18 @@ mod tests {
     }
 
     #[test]
-    fn principals_are_counted_once_across_statements_with_their_type() {
+    fn principals_are_counted_once_by_meaning_across_statements_with_their_type() {
         let names: Vec<String> = (0..50).map(account).collect();
+        // The same principals in two statements, by ARN, then by account id.
+        let ids: Vec<String> = (0..50)
+            .map(|i| format!("{}", 200_000_000_000usize + i))
+            .collect();
         let fifty = document(vec![
             statement(0, json!({"AWS": names}), json!("sqs:SendMessage")),
-            // The same principals again, and one by another type and one as "*": 52 in all.
-            statement(1, json!({"AWS": names}), json!("sqs:ReceiveMessage")),
+            statement(1, json!({"AWS": ids}), json!("sqs:ReceiveMessage")),
         ]);
         assert_eq!(CountQuotas::SQS_QUEUE.exceeded(&fifty), None);
+        // One more by another type and one as "*": 52 in all.
         let more = document(vec![
             statement(0, json!({"AWS": names}), json!("sqs:SendMessage")),
             statement(
@@ -195,6 +183,11 @@ mod tests {
             json!(actions(7)),
         )]);
         assert_eq!(CountQuotas::SQS_QUEUE.exceeded(&seven), None);
+        // An action named again in another case is the same action.
+        let mut again = actions(7);
+        again.push("SQS:a0".into());
+        let still_seven = document(vec![statement(0, json!({"AWS": account(0)}), json!(again))]);
+        assert_eq!(CountQuotas::SQS_QUEUE.exceeded(&still_seven), None);
         // Eight in one statement; spread over two statements they would fit.
         let eight = document(vec![
             statement(0, json!({"AWS": account(0)}), json!(actions(3))),
