@@ -52,8 +52,22 @@ impl Drop for KubeEmulator {
     }
 }
 
-/// A free loopback port (for the controller's metrics server).
+/// A free loopback port (for the controller's metrics server), below the kernel's range of
+/// ephemeral ports where there is room: a port from that range can be handed to another test's
+/// outgoing connection between this check and the controller's bind ("Address already in use").
 pub fn free_port() -> u16 {
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_from > 20_000 {
+        for _ in 0..100 {
+            let port = fastrand::u16(10_000..ephemeral_from);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
