@@ -11,7 +11,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 use support::kube_api::{KubeEmulator, eventually, run_config};
-use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, clients};
+use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, bucket_policy, clients};
 use tokio::sync::watch;
 use xacct::api::{AwsAccount, CrossAccountGrant};
 use xacct::controller::{LeaseConfig, RunConfig, run_with};
@@ -80,14 +80,7 @@ async fn only_the_lease_holder_acts_and_the_other_takes_over() {
         b_rx,
     ));
 
-    let policy = || async {
-        s3.get_bucket_policy()
-            .bucket("lake")
-            .send()
-            .await
-            .ok()
-            .and_then(|o| o.policy)
-    };
+    let policy = || bucket_policy(&s3, "lake");
     eventually(20, "the grant's statements", || async { policy().await }).await;
     tokio::time::sleep(Duration::from_secs(3)).await; // several resyncs and lease renewals
     assert!(

@@ -18,8 +18,8 @@ use aws_sdk_s3::types::{
 use serde_json::{Value, json};
 use support::fixtures::grant_yaml;
 use support::{
-    DATA_ACCOUNT, DEV_ACCOUNT, Moto, accounts_yaml, clients, create_endpoint, create_role,
-    manifests, role_policy,
+    DATA_ACCOUNT, DEV_ACCOUNT, Moto, accounts_yaml, bucket_policy, clients, create_endpoint,
+    create_role, manifests, role_policy,
 };
 use xacct::api::PolicyKind;
 use xacct::aws::{AwsPolicies, CREATED_BY_TAG, Connector, INLINE_POLICY_NAME};
@@ -56,15 +56,6 @@ fn assert_clean(report: &Report) {
         "{}",
         serde_json::to_string_pretty(report).unwrap()
     );
-}
-
-async fn bucket_policy(s3: &aws_sdk_s3::Client, bucket: &str) -> Option<String> {
-    s3.get_bucket_policy()
-        .bucket(bucket)
-        .send()
-        .await
-        .ok()
-        .and_then(|o| o.policy)
 }
 
 #[tokio::test]

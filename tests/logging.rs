@@ -15,7 +15,7 @@ use kube::api::PostParams;
 use serde_json::{Value, json};
 use support::kube_api::{KubeEmulator, eventually, free_port};
 use support::process::http_get;
-use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, accounts_yaml, clients};
+use support::{DATA_ACCOUNT, DEV_ACCOUNT, Moto, accounts_yaml, bucket_policy, clients};
 use xacct::api::{AwsAccount, CrossAccountGrant};
 
 /// A secret the process is given: it must appear in no log line.
@@ -194,18 +194,9 @@ async fn run_logs_json_lines_at_info_with_start_up_leadership_span_fields_writes
     let (lines, reader) = Lines::read_from(child.stderr.take().expect("stderr"));
     let mut running = Running(child);
 
-    eventually(
-        30,
-        "the grant's statements in the bucket policy",
-        || async {
-            s3.get_bucket_policy()
-                .bucket("json-lake")
-                .send()
-                .await
-                .ok()
-                .and_then(|o| o.policy)
-        },
-    )
+    eventually(30, "the grant's statements in the bucket policy", || {
+        bucket_policy(&s3, "json-lake")
+    })
     .await;
     eventually(10, "the write's and the failure's log lines", || async {
         let all = lines.all();
@@ -339,18 +330,9 @@ async fn run_logs_text_at_info_by_default_without_colour_codes_in_a_file() {
     let mut command = xacct_run(&moto, &kube, port, &[]);
     command.stderr(std::fs::File::create(&log).expect("log file"));
     let mut running = Running(command.spawn().expect("xacct run starts"));
-    eventually(
-        30,
-        "the grant's statements in the bucket policy",
-        || async {
-            s3.get_bucket_policy()
-                .bucket("text-lake")
-                .send()
-                .await
-                .ok()
-                .and_then(|o| o.policy)
-        },
-    )
+    eventually(30, "the grant's statements in the bucket policy", || {
+        bucket_policy(&s3, "text-lake")
+    })
     .await;
     eventually(10, "the write's log line", || async {
         let text = std::fs::read_to_string(&log).ok()?;
@@ -455,11 +437,7 @@ spec:
     let stderr = String::from_utf8_lossy(&apply.stderr);
     assert!(!stderr.contains("INFO"), "{stderr}");
     assert!(
-        s3.get_bucket_policy()
-            .bucket("cli-lake")
-            .send()
-            .await
-            .is_ok(),
+        bucket_policy(&s3, "cli-lake").await.is_some(),
         "apply wrote the policy again"
     );
 }
@@ -509,18 +487,9 @@ async fn sigterm_stops_run_cleanly_when_stderr_is_a_closed_pipe() {
         })
         .await;
         // A write, logged after (or while) stderr closed.
-        eventually(
-            30,
-            "the grant's statements in the bucket policy",
-            || async {
-                s3.get_bucket_policy()
-                    .bucket("pipe-lake")
-                    .send()
-                    .await
-                    .ok()
-                    .and_then(|o| o.policy)
-            },
-        )
+        eventually(30, "the grant's statements in the bucket policy", || {
+            bucket_policy(&s3, "pipe-lake")
+        })
         .await;
         let status = running.terminate(20).unwrap_or_else(|| {
             panic!(
@@ -551,14 +520,7 @@ async fn the_queue_logs_at_debug_why_each_resource_runs_and_status_writes_reques
     let mut child = command.spawn().expect("xacct run starts");
     let (lines, reader) = Lines::read_from(child.stderr.take().expect("stderr"));
     let mut running = Running(child);
-    let policy = || async {
-        s3.get_bucket_policy()
-            .bucket("why-lake")
-            .send()
-            .await
-            .ok()
-            .and_then(|o| o.policy)
-    };
+    let policy = || bucket_policy(&s3, "why-lake");
     eventually(30, "the grant's statements in the bucket policy", policy).await;
 
     // An edit of the spec (another action): a run requested for that reason.

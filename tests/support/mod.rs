@@ -227,6 +227,16 @@ pub async fn create_key(kms: &aws_sdk_kms::Client) -> aws_sdk_kms::types::KeyMet
         .expect("key metadata")
 }
 
+/// The policy of `bucket`, if it has one (or cannot be read).
+pub async fn bucket_policy(s3: &aws_sdk_s3::Client, bucket: &str) -> Option<String> {
+    s3.get_bucket_policy()
+        .bucket(bucket)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.policy)
+}
+
 /// The key policy of `key_id`.
 pub async fn key_policy(kms: &aws_sdk_kms::Client, key_id: &str) -> String {
     kms.get_key_policy()
