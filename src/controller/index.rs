@@ -168,6 +168,15 @@ impl RunInput {
     }
 }
 
+/// What an account's change means for the index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountChange {
+    /// The keys whose runs concern the grants it moved or that name it.
+    pub keys: BTreeSet<ResourceKey>,
+    /// Its generation or Ready status changed (what shares on it react to).
+    pub state_changed: bool,
+}
+
 /// Grants by resource key and by account, and their status.
 #[derive(Debug, Default)]
 pub struct GrantIndex {
@@ -275,25 +284,25 @@ impl GrantIndex {
 
     /// An account was created or changed: grants on its resources that name no region move to
     /// its new default region, and a change of its spec or readiness concerns every grant naming
-    /// it. Returns the keys of those grants, before and after.
-    pub fn apply_account(&mut self, account: &AwsAccount) -> BTreeSet<ResourceKey> {
+    /// it. Returns the keys of those grants, before and after, and whether its spec or readiness
+    /// changed.
+    pub fn apply_account(&mut self, account: &AwsAccount) -> AccountChange {
         let name = account.metadata.name.clone().unwrap_or_default();
-        let mut touched = BTreeSet::new();
+        let mut keys = BTreeSet::new();
         if self.regions.get(&name) != Some(&account.spec.region) {
             self.regions
                 .insert(name.clone(), account.spec.region.clone());
-            touched = self.rekey(&name);
+            keys = self.rekey(&name);
         }
         let state = account_state(account);
-        if self.account_states.insert(name.clone(), state.clone()) != Some(state) {
-            touched.extend(self.keys_naming(&name));
+        let state_changed = self.account_states.insert(name.clone(), state.clone()) != Some(state);
+        if state_changed {
+            keys.extend(self.keys_naming(&name));
         }
-        touched
-    }
-
-    /// The generation and Ready status of the AwsAccount `name` as the index last saw them.
-    pub fn account_seen(&self, name: &str) -> Option<&(Option<i64>, Option<String>)> {
-        self.account_states.get(name)
+        AccountChange {
+            keys,
+            state_changed,
+        }
     }
 
     /// An account is gone: grants on its resources fall back to the default region, and every
@@ -833,12 +842,14 @@ mod tests {
         assert!(
             index
                 .apply_account(&account("data-prod", Some("eu-west-1")))
+                .keys
                 .is_empty(),
             "the same account again: nothing moves"
         );
         let touched = index.apply_account(&account("data-prod", Some("us-west-2")));
+        assert!(!touched.state_changed, "a region is not readiness");
         assert_eq!(
-            touched,
+            touched.keys,
             BTreeSet::from([
                 key_in_region("lake", "eu-west-1"),
                 key_in_region("lake", "us-west-2")
@@ -856,10 +867,17 @@ mod tests {
         .expect("a status"));
         assert_eq!(
             index.apply_account(&dev),
-            BTreeSet::from([key_in_region("lake", "us-west-2")])
+            AccountChange {
+                keys: BTreeSet::from([key_in_region("lake", "us-west-2")]),
+                state_changed: true,
+            }
         );
-        assert!(index.apply_account(&dev).is_empty(), "the same readiness");
-        assert!(index.apply_account(&account("other", None)).is_empty());
+        assert_eq!(
+            index.apply_account(&dev),
+            AccountChange::default(),
+            "the same readiness"
+        );
+        assert!(index.apply_account(&account("other", None)).keys.is_empty());
         let touched = index.delete_account(&account("data-prod", None));
         assert_eq!(
             touched,

@@ -396,10 +396,11 @@ fn index_accounts(
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (touched, cause) = match event {
             watcher::Event::Apply(a) | watcher::Event::InitApply(a) => {
-                if index.account_seen(&a.name_any()) != Some(&index::account_state(a)) {
+                let change = index.apply_account(a);
+                if change.state_changed {
                     wake(&a.name_any());
                 }
-                (index.apply_account(a), format!("{} changed", object_key(a)))
+                (change.keys, format!("{} changed", object_key(a)))
             }
             watcher::Event::Delete(a) => (
                 index.delete_account(a),
